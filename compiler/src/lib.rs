@@ -1,0 +1,1 @@
+//! The policy compiler. See ARCHITECTURE.md.

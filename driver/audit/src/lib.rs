@@ -1,0 +1,1 @@
+//! std side of the audit pipeline (flush writer, reader). See ARCHITECTURE.md.

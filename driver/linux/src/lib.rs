@@ -1,0 +1,1 @@
+//! Linux fanotify engine. See ARCHITECTURE.md.

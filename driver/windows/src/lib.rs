@@ -1,0 +1,2 @@
+//! Windows minifilter. See ARCHITECTURE.md.
+#![cfg_attr(not(test), no_std)]
