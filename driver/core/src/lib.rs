@@ -14,3 +14,4 @@
 
 pub mod event;
 pub mod image;
+pub mod text;
