@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The project's test command (README: "Run the tests"). Everything CI checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# --- build steps the tests depend on ---
+# -- end of build steps --
+
+cargo test --workspace --locked
+
+# --- extra checks (smoke fuzz runs, cross-builds, ...) ---
+# -- end of extra checks --
