@@ -15,3 +15,6 @@
 
 pub mod ast;
 pub mod ir;
+pub mod parse;
+pub mod diag;
+pub mod check;

@@ -1,0 +1,980 @@
+//! The checker: [`ast::File`] → [`ir::Policy`].
+//!
+//! Resolves `$name` references against earlier `let`s, resolves field
+//! names, checks that every comparison makes sense for its field's type,
+//! normalizes constants for the target (see [`crate::ir`]) and joins each
+//! rule's `from`, `where` and `unless` into one condition. It also warns
+//! about rules that can never decide anything because an earlier,
+//! unconditional rule already covers them.
+//!
+//! It reports every problem it finds rather than stopping at the first, and
+//! it never panics: every value it cannot use becomes a diagnostic.
+//!
+//! Normalization rules, per target:
+//! * path-valued constants (`under`, `path`/`dir`/`image` compared with
+//!   `==`, `!=`, `in`, `under`, and `from image`): on Windows `/` becomes
+//!   `\`, separator runs collapse (a leading `\\` of a UNC path is kept), a
+//!   trailing separator is dropped except after a root (`C:\`, `\`); on
+//!   Linux `/` runs collapse and a trailing `/` is dropped except for `/`.
+//! * `startswith`/`endswith`/`contains`/`matches` on path-valued fields get
+//!   the separator conversion and run collapsing but keep a trailing
+//!   separator, which is meaningful for a prefix (`startswith C:\Tmp\`).
+//! * On Windows every string constant is then case-folded with
+//!   [`fltpolicy_core::text::fold_char`]; on Linux nothing is folded.
+
+use std::collections::HashMap;
+
+use fltpolicy_core::event::{OpSet, Target};
+use fltpolicy_core::text::fold_char;
+
+use crate::ast::{self, CmpOp, Expr, Item, Ops, Span, Spanned, Value, Who};
+use crate::diag::{suggest, Diagnostic};
+use crate::ir::{self, Cond, NumField, NumOp, StrField, Test};
+use crate::parse::FIELD_WORDS;
+
+/// Checks a parsed file for `target`.
+///
+/// Returns the policy iff there are no errors; the diagnostics include
+/// warnings either way, in source order.
+pub fn check(file: &ast::File, target: Target) -> (Option<ir::Policy>, Vec<Diagnostic>) {
+    let mut cx = Checker::new(target);
+    let mut rules = Vec::new();
+    for item in &file.items {
+        match item {
+            Item::Let(l) => cx.define(l),
+            Item::Rule(r) => {
+                let index = u32::try_from(rules.len() + 1).unwrap_or(u32::MAX);
+                if let Some(rule) = cx.rule(r, index) {
+                    rules.push(rule);
+                }
+            }
+        }
+    }
+    cx.warn_unused_lets();
+    cx.warn_shadowed(&rules);
+    let mut diags = cx.diags;
+    diags.sort_by_key(|d| (d.span.start, d.span.end));
+    let policy = (!diags.iter().any(Diagnostic::is_error)).then_some(ir::Policy { target, rules });
+    (policy, diags)
+}
+
+/// Checks a lone condition (a filter). There are no `let`s in a filter, so
+/// any `$name` is an error.
+pub fn check_condition(expr: &Spanned<Expr>, target: Target) -> Result<Cond, Vec<Diagnostic>> {
+    let mut cx = Checker::new(target);
+    let cond = cx.expr(expr);
+    let errors: Vec<Diagnostic> = cx.diags.into_iter().filter(Diagnostic::is_error).collect();
+    match cond {
+        Some(c) if errors.is_empty() => Ok(c),
+        _ => Err(errors),
+    }
+}
+
+/// A value with its references resolved.
+#[derive(Clone, Debug)]
+enum Resolved {
+    Str(String),
+    Num(u64),
+    Bool(bool),
+    List(Vec<(Resolved, Span)>),
+}
+
+impl Resolved {
+    fn kind(&self) -> &'static str {
+        match self {
+            Resolved::Str(_) => "a string",
+            Resolved::Num(_) => "a number",
+            Resolved::Bool(_) => "a boolean",
+            Resolved::List(_) => "a list",
+        }
+    }
+}
+
+struct Binding {
+    value: Option<Resolved>,
+    name_span: Span,
+    used: bool,
+}
+
+/// The type of a field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FieldTy {
+    Str(StrField),
+    Num(NumField),
+    Paging,
+}
+
+fn field_of(name: &str) -> Option<FieldTy> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "path" => FieldTy::Str(StrField::Path),
+        "name" => FieldTy::Str(StrField::Name),
+        "ext" => FieldTy::Str(StrField::Ext),
+        "dir" => FieldTy::Str(StrField::Dir),
+        "image" => FieldTy::Str(StrField::Image),
+        "process" => FieldTy::Str(StrField::Process),
+        "user" => FieldTy::Str(StrField::User),
+        "pid" => FieldTy::Num(NumField::Pid),
+        "ppid" => FieldTy::Num(NumField::Ppid),
+        "size" => FieldTy::Num(NumField::Size),
+        "paging" => FieldTy::Paging,
+        _ => return None,
+    })
+}
+
+/// Whether a string field holds a full path (gets separator normalization).
+fn is_path_field(f: StrField) -> bool {
+    matches!(f, StrField::Path | StrField::Dir | StrField::Image)
+}
+
+fn str_field_name(f: StrField) -> &'static str {
+    match f {
+        StrField::Path => "path",
+        StrField::Name => "name",
+        StrField::Ext => "ext",
+        StrField::Dir => "dir",
+        StrField::Image => "image",
+        StrField::Process => "process",
+        StrField::User => "user",
+    }
+}
+
+fn num_field_name(f: NumField) -> &'static str {
+    match f {
+        NumField::Pid => "pid",
+        NumField::Ppid => "ppid",
+        NumField::Size => "size",
+    }
+}
+
+/// How much path normalization a constant gets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PathNorm {
+    /// Not a path: fold only.
+    None,
+    /// A pattern or fragment: separators converted and collapsed.
+    Separators,
+    /// A whole path: separators, and no trailing separator except at a root.
+    Full,
+}
+
+/// Normalizes `s` for comparison against events of `target`.
+fn normalize(s: &str, target: Target, norm: PathNorm) -> String {
+    let sep = target.separator() as char;
+    let mut out = String::with_capacity(s.len());
+    if norm == PathNorm::None {
+        out.push_str(s);
+    } else {
+        let is_sep = |c: char| c == sep || (target == Target::Windows && c == '/');
+        let mut chars = s.chars().peekable();
+        // A UNC prefix `\\server` keeps its double separator.
+        if target == Target::Windows {
+            let mut probe = s.chars();
+            if let (Some(a), Some(b), Some(c)) = (probe.next(), probe.next(), probe.next()) {
+                if is_sep(a) && is_sep(b) && !is_sep(c) {
+                    out.push(sep);
+                    out.push(sep);
+                    chars.next();
+                    chars.next();
+                }
+            }
+        }
+        let mut prev_sep = out.ends_with(sep);
+        for c in chars {
+            if is_sep(c) {
+                if !prev_sep {
+                    out.push(sep);
+                }
+                prev_sep = true;
+            } else {
+                out.push(c);
+                prev_sep = false;
+            }
+        }
+        if norm == PathNorm::Full && out.ends_with(sep) && !is_root(&out, target) {
+            out.pop();
+        }
+    }
+    if target.case_insensitive() {
+        out.chars().map(fold_char).collect()
+    } else {
+        out
+    }
+}
+
+/// `\`, `C:\`, `\\` or `/`: a path whose trailing separator must stay.
+fn is_root(p: &str, target: Target) -> bool {
+    match target {
+        Target::Linux => p == "/",
+        Target::Windows => {
+            let b = p.as_bytes();
+            p == "\\"
+                || p == "\\\\"
+                || (b.len() == 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && b[2] == b'\\')
+        }
+    }
+}
+
+/// Whether a normalized path is absolute on `target`.
+fn is_absolute(p: &str, target: Target) -> bool {
+    match target {
+        Target::Linux => p.starts_with('/'),
+        Target::Windows => {
+            let b = p.as_bytes();
+            p.starts_with('\\')
+                || (b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && b[2] == b'\\')
+                || (b.len() == 2 && b[0].is_ascii_alphabetic() && b[1] == b':')
+        }
+    }
+}
+
+/// Whether normalized path `inner` is `outer` or below it, at a separator
+/// boundary (the semantics of `under`).
+pub(crate) fn path_under(inner: &str, outer: &str, target: Target) -> bool {
+    let sep = target.separator() as char;
+    if inner == outer {
+        return true;
+    }
+    match inner.strip_prefix(outer) {
+        Some(rest) => outer.ends_with(sep) || rest.starts_with(sep),
+        None => false,
+    }
+}
+
+struct Checker {
+    target: Target,
+    lets: HashMap<String, Binding>,
+    /// Names in definition order, for help texts.
+    let_order: Vec<String>,
+    diags: Vec<Diagnostic>,
+}
+
+impl Checker {
+    fn new(target: Target) -> Self {
+        Checker {
+            target,
+            lets: HashMap::new(),
+            let_order: Vec::new(),
+            diags: Vec::new(),
+        }
+    }
+
+    fn error(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    fn define(&mut self, l: &ast::Let) {
+        let value = self.resolve(&l.value);
+        let name = &l.name.node;
+        if let Some(prev) = self.lets.get(name) {
+            let prev_span = prev.name_span;
+            self.error(
+                Diagnostic::error(
+                    "pol::redefined",
+                    l.name.span,
+                    format!("`{name}` is already defined"),
+                )
+                .with_label("defined again here")
+                .with_related(prev_span, "first defined here")
+                .with_help(
+                    "each name is defined once; pick another name or remove one of the `let`s",
+                ),
+            );
+            return;
+        }
+        self.let_order.push(name.clone());
+        self.lets.insert(
+            name.clone(),
+            Binding {
+                value,
+                name_span: l.name.span,
+                used: false,
+            },
+        );
+    }
+
+    fn warn_unused_lets(&mut self) {
+        let mut unused: Vec<(String, Span)> = self
+            .lets
+            .iter()
+            .filter(|(_, b)| !b.used)
+            .map(|(n, b)| (n.clone(), b.name_span))
+            .collect();
+        unused.sort_by_key(|(_, s)| s.start);
+        for (name, span) in unused {
+            self.diags.push(
+                Diagnostic::warning("pol::unused", span, format!("`{name}` is never used"))
+                    .with_label("defined here")
+                    .with_help(format!("refer to it as `${name}`, or remove the `let`")),
+            );
+        }
+    }
+
+    /// Resolves `$name`s in a value. `None` after reporting an error.
+    fn resolve(&mut self, v: &Spanned<Value>) -> Option<Resolved> {
+        match &v.node {
+            Value::Bare(s) | Value::Quoted(s) => Some(Resolved::Str(s.clone())),
+            Value::Number(n) => Some(Resolved::Num(*n)),
+            Value::Bool(b) => Some(Resolved::Bool(*b)),
+            Value::Var(name) => match self.lets.get_mut(name) {
+                Some(b) => {
+                    b.used = true;
+                    b.value.clone()
+                }
+                None => {
+                    let help = if self.let_order.is_empty() {
+                        format!("define it before its first use: let {name} = ...")
+                    } else if let Some(s) = suggest(name, self.let_order.iter().map(String::as_str))
+                    {
+                        format!("did you mean `${s}`?")
+                    } else {
+                        format!(
+                            "defined names are: {}",
+                            self.let_order
+                                .iter()
+                                .map(|n| format!("${n}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    };
+                    self.error(
+                        Diagnostic::error(
+                            "pol::undefined",
+                            v.span,
+                            format!("`${name}` is not defined"),
+                        )
+                        .with_label("not defined (a `let` must come before its use)")
+                        .with_help(help),
+                    );
+                    None
+                }
+            },
+            Value::List(items) => {
+                let mut out = Vec::new();
+                let mut ok = true;
+                for item in items {
+                    match self.resolve(item) {
+                        // A list variable inside a list is spliced in.
+                        Some(Resolved::List(inner)) if matches!(item.node, Value::Var(_)) => {
+                            out.extend(inner)
+                        }
+                        Some(Resolved::List(_)) => {
+                            self.error(
+                                Diagnostic::error(
+                                    "pol::type",
+                                    item.span,
+                                    "lists cannot contain lists",
+                                )
+                                .with_label("nested list")
+                                .with_help(
+                                    "write the items of the inner list directly in the outer one",
+                                ),
+                            );
+                            ok = false;
+                        }
+                        Some(r) => out.push((r, item.span)),
+                        None => ok = false,
+                    }
+                }
+                ok.then_some(Resolved::List(out))
+            }
+        }
+    }
+
+    fn type_error(&mut self, span: Span, message: String, label: String, help: impl Into<String>) {
+        self.error(
+            Diagnostic::error("pol::type", span, message)
+                .with_label(label)
+                .with_help(help),
+        );
+    }
+
+    /// A single string for a path position (`under`, `from image`).
+    fn path_value(&mut self, v: &Spanned<Value>, what: &str) -> Option<String> {
+        match self.resolve(v)? {
+            Resolved::Str(s) => Some(s),
+            Resolved::Num(n) => {
+                self.type_error(
+                    v.span,
+                    format!("{what} must be a path, found a number"),
+                    "a number".into(),
+                    format!("quote it if it really is a path: \"{n}\""),
+                );
+                None
+            }
+            other => {
+                self.type_error(
+                    v.span,
+                    format!("{what} must be a path, found {}", other.kind()),
+                    other.kind().into(),
+                    "write one path, bare (C:\\Data) or quoted (\"C:\\Program Files\")",
+                );
+                None
+            }
+        }
+    }
+
+    fn rule(&mut self, r: &ast::Rule, index: u32) -> Option<ir::Rule> {
+        let errors_before = self.diags.iter().filter(|d| d.is_error()).count();
+        let ops = match &r.ops.node {
+            Ops::Any => OpSet::ALL,
+            Ops::List(list) => {
+                let mut set = OpSet::EMPTY;
+                for op in list {
+                    if set.contains(op.node) {
+                        self.diags.push(
+                            Diagnostic::warning(
+                                "pol::duplicate-op",
+                                op.span,
+                                format!("`{}` is listed twice", op.node.name()),
+                            )
+                            .with_label("repeated")
+                            .with_help("remove the repetition"),
+                        );
+                    }
+                    set = set.with(op.node);
+                }
+                set
+            }
+        };
+        let under = match &r.under {
+            Some(v) => self.path_value(v, "`under`").map(|p| {
+                let n = normalize(&p, self.target, PathNorm::Full);
+                if !is_absolute(&n, self.target) {
+                    let example = match self.target {
+                        Target::Windows => "C:\\Data",
+                        Target::Linux => "/srv/data",
+                    };
+                    self.diags.push(
+                        Diagnostic::warning(
+                            "pol::relative-path",
+                            v.span,
+                            format!("`{p}` is not an absolute {} path; events carry full paths, so this rule never matches", self.target.name()),
+                        )
+                        .with_label("relative path")
+                        .with_help(format!("write the full path, e.g. `under {example}`")),
+                    );
+                }
+                n
+            }),
+            None => None,
+        };
+        let mut parts = Vec::new();
+        if let Some(from) = &r.from {
+            if let Some(c) = self.who(from) {
+                parts.push(c);
+            }
+        }
+        if let Some(w) = &r.where_ {
+            if let Some(c) = self.expr(w) {
+                parts.push(c);
+            }
+        }
+        if let Some(u) = &r.unless {
+            if let Some(c) = self.expr(u) {
+                parts.push(Cond::Not(Box::new(c)));
+            }
+        }
+        let errors_after = self.diags.iter().filter(|d| d.is_error()).count();
+        if errors_after > errors_before {
+            return None;
+        }
+        let cond = and_all(parts);
+        Some(ir::Rule {
+            index,
+            line: r.line,
+            span: r.span,
+            action: r.action.node.action(),
+            ops,
+            under,
+            cond,
+            tag: r.tag.as_ref().map(|t| t.node.clone()).unwrap_or_default(),
+        })
+    }
+
+    fn who(&mut self, w: &Spanned<Who>) -> Option<Cond> {
+        let test = match &w.node {
+            Who::Pid(v) => match self.resolve(v)? {
+                Resolved::Num(n) => Test::Num {
+                    field: NumField::Pid,
+                    op: NumOp::Eq,
+                    value: n,
+                },
+                Resolved::List(items) => Test::NumIn {
+                    field: NumField::Pid,
+                    values: self.num_list(items, "pid")?,
+                },
+                other => {
+                    self.type_error(
+                        v.span,
+                        format!("`from pid` takes a number, found {}", other.kind()),
+                        other.kind().into(),
+                        "write the process id as digits: from pid 1234",
+                    );
+                    return None;
+                }
+            },
+            Who::Image(v) => match self.resolve(v)? {
+                Resolved::List(items) => Test::StrIn {
+                    field: StrField::Image,
+                    values: self.str_list(items, StrField::Image, PathNorm::Full)?,
+                },
+                _ => {
+                    let p = self.path_value(v, "`from image`")?;
+                    Test::StrEq {
+                        field: StrField::Image,
+                        value: normalize(&p, self.target, PathNorm::Full),
+                        negate: false,
+                    }
+                }
+            },
+            Who::Process(v) => match self.resolve(v)? {
+                Resolved::Str(s) => Test::StrEq {
+                    field: StrField::Process,
+                    value: normalize(&s, self.target, PathNorm::None),
+                    negate: false,
+                },
+                Resolved::List(items) => Test::StrIn {
+                    field: StrField::Process,
+                    values: self.str_list(items, StrField::Process, PathNorm::None)?,
+                },
+                other => {
+                    self.type_error(
+                        v.span,
+                        format!(
+                            "`from process` takes an image file name, found {}",
+                            other.kind()
+                        ),
+                        other.kind().into(),
+                        "write the file name of the program: from process backup.exe",
+                    );
+                    return None;
+                }
+            },
+        };
+        Some(Cond::Test(test))
+    }
+
+    fn num_list(&mut self, items: Vec<(Resolved, Span)>, field: &str) -> Option<Vec<u64>> {
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (r, span) in items {
+            match r {
+                Resolved::Num(n) => out.push(n),
+                other => {
+                    self.type_error(
+                        span,
+                        format!(
+                            "`{field}` is a number, but this list item is {}",
+                            other.kind()
+                        ),
+                        other.kind().into(),
+                        "a list compared with a number field holds numbers only",
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn str_list(
+        &mut self,
+        items: Vec<(Resolved, Span)>,
+        field: StrField,
+        norm: PathNorm,
+    ) -> Option<Vec<String>> {
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (r, span) in items {
+            match r {
+                Resolved::Str(s) => out.push(normalize(&s, self.target, norm)),
+                other => {
+                    self.type_error(
+                        span,
+                        format!(
+                            "`{}` is a string, but this list item is {}",
+                            str_field_name(field),
+                            other.kind()
+                        ),
+                        other.kind().into(),
+                        "quote it to compare it as text",
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// A condition. `None` after reporting at least one error.
+    fn expr(&mut self, e: &Spanned<Expr>) -> Option<Cond> {
+        match &e.node {
+            Expr::And(a, b) => {
+                let (a, b) = (self.expr(a), self.expr(b));
+                Some(and_all(vec![a?, b?]).unwrap_or(Cond::And(Vec::new())))
+            }
+            Expr::Or(a, b) => {
+                let (a, b) = (self.expr(a), self.expr(b));
+                let mut v = Vec::new();
+                for c in [a?, b?] {
+                    match c {
+                        Cond::Or(inner) => v.extend(inner),
+                        c => v.push(c),
+                    }
+                }
+                Some(Cond::Or(v))
+            }
+            Expr::Not(a) => Some(Cond::Not(Box::new(self.expr(a)?))),
+            Expr::Paren(a) => self.expr(a),
+            Expr::Flag(f) => {
+                let ty = self.field(f)?;
+                match ty {
+                    FieldTy::Paging => Some(Cond::Test(Test::Paging { value: true })),
+                    FieldTy::Str(_) | FieldTy::Num(_) => {
+                        self.error(
+                            Diagnostic::error(
+                                "pol::type",
+                                f.span,
+                                format!("`{}` is not a boolean field", f.node),
+                            )
+                            .with_label("needs a comparison")
+                            .with_help(format!(
+                                "only `paging` stands alone; compare this field, e.g. `{} == ...`",
+                                f.node
+                            )),
+                        );
+                        None
+                    }
+                }
+            }
+            Expr::Compare { field, op, value } => {
+                let ty = self.field(field);
+                let v = self.resolve(value);
+                let (ty, v) = (ty?, v?);
+                self.compare(ty, op, value.span, v).map(Cond::Test)
+            }
+        }
+    }
+
+    fn field(&mut self, f: &Spanned<String>) -> Option<FieldTy> {
+        if let Some(t) = field_of(&f.node) {
+            return Some(t);
+        }
+        let help = match suggest(&f.node, FIELD_WORDS) {
+            Some(s) => format!("did you mean `{s}`? fields are: {}", FIELD_WORDS.join(", ")),
+            None => format!("fields are: {}", FIELD_WORDS.join(", ")),
+        };
+        self.error(
+            Diagnostic::error(
+                "pol::unknown-field",
+                f.span,
+                format!("unknown field `{}`", f.node),
+            )
+            .with_label("not a field")
+            .with_help(help),
+        );
+        None
+    }
+
+    fn compare(
+        &mut self,
+        ty: FieldTy,
+        op: &Spanned<CmpOp>,
+        vspan: Span,
+        v: Resolved,
+    ) -> Option<Test> {
+        let opkw = op.node.keyword();
+        match ty {
+            FieldTy::Paging => {
+                let negate = match op.node {
+                    CmpOp::Eq => false,
+                    CmpOp::Ne => true,
+                    _ => {
+                        self.type_error(
+                            op.span,
+                            format!("`{opkw}` does not apply to `paging`"),
+                            "not a boolean comparison".into(),
+                            "`paging` is a boolean: write `paging`, `not paging`, `paging == true` or `paging != true`",
+                        );
+                        return None;
+                    }
+                };
+                match v {
+                    Resolved::Bool(b) => Some(Test::Paging { value: b != negate }),
+                    other => {
+                        self.type_error(
+                            vspan,
+                            format!("`paging` is a boolean, found {}", other.kind()),
+                            other.kind().into(),
+                            "compare it with `true` or `false`",
+                        );
+                        None
+                    }
+                }
+            }
+            FieldTy::Num(nf) => {
+                let name = num_field_name(nf);
+                let num_op = match op.node {
+                    CmpOp::Eq => NumOp::Eq,
+                    CmpOp::Ne => NumOp::Ne,
+                    CmpOp::Lt => NumOp::Lt,
+                    CmpOp::Le => NumOp::Le,
+                    CmpOp::Gt => NumOp::Gt,
+                    CmpOp::Ge => NumOp::Ge,
+                    CmpOp::In => {
+                        return match v {
+                            Resolved::List(items) => Some(Test::NumIn {
+                                field: nf,
+                                values: self.num_list(items, name)?,
+                            }),
+                            other => {
+                                self.type_error(
+                                    vspan,
+                                    format!("`in` needs a list, found {}", other.kind()),
+                                    other.kind().into(),
+                                    format!("write a list: {name} in [4, 8]"),
+                                );
+                                None
+                            }
+                        };
+                    }
+                    _ => {
+                        self.type_error(
+                            op.span,
+                            format!("`{opkw}` compares text, but `{name}` is a number"),
+                            "a string operator".into(),
+                            "numbers compare with == != < <= > >= and `in [..]`",
+                        );
+                        return None;
+                    }
+                };
+                match v {
+                    Resolved::Num(n) => Some(Test::Num {
+                        field: nf,
+                        op: num_op,
+                        value: n,
+                    }),
+                    Resolved::List(_) if matches!(op.node, CmpOp::Eq) => {
+                        self.type_error(
+                            vspan,
+                            format!("`{name}` is a number, found a list"),
+                            "a list".into(),
+                            format!("to test membership write `{name} in [...]`"),
+                        );
+                        None
+                    }
+                    other => {
+                        self.type_error(
+                            vspan,
+                            format!("`{name}` is a number, found {}", other.kind()),
+                            other.kind().into(),
+                            format!("compare `{name}` with digits, e.g. `{name} {opkw} 1234`"),
+                        );
+                        None
+                    }
+                }
+            }
+            FieldTy::Str(sf) => {
+                let name = str_field_name(sf);
+                let path = is_path_field(sf);
+                if op.node == CmpOp::In {
+                    return match v {
+                        Resolved::List(items) => {
+                            let norm = if path { PathNorm::Full } else { PathNorm::None };
+                            let values = self.str_list(items, sf, norm)?;
+                            if values.is_empty() {
+                                self.diags.push(
+                                    Diagnostic::warning(
+                                        "pol::always-false",
+                                        vspan,
+                                        "`in` an empty list is always false",
+                                    )
+                                    .with_label("empty list")
+                                    .with_help("add items to the list, or remove the comparison"),
+                                );
+                            }
+                            Some(Test::StrIn { field: sf, values })
+                        }
+                        other => {
+                            self.type_error(
+                                vspan,
+                                format!("`in` needs a list, found {}", other.kind()),
+                                other.kind().into(),
+                                format!(
+                                    "write a list: {name} in [\"a\", \"b\"], or compare with `==`"
+                                ),
+                            );
+                            None
+                        }
+                    };
+                }
+                if matches!(op.node, CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge) {
+                    self.type_error(
+                        op.span,
+                        format!("`{opkw}` compares numbers, but `{name}` is a string"),
+                        "a number operator".into(),
+                        "strings compare with == != under startswith endswith contains in matches",
+                    );
+                    return None;
+                }
+                if op.node == CmpOp::Under && !path {
+                    self.type_error(
+                        op.span,
+                        format!("`under` compares paths, but `{name}` is not a path"),
+                        "needs a path field".into(),
+                        "use `under` with path, dir or image; use `==`, `startswith` or `matches` here",
+                    );
+                    return None;
+                }
+                let s = match v {
+                    Resolved::Str(s) => s,
+                    Resolved::List(_) => {
+                        self.type_error(
+                            vspan,
+                            format!("`{opkw}` takes one value, found a list"),
+                            "a list".into(),
+                            format!("to test membership write `{name} in [...]`"),
+                        );
+                        return None;
+                    }
+                    Resolved::Num(n) => {
+                        self.type_error(
+                            vspan,
+                            format!("`{name}` is a string, found a number"),
+                            "a number".into(),
+                            format!("quote it to compare it as text: \"{n}\""),
+                        );
+                        return None;
+                    }
+                    Resolved::Bool(b) => {
+                        self.type_error(
+                            vspan,
+                            format!("`{name}` is a string, found a boolean"),
+                            "a boolean".into(),
+                            format!("quote it to compare it as text: \"{b}\""),
+                        );
+                        return None;
+                    }
+                };
+                let full = if path { PathNorm::Full } else { PathNorm::None };
+                let partial = if path {
+                    PathNorm::Separators
+                } else {
+                    PathNorm::None
+                };
+                let t = self.target;
+                Some(match op.node {
+                    CmpOp::Eq | CmpOp::Ne => Test::StrEq {
+                        field: sf,
+                        value: normalize(&s, t, full),
+                        negate: op.node == CmpOp::Ne,
+                    },
+                    CmpOp::Under => Test::Under {
+                        field: sf,
+                        value: normalize(&s, t, PathNorm::Full),
+                    },
+                    CmpOp::StartsWith => Test::StartsWith {
+                        field: sf,
+                        value: normalize(&s, t, partial),
+                    },
+                    CmpOp::EndsWith => Test::EndsWith {
+                        field: sf,
+                        value: normalize(&s, t, partial),
+                    },
+                    CmpOp::Contains => Test::Contains {
+                        field: sf,
+                        value: normalize(&s, t, partial),
+                    },
+                    CmpOp::Matches => Test::Matches {
+                        field: sf,
+                        pattern: normalize(&s, t, partial),
+                    },
+                    // Handled above.
+                    CmpOp::In | CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge => return None,
+                })
+            }
+        }
+    }
+
+    /// Warns about rules no event can reach: an earlier rule without a
+    /// condition covers all their operations and their whole path.
+    fn warn_shadowed(&mut self, rules: &[ir::Rule]) {
+        for (k, r) in rules.iter().enumerate() {
+            let shadow = rules[..k].iter().find(|e| {
+                e.cond.is_none()
+                    && e.ops.union(r.ops) == e.ops
+                    && match (&e.under, &r.under) {
+                        (None, _) => true,
+                        (Some(_), None) => false,
+                        (Some(eu), Some(ru)) => path_under(ru, eu, self.target),
+                    }
+            });
+            if let Some(e) = shadow {
+                self.diags.push(
+                    Diagnostic::warning(
+                        "pol::unreachable",
+                        r.span,
+                        format!(
+                            "unreachable rule, shadowed by rule {} at line {}",
+                            e.index, e.line
+                        ),
+                    )
+                    .with_label("never decides anything")
+                    .with_related(e.span, "this earlier rule matches every event this one could")
+                    .with_help("rules are tried in order and the first match decides; move the more specific rule first"),
+                );
+            }
+        }
+    }
+}
+
+/// `and` of `parts`, flattened; `None` for no parts.
+fn and_all(parts: Vec<Cond>) -> Option<Cond> {
+    let mut v = Vec::new();
+    for c in parts {
+        match c {
+            Cond::And(inner) => v.extend(inner),
+            c => v.push(c),
+        }
+    }
+    match v.len() {
+        0 => None,
+        1 => v.pop(),
+        _ => Some(Cond::And(v)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_paths_normalize() {
+        let w = Target::Windows;
+        assert_eq!(normalize("c:/Data//x\\", w, PathNorm::Full), "C:\\DATA\\X");
+        assert_eq!(normalize("c:\\", w, PathNorm::Full), "C:\\");
+        assert_eq!(
+            normalize("\\\\srv\\share\\", w, PathNorm::Full),
+            "\\\\SRV\\SHARE"
+        );
+        assert_eq!(normalize("C:\\Tmp\\", w, PathNorm::Separators), "C:\\TMP\\");
+        assert_eq!(normalize("a/b", w, PathNorm::None), "A/B");
+    }
+
+    #[test]
+    fn linux_paths_normalize() {
+        let l = Target::Linux;
+        assert_eq!(normalize("//srv//Data/", l, PathNorm::Full), "/srv/Data");
+        assert_eq!(normalize("/", l, PathNorm::Full), "/");
+        assert_eq!(normalize("a\\b", l, PathNorm::Full), "a\\b");
+    }
+
+    #[test]
+    fn under_is_at_component_boundary() {
+        let w = Target::Windows;
+        assert!(path_under("C:\\DATA\\X", "C:\\DATA", w));
+        assert!(path_under("C:\\DATA", "C:\\DATA", w));
+        assert!(!path_under("C:\\DATABASE", "C:\\DATA", w));
+        assert!(path_under("C:\\X", "C:\\", w));
+    }
+}
