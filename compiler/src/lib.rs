@@ -18,3 +18,82 @@ pub mod ir;
 pub mod parse;
 pub mod diag;
 pub mod check;
+pub mod filter;
+pub mod lower;
+pub mod oracle;
+
+use fltpolicy_core::event::Target;
+use fltpolicy_core::image::{Policy as VerifiedPolicy, VerifyError};
+
+pub use diag::{Diagnostic, Diagnostics, Severity};
+
+/// Why a policy did not compile.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum CompileError {
+    /// Syntax or semantic errors, all of them, with spans.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Source(#[from] Diagnostics),
+    /// The policy is valid but exceeds an image limit.
+    #[error("{file}: {error}")]
+    #[diagnostic(code(pol::limit))]
+    Lower {
+        file: String,
+        #[source]
+        error: lower::LowerError,
+    },
+    /// The compiler produced an image its own verifier rejects: a compiler
+    /// bug, reported rather than shipped.
+    #[error("{file}: internal compiler error: the image failed verification: {error}")]
+    #[diagnostic(code(pol::internal))]
+    Verify { file: String, error: VerifyError },
+}
+
+/// A compiled policy.
+#[derive(Debug)]
+pub struct Compiled {
+    /// The verified image bytes (`.fpi`).
+    pub image: Vec<u8>,
+    /// The checked IR it was lowered from (for the reference interpreter,
+    /// `disasm` annotations and coverage).
+    pub policy: ir::Policy,
+    /// Warnings (possibly none), renderable like errors.
+    pub warnings: Diagnostics,
+}
+
+/// Parses and checks `source`: the front end without lowering. On success
+/// returns the checked IR and the warnings.
+pub fn front_end(
+    source: &str,
+    file_name: &str,
+    target: Target,
+) -> Result<(ir::Policy, Diagnostics), CompileError> {
+    let file = parse::parse(source).map_err(|items| Diagnostics::new(file_name, source, items))?;
+    let (policy, items) = check::check(&file, target);
+    let diags = Diagnostics::new(file_name, source, items);
+    match policy {
+        Some(p) if !diags.has_errors() => Ok((p, diags)),
+        _ => Err(diags.into()),
+    }
+}
+
+/// Compiles `source` for `target`: parse, check, lower, and verify the
+/// result with the same verifier the enforcement points use.
+pub fn compile(source: &str, file_name: &str, target: Target) -> Result<Compiled, CompileError> {
+    let (policy, warnings) = front_end(source, file_name, target)?;
+    let image = lower::lower(&policy).map_err(|error| CompileError::Lower {
+        file: file_name.to_owned(),
+        error,
+    })?;
+    if let Err(error) = VerifiedPolicy::from_bytes(&image) {
+        return Err(CompileError::Verify {
+            file: file_name.to_owned(),
+            error,
+        });
+    }
+    Ok(Compiled {
+        image,
+        policy,
+        warnings,
+    })
+}
