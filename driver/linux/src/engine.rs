@@ -1,0 +1,387 @@
+//! The engine: groups, marks, event threads, the policy slot, and the
+//! operations the control socket offers (load, status).
+//!
+//! Threads (see `docs/linux-engine.md`):
+//! * `fltpolicy-notify` — reads the notification group;
+//! * `fltpolicy-perm` — reads the permission group and answers it;
+//! * `fltpolicy-deadline` — answers allow for overdue permission events;
+//! * the audit pipeline's flush thread (owned by the caller's sink);
+//! * the control socket's thread ([`crate::control::server`]).
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+
+use serde::{Deserialize, Serialize};
+
+use crate::facts::PolicyFacts;
+use crate::marks;
+use crate::procinfo::Users;
+use crate::sink::Sink;
+use crate::slot::{LoadError, LoadedPolicy, PolicySlot};
+use crate::source::{notify, perm, Shared};
+use crate::stats::Counters;
+use crate::sys::caps::{self, Capability};
+use crate::sys::fanotify::{mask, Group, GroupKind};
+use crate::sys::handle::MountFds;
+use crate::sys::wake::Wake;
+
+/// Why the engine did not start (or a reload could not be applied).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(
+        "the Linux engine needs the {} capability (run it as root): fanotify filesystem marks and permission events are privileged",
+        .0.name()
+    )]
+    MissingCapability(Capability),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("cannot create the fanotify group: {0}")]
+    Init(#[source] io::Error),
+    #[error("cannot watch the filesystem of {}: {source}", path.display())]
+    Mark {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot start the {name} thread: {source}")]
+    Thread {
+        name: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What to run.
+#[derive(Debug)]
+pub struct EngineConfig {
+    /// The policy image (verified again here).
+    pub image: Vec<u8>,
+    /// Filesystems to watch instead of those holding the policy's paths.
+    pub watch: Vec<PathBuf>,
+    /// Where records go.
+    pub sink: Arc<dyn Sink>,
+}
+
+/// Counters and identity of the active policy, as `status` reports them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineStatus {
+    pub events_seen: u64,
+    pub matched: u64,
+    /// Records accepted by the queue.
+    pub queued: u64,
+    /// Records written to the log.
+    pub logged: u64,
+    pub denied: u64,
+    /// Records dropped (queue full) plus kernel overflow notices.
+    pub dropped: u64,
+    pub queue_depth: u64,
+    pub kernel_overflows: u64,
+    pub deadline_allows: u64,
+    pub deny_unenforceable: u64,
+    pub unresolved_paths: u64,
+    pub generation: u64,
+    pub rule_count: u32,
+    pub policy_hash: [u8; 32],
+    /// Filesystems marked (their mark points).
+    pub watching: Vec<String>,
+    /// Whether permission events are requested (the policy can deny).
+    pub blocking: bool,
+}
+
+/// Marks currently in place, per filesystem.
+#[derive(Debug, Default)]
+struct Marker {
+    watch: Vec<PathBuf>,
+    /// fsid → (mark point, notification bits, permission bits).
+    marked: HashMap<[i32; 2], (PathBuf, u64, u64)>,
+    rename_bit: u64,
+}
+
+/// The running engine. Dropping it without [`Engine::stop`] also stops it.
+#[derive(Debug)]
+pub struct Engine {
+    core: Arc<Core>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// The part of the engine the control socket shares.
+#[derive(Debug)]
+pub struct Core {
+    shared: Arc<Shared>,
+    notify: Arc<Group>,
+    responder: Arc<perm::Responder>,
+    marker: Mutex<Marker>,
+    notify_wake: Arc<Wake>,
+    perm_wake: Arc<Wake>,
+}
+
+impl Engine {
+    /// Verifies the policy, creates the groups, marks the filesystems and
+    /// starts the threads.
+    pub fn start(config: EngineConfig) -> Result<Engine, EngineError> {
+        if caps::has(Capability::SysAdmin) == Some(false) {
+            return Err(EngineError::MissingCapability(Capability::SysAdmin));
+        }
+        if caps::has(Capability::DacReadSearch) == Some(false) {
+            return Err(EngineError::MissingCapability(Capability::DacReadSearch));
+        }
+        let first = LoadedPolicy::new(config.image, 1)?;
+        let facts = first.facts.clone();
+        let init = |kind| {
+            Group::init(kind).map_err(|e| {
+                if e.raw_os_error() == Some(libc::EPERM) {
+                    EngineError::MissingCapability(Capability::SysAdmin)
+                } else {
+                    EngineError::Init(e)
+                }
+            })
+        };
+        let notify_group = Arc::new(init(GroupKind::NotifyFid)?);
+        let perm_group = init(GroupKind::Permission)?;
+        let shared = Arc::new(Shared {
+            slot: PolicySlot::new(first),
+            counters: Counters::default(),
+            sink: config.sink,
+            own_pid: std::process::id(),
+            // Read before any mark exists (see `procinfo::Users`).
+            users: Arc::new(Users::load()),
+            stop: AtomicBool::new(false),
+            perm_ops: AtomicU8::new(0),
+            mounts: RwLock::new(MountFds::default()),
+        });
+        let core = Arc::new(Core {
+            shared: Arc::clone(&shared),
+            notify: Arc::clone(&notify_group),
+            responder: Arc::new(perm::Responder::new(perm_group)),
+            marker: Mutex::new(Marker {
+                watch: config.watch,
+                marked: HashMap::new(),
+                rename_bit: mask::RENAME,
+            }),
+            notify_wake: Arc::new(Wake::new().map_err(EngineError::Init)?),
+            perm_wake: Arc::new(Wake::new().map_err(EngineError::Init)?),
+        });
+        let mut engine = Engine {
+            core: Arc::clone(&core),
+            threads: Vec::new(),
+        };
+        // Threads first, so permission events are answered from the moment
+        // a mark exists.
+        let spawn = |name: &'static str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(format!("fltpolicy-{name}"))
+                .spawn(f)
+                .map_err(|source| EngineError::Thread { name, source })
+        };
+        {
+            let (s, w) = (Arc::clone(&shared), Arc::clone(&core.notify_wake));
+            let g = Arc::clone(&notify_group);
+            engine
+                .threads
+                .push(spawn("notify", Box::new(move || notify::run(g, s, w)))?);
+        }
+        {
+            let (r, s, w) = (
+                Arc::clone(&core.responder),
+                Arc::clone(&shared),
+                Arc::clone(&core.perm_wake),
+            );
+            engine
+                .threads
+                .push(spawn("perm", Box::new(move || perm::run(r, s, w)))?);
+        }
+        {
+            let (r, s) = (Arc::clone(&core.responder), Arc::clone(&shared));
+            engine
+                .threads
+                .push(spawn("deadline", Box::new(move || perm::watchdog(r, s)))?);
+        }
+        core.apply_marks(&facts)?;
+        Ok(engine)
+    }
+
+    /// The shareable core (for the control socket).
+    pub fn core(&self) -> Arc<Core> {
+        Arc::clone(&self.core)
+    }
+
+    /// Stops reading, drains what the kernel has queued (every event that
+    /// happened before the call is evaluated and queued), answers every
+    /// pending permission event, and joins the threads. The sink's writer
+    /// is drained by its owner afterwards.
+    pub fn stop(mut self) -> EngineStatus {
+        self.stop_threads();
+        self.core.status()
+    }
+
+    fn stop_threads(&mut self) {
+        self.core.shared.stop.store(true, Ordering::Release);
+        self.core.notify_wake.wake();
+        self.core.perm_wake.wake();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop_threads();
+    }
+}
+
+impl Core {
+    /// Counters and policy identity now.
+    pub fn status(&self) -> EngineStatus {
+        let c = &self.shared.counters;
+        let policy = self.shared.slot.load();
+        let marker = self.marker.lock().unwrap_or_else(|e| e.into_inner());
+        let sink = &self.shared.sink;
+        EngineStatus {
+            events_seen: Counters::get(&c.events_seen),
+            matched: Counters::get(&c.matched),
+            queued: Counters::get(&c.queued),
+            logged: sink.written(),
+            denied: Counters::get(&c.denied),
+            dropped: sink.dropped(),
+            queue_depth: sink.depth(),
+            kernel_overflows: Counters::get(&c.kernel_overflows),
+            deadline_allows: Counters::get(&c.deadline_allows),
+            deny_unenforceable: Counters::get(&c.deny_unenforceable),
+            unresolved_paths: Counters::get(&c.unresolved),
+            generation: policy.generation,
+            rule_count: policy.policy().rule_count(),
+            policy_hash: policy.hash,
+            watching: marker
+                .marked
+                .values()
+                .map(|(p, _, _)| p.display().to_string())
+                .collect(),
+            blocking: marker.marked.values().any(|(_, _, pm)| *pm != 0),
+        }
+    }
+
+    /// Verifies `image` and swaps it in; then adjusts the marks to what the
+    /// new policy needs. On error the running policy stays.
+    pub fn load(&self, image: Vec<u8>) -> Result<Arc<LoadedPolicy>, EngineError> {
+        let next = self.shared.slot.swap(image)?;
+        self.apply_marks(&next.facts)?;
+        Ok(next)
+    }
+
+    /// Brings the marks in line with `facts`: permission bits first (so an
+    /// operation moving to the permission group is never unobserved), then
+    /// notification bits.
+    fn apply_marks(&self, facts: &PolicyFacts) -> Result<(), EngineError> {
+        let mut marker = self.marker.lock().unwrap_or_else(|e| e.into_inner());
+        let points: Vec<PathBuf> = if !marker.watch.is_empty() {
+            marker.watch.iter().map(|w| marks::mark_point(w)).collect()
+        } else {
+            match &facts.roots {
+                Some(roots) => roots
+                    .iter()
+                    .map(|r| marks::mark_point(Path::new(r)))
+                    .collect(),
+                None => vec![PathBuf::from("/")],
+            }
+        };
+        let perm_mask = marks::permission_mask(facts.deny_ops);
+        let perm_ops = marks::permission_ops(perm_mask);
+        let mut notify_ops = fltpolicy_core::event::OpSet::EMPTY;
+        for op in facts.recording_ops.iter() {
+            if !perm_ops.contains(op) {
+                notify_ops = notify_ops.with(op);
+            }
+        }
+        let mut wanted: HashMap<[i32; 2], PathBuf> = HashMap::new();
+        {
+            let mut mounts = self
+                .shared
+                .mounts
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            for p in points {
+                let fsid = mounts.add(&p).map_err(|source| EngineError::Mark {
+                    path: p.clone(),
+                    source,
+                })?;
+                wanted.entry(fsid).or_insert(p);
+            }
+        }
+        // Permission bits.
+        for (fsid, point) in &wanted {
+            let old_perm = marker.marked.get(fsid).map_or(0, |m| m.2);
+            if perm_mask & !old_perm != 0 {
+                self.responder
+                    .group()
+                    .mark_filesystem(point, perm_mask)
+                    .map_err(|source| mark_error(point, source))?;
+            }
+        }
+        self.shared.perm_ops.store(perm_ops.0, Ordering::Release);
+        // Notification bits.
+        for (fsid, point) in &wanted {
+            let old_notify = marker.marked.get(fsid).map_or(0, |m| m.1);
+            let mut bits = marks::notify_mask(notify_ops, marker.rename_bit);
+            if bits & !old_notify != 0 {
+                match self.notify.mark_filesystem(point, bits) {
+                    Ok(()) => {}
+                    // Kernels before 5.17 have no FAN_RENAME: fall back to
+                    // the source half of a move.
+                    Err(e)
+                        if e.raw_os_error() == Some(libc::EINVAL)
+                            && marker.rename_bit == mask::RENAME =>
+                    {
+                        marker.rename_bit = mask::MOVED_FROM;
+                        bits = marks::notify_mask(notify_ops, marker.rename_bit);
+                        self.notify
+                            .mark_filesystem(point, bits)
+                            .map_err(|source| mark_error(point, source))?;
+                    }
+                    Err(source) => return Err(mark_error(point, source)),
+                }
+            }
+            let stale_notify = old_notify & !bits;
+            if stale_notify != 0 {
+                let _ = self.notify.unmark_filesystem(point, stale_notify);
+            }
+            let old_perm = marker.marked.get(fsid).map_or(0, |m| m.2);
+            let stale_perm = old_perm & !perm_mask;
+            if stale_perm != 0 {
+                let _ = self.responder.group().unmark_filesystem(point, stale_perm);
+            }
+            marker
+                .marked
+                .insert(*fsid, (point.clone(), bits, perm_mask));
+        }
+        // Filesystems no policy path needs any more.
+        let gone: Vec<[i32; 2]> = marker
+            .marked
+            .keys()
+            .filter(|k| !wanted.contains_key(*k))
+            .copied()
+            .collect();
+        for fsid in gone {
+            if let Some((point, nb, pb)) = marker.marked.remove(&fsid) {
+                let _ = self.notify.unmark_filesystem(&point, nb);
+                if pb != 0 {
+                    let _ = self.responder.group().unmark_filesystem(&point, pb);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn mark_error(point: &Path, source: io::Error) -> EngineError {
+    if source.raw_os_error() == Some(libc::EPERM) {
+        return EngineError::MissingCapability(Capability::SysAdmin);
+    }
+    EngineError::Mark {
+        path: point.to_path_buf(),
+        source,
+    }
+}

@@ -1,0 +1,118 @@
+//! What the engine must subscribe to for a policy: which operations a
+//! recording (log/deny) rule can match, which a deny rule can match, and
+//! under which directories — read from the verified image's rule table and
+//! path trie, so a bare image (no source) gets the same treatment as a
+//! `.pol`. The evaluator still decides every event; these facts only let the
+//! engine ask the kernel for fewer events (the overhead of the log-only
+//! policy depends on it) and request permission events only when a rule can
+//! deny (each one is a user-space round trip for every process on that
+//! filesystem).
+use fltpolicy_core::event::{Action, Op, OpSet};
+use fltpolicy_core::image::format::{NodeRec, RuleRec, EDGE_LEN, NODE_LEN, RULE_LEN};
+use fltpolicy_core::image::Policy;
+
+/// Subscriptions a policy needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyFacts {
+    /// Operations some log or deny rule can match.
+    pub recording_ops: OpSet,
+    /// Operations some deny rule can match.
+    pub deny_ops: OpSet,
+    /// Directories recording rules are anchored under (`under` clauses),
+    /// normalized; `None` when some recording rule has no `under` (any path).
+    pub roots: Option<Vec<String>>,
+}
+
+impl PolicyFacts {
+    /// Everything: all operations, deny possible, any path. Used when the
+    /// image's tables cannot be read as expected.
+    pub fn everything() -> PolicyFacts {
+        PolicyFacts {
+            recording_ops: OpSet::ALL,
+            deny_ops: OpSet::ALL,
+            roots: None,
+        }
+    }
+
+    /// Reads the facts from a verified policy.
+    pub fn of(policy: &Policy<'_>) -> PolicyFacts {
+        Self::try_of(policy).unwrap_or_else(PolicyFacts::everything)
+    }
+
+    fn try_of(policy: &Policy<'_>) -> Option<PolicyFacts> {
+        let body = policy.body();
+        let mut facts = PolicyFacts {
+            recording_ops: OpSet::EMPTY,
+            deny_ops: OpSet::EMPTY,
+            roots: Some(Vec::new()),
+        };
+        for chunk in body.rules.chunks_exact(RULE_LEN) {
+            let rule = RuleRec::decode(chunk.try_into().ok()?);
+            let action = Action::from_u8(rule.action)?;
+            if !action.records() {
+                continue;
+            }
+            let ops = OpSet(rule.ops);
+            facts.recording_ops = facts.recording_ops.union(ops);
+            if action == Action::Deny {
+                facts.deny_ops = facts.deny_ops.union(ops);
+            }
+            if rule.anchor == 0 {
+                facts.roots = None;
+            } else if let Some(roots) = facts.roots.as_mut() {
+                let path = anchor_path(policy, rule.anchor)?;
+                if !roots.contains(&path) {
+                    roots.push(path);
+                }
+            }
+        }
+        Some(facts)
+    }
+
+    /// Whether any permission events are needed.
+    pub fn needs_permission_events(&self) -> bool {
+        self.deny_ops.contains(Op::Open) || self.deny_ops.contains(Op::Read)
+    }
+}
+
+fn node(policy: &Policy<'_>, id: u32) -> Option<NodeRec> {
+    let at = (id as usize).checked_mul(NODE_LEN)?;
+    let b = policy.body().nodes.get(at..at.checked_add(NODE_LEN)?)?;
+    Some(NodeRec::decode(b.try_into().ok()?))
+}
+
+/// The path of trie node `id`: its edge labels from the root, joined by `/`.
+fn anchor_path(policy: &Policy<'_>, mut id: u32) -> Option<String> {
+    let edges = policy.body().edges;
+    let mut labels: Vec<&str> = Vec::new();
+    // Bounded by the trie depth the verifier checked; guard anyway.
+    for _ in 0..=fltpolicy_core::image::format::MAX_TRIE_DEPTH {
+        if id == 0 {
+            break;
+        }
+        let n = node(policy, id)?;
+        let parent = node(policy, n.parent)?;
+        let first = parent.first_edge as usize;
+        let mut label = None;
+        for e in 0..parent.edge_count as usize {
+            let at = first.checked_add(e)?.checked_mul(EDGE_LEN)?;
+            let rec = edges.get(at..at.checked_add(EDGE_LEN)?)?;
+            let l = u32::from_le_bytes(rec[0..4].try_into().ok()?);
+            let child = u32::from_le_bytes(rec[4..8].try_into().ok()?);
+            if child == id {
+                label = Some(policy.string(l)?);
+                break;
+            }
+        }
+        labels.push(label?);
+        id = n.parent;
+    }
+    if id != 0 {
+        return None;
+    }
+    labels.reverse();
+    let mut path = String::from("/");
+    path.push_str(&labels.join("/"));
+    crate::path::normalize(&mut path);
+    Some(path)
+}

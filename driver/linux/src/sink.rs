@@ -1,0 +1,32 @@
+//! Where decided events go: the audit pipeline's queue.
+//!
+//! The event threads only see this trait, so they never wait on the log:
+//! `push` either queues the record or counts a drop (the audit pipeline
+//! turns counted drops into drop records). Losses the engine sees before
+//! anything reaches the queue — the kernel's `FAN_Q_OVERFLOW`, which carries
+//! no count — go through [`Sink::lost_upstream`].
+use fltpolicy_core::record::EventData;
+
+/// Why events were lost before they reached the queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpstreamLoss {
+    /// fanotify's queue overflowed (`FAN_Q_OVERFLOW`): an unknown number of
+    /// events was discarded by the kernel.
+    KernelQueueOverflow,
+}
+
+/// The audit pipeline as the event threads see it.
+pub trait Sink: Send + Sync + std::fmt::Debug {
+    /// Queues one record. `false`: the queue was full and the record was
+    /// counted as dropped. Never blocks. `thread_hint` distinguishes the
+    /// producing threads (the queue keeps one ring per producer).
+    fn push(&self, thread_hint: usize, record: &EventData<'_>) -> bool;
+    /// Records a loss upstream of the queue.
+    fn lost_upstream(&self, reason: UpstreamLoss);
+    /// Records waiting to be written.
+    fn depth(&self) -> u64;
+    /// Records written to the log so far.
+    fn written(&self) -> u64;
+    /// Records dropped so far (queue full and upstream losses).
+    fn dropped(&self) -> u64;
+}

@@ -1,0 +1,125 @@
+//! The event threads: one reads the notification group, one the permission
+//! group. Both turn kernel events into [`EventView`]s, evaluate them with
+//! the policy they hold, and push records; the permission thread also
+//! answers the kernel.
+//!
+//! What these threads must never do: open a file on a marked filesystem
+//! (the permission thread would wait on its own event), block on the log
+//! (records go to a queue that counts drops instead), or leave a permission
+//! event unanswered (the deadline watchdog answers allow if evaluation
+//! stalls).
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use fltpolicy_core::event::{Action, EventView, Op, OpSet, Verdict};
+use fltpolicy_core::record::EventData;
+
+use crate::facts::PolicyFacts;
+use crate::marks;
+use crate::procinfo::{ProcessTable, Users};
+use crate::sink::Sink;
+use crate::slot::{LoadedPolicy, PolicySlot};
+use crate::stats::Counters;
+use crate::sys::handle::MountFds;
+
+pub mod notify;
+pub mod perm;
+
+/// Size of the buffer one `read` of a fanotify group fills. 256 KiB holds
+/// a few thousand events, so a burst is drained in few system calls.
+pub const EVENT_BUFFER_BYTES: usize = 256 * 1024;
+
+/// State shared by the event threads, the control socket and the engine.
+#[derive(Debug)]
+pub struct Shared {
+    pub slot: PolicySlot,
+    pub counters: Counters,
+    pub sink: Arc<dyn Sink>,
+    /// This process: its events are never evaluated, logged or blocked.
+    pub own_pid: u32,
+    pub users: Arc<Users>,
+    pub stop: AtomicBool,
+    /// [`OpSet`] bits the permission group currently reports; the
+    /// notification thread skips these so nothing is recorded twice.
+    pub perm_ops: AtomicU8,
+    /// One descriptor per marked filesystem, for `open_by_handle_at`.
+    pub mounts: RwLock<MountFds>,
+}
+
+impl Shared {
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+    pub fn perm_ops(&self) -> OpSet {
+        OpSet(self.perm_ops.load(Ordering::Acquire))
+    }
+}
+
+/// Wall-clock time for records, nanoseconds since the Unix epoch.
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// Whether an event for `op` on `path` could be recorded under `facts`:
+/// a cheap test that lets the threads skip process lookups and evaluation
+/// for the bulk of a filesystem's activity.
+pub fn may_record(facts: &PolicyFacts, op: Op, path: &str) -> bool {
+    if !facts.recording_ops.contains(op) {
+        return false;
+    }
+    match &facts.roots {
+        None => true,
+        Some(roots) => roots.iter().any(|r| marks::is_under(path, r)),
+    }
+}
+
+/// Builds the view, evaluates it, lets `enforce` act on the verdict (the
+/// permission thread answers the kernel there and returns the status the
+/// caller got: `Some(0)` allowed, `Some(-EPERM)` denied; the notification
+/// thread returns `None`: the operation already happened), and pushes a
+/// record when the verdict asks for one. Returns the verdict's action.
+#[allow(clippy::too_many_arguments)]
+pub fn decide_and_record(
+    shared: &Shared,
+    policy: &LoadedPolicy,
+    procs: &mut ProcessTable,
+    thread_hint: usize,
+    op: Op,
+    path: &str,
+    pid: u32,
+    size: u64,
+    enforce: impl FnOnce(Action) -> Option<i32>,
+) -> Action {
+    let info = procs.get(pid);
+    let view = EventView {
+        op: Some(op),
+        path,
+        pid: u64::from(pid),
+        ppid: info.ppid,
+        image: &info.image,
+        user: &info.user,
+        size,
+        paging: false,
+    };
+    let verdict: Verdict<'_> = policy.policy().evaluate(&view);
+    let status = enforce(verdict.action);
+    if verdict.action != Action::None {
+        Counters::inc(&shared.counters.matched);
+    }
+    if verdict.action.records() {
+        if verdict.action == Action::Deny && status.is_none() {
+            Counters::inc(&shared.counters.deny_unenforceable);
+        }
+        let data = EventData::from_view(&view, &verdict, policy.id(), now_ns(), status);
+        if shared.sink.push(thread_hint, &data) {
+            Counters::inc(&shared.counters.queued);
+        } else {
+            Counters::inc(&shared.counters.queue_full);
+        }
+    }
+    verdict.action
+}

@@ -1,0 +1,213 @@
+//! The permission thread: open (and read, when a rule can deny reads)
+//! before it happens; the only place Linux lets the engine say no.
+//!
+//! Every permission event is answered exactly once, and the event's
+//! descriptor is closed only after its answer is written (the kernel matches
+//! the answer by that descriptor). [`Responder`] enforces both: an answer is
+//! written under its lock and only if the event is still pending, so the
+//! deadline watchdog and the thread can never both answer, and the thread
+//! closes a descriptor only after its own `answer` call returned.
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fltpolicy_core::event::Action;
+
+use crate::marks;
+use crate::procinfo::ProcessTable;
+use crate::sink::UpstreamLoss;
+use crate::slot::PolicyReader;
+use crate::stats::Counters;
+use crate::sys::fanotify::{mask, Events, Group};
+use crate::sys::{fd, wake::Wake};
+
+use super::{decide_and_record, may_record, Shared, EVENT_BUFFER_BYTES};
+
+/// Queue ring hint of this thread's records.
+const THREAD_HINT: usize = 1;
+
+/// Longest a permission event may wait for the engine's answer before the
+/// watchdog answers allow (counted as `deadline_allows`). Evaluation itself
+/// takes microseconds; this bounds the damage of a stall (a `/proc` read
+/// of a process stuck in the kernel, a descheduled thread on an overloaded
+/// machine) to a delay, never a hang of the caller. Two seconds is far above
+/// any normal answer time even on a loaded 2-core machine, so a deny is
+/// never lost to the deadline in normal operation.
+pub const PERMISSION_DEADLINE: Duration = Duration::from_secs(2);
+/// How often the watchdog looks for overdue events.
+const WATCHDOG_PERIOD: Duration = Duration::from_millis(250);
+
+/// Answers permission events exactly once.
+#[derive(Debug)]
+pub struct Responder {
+    group: Group,
+    pending: Mutex<HashMap<RawFd, Instant>>,
+}
+
+impl Responder {
+    pub fn new(group: Group) -> Responder {
+        Responder {
+            group,
+            pending: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn group(&self) -> &Group {
+        &self.group
+    }
+
+    fn register(&self, fds: impl Iterator<Item = RawFd>) {
+        let now = Instant::now();
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        for fd in fds {
+            p.insert(fd, now);
+        }
+    }
+
+    /// Answers `fd` if it is still pending. `true`: this call answered.
+    pub fn answer(&self, fd: RawFd, allow: bool) -> bool {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if p.remove(&fd).is_none() {
+            return false;
+        }
+        // A failed write means the kernel no longer waits on this event
+        // (the group is being torn down); nothing else can be done.
+        let _ = self.group.respond(fd, allow);
+        true
+    }
+
+    /// Answers allow for every event pending longer than `deadline`;
+    /// returns how many.
+    pub fn expire(&self, deadline: Duration) -> u64 {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let overdue: Vec<RawFd> = p
+            .iter()
+            .filter(|(_, t)| now.duration_since(**t) >= deadline)
+            .map(|(fd, _)| *fd)
+            .collect();
+        for fd in &overdue {
+            p.remove(fd);
+            let _ = self.group.respond(*fd, true);
+        }
+        overdue.len() as u64
+    }
+}
+
+/// The watchdog: runs until `shared.stop` is set.
+pub fn watchdog(responder: Arc<Responder>, shared: Arc<Shared>) {
+    while !shared.stopping() {
+        std::thread::sleep(WATCHDOG_PERIOD);
+        let n = responder.expire(PERMISSION_DEADLINE);
+        if n > 0 {
+            shared
+                .counters
+                .deadline_allows
+                .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// Runs until `shared.stop` is set and the group is drained. Dropping the
+/// group afterwards makes the kernel allow anything still queued.
+pub fn run(responder: Arc<Responder>, shared: Arc<Shared>, wake: Arc<Wake>) {
+    let mut buf = vec![0u8; EVENT_BUFFER_BYTES];
+    let mut procs = ProcessTable::new(Arc::clone(&shared.users));
+    let mut reader = PolicyReader::new(&shared.slot);
+    let mut path = String::new();
+    let group_fd = responder.group().as_raw_fd();
+    loop {
+        let stopping = shared.stopping();
+        loop {
+            let n = match responder.group().read_events(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(_) => break,
+            };
+            responder.register(Events::new(&buf[..n]).filter_map(|e| e.fd));
+            procs.sync();
+            let policy = Arc::clone(reader.refresh(&shared.slot));
+            for ev in Events::new(&buf[..n]) {
+                if ev.mask & mask::Q_OVERFLOW != 0 {
+                    Counters::inc(&shared.counters.kernel_overflows);
+                    shared.sink.lost_upstream(UpstreamLoss::KernelQueueOverflow);
+                }
+                let Some(raw) = ev.fd else { continue };
+                let Ok(event_fd) = fd::owned(raw) else {
+                    continue;
+                };
+                handle_one(
+                    &responder, &shared, &policy, &mut procs, &mut path, ev.mask, ev.pid, &event_fd,
+                );
+                // `event_fd` closes here, after its answer.
+            }
+        }
+        if stopping {
+            return;
+        }
+        let _ = fd::poll_readable(&[group_fd, wake.as_raw_fd()], -1);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn handle_one(
+    responder: &Responder,
+    shared: &Shared,
+    policy: &crate::slot::LoadedPolicy,
+    procs: &mut ProcessTable,
+    path: &mut String,
+    ev_mask: u64,
+    pid: i32,
+    event_fd: &OwnedFd,
+) {
+    let raw = event_fd.as_raw_fd();
+    if pid as u32 == shared.own_pid {
+        Counters::inc(&shared.counters.own_events);
+        responder.answer(raw, true);
+        return;
+    }
+    Counters::inc(&shared.counters.events_seen);
+    let Some(op) = marks::op_of_permission(ev_mask) else {
+        responder.answer(raw, true);
+        return;
+    };
+    if fd::fd_path(event_fd, path).is_err() {
+        Counters::inc(&shared.counters.unresolved);
+        path.clear();
+    }
+    crate::path::strip_deleted(path);
+    crate::path::normalize(path);
+    if !may_record(&policy.facts, op, path) {
+        responder.answer(raw, true);
+        return;
+    }
+    let size = fd::file_size(raw);
+    decide_and_record(
+        shared,
+        policy,
+        procs,
+        THREAD_HINT,
+        op,
+        path,
+        pid as u32,
+        size,
+        |a| enforce(responder, shared, raw, a),
+    );
+}
+
+/// Answers the kernel for `action`; returns the status the caller sees.
+fn enforce(responder: &Responder, shared: &Shared, raw: RawFd, action: Action) -> Option<i32> {
+    let allow = action != Action::Deny;
+    if responder.answer(raw, allow) {
+        if allow {
+            Some(0)
+        } else {
+            Counters::inc(&shared.counters.denied);
+            Some(-libc::EPERM)
+        }
+    } else {
+        // The watchdog answered allow before evaluation finished.
+        Some(0)
+    }
+}

@@ -1,0 +1,104 @@
+//! Turning a directory file handle back into a path: `open_by_handle_at`
+//! with `O_PATH` (which generates no fanotify event of its own), then the
+//! `/proc/self/fd` link of the result.
+//!
+//! `open_by_handle_at` needs a descriptor on the same filesystem (any file
+//! on it): [`MountFds`] keeps one per marked filesystem, keyed by fsid.
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use super::fanotify::Fid;
+use super::fd;
+
+/// Largest handle `open_by_handle_at` accepts (`MAX_HANDLE_SZ`).
+pub const MAX_HANDLE_SZ: usize = 128;
+
+/// One `O_PATH` descriptor per marked filesystem, by fsid.
+#[derive(Debug, Default)]
+pub struct MountFds {
+    by_fsid: HashMap<[i32; 2], OwnedFd>,
+}
+
+impl MountFds {
+    /// Opens `path` (`O_PATH`) and records it under its filesystem's fsid.
+    /// Returns the fsid.
+    pub fn add(&mut self, path: &Path) -> io::Result<[i32; 2]> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH)
+            .open(path)?;
+        let owned = OwnedFd::from(file);
+        let fsid = fsid_of(&owned)?;
+        self.by_fsid.entry(fsid).or_insert(owned);
+        Ok(fsid)
+    }
+
+    pub fn get(&self, fsid: [i32; 2]) -> Option<&OwnedFd> {
+        self.by_fsid.get(&fsid)
+    }
+}
+
+/// The fsid `fstatfs` reports, the one fanotify puts in its info records.
+pub fn fsid_of(fd: &OwnedFd) -> io::Result<[i32; 2]> {
+    let mut st = std::mem::MaybeUninit::<libc::statfs>::zeroed();
+    // SAFETY: `st` is a live, writable statfs buffer; `fd` is open.
+    let ret = unsafe { libc::fstatfs(fd.as_raw_fd(), st.as_mut_ptr()) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstatfs succeeded, so the kernel initialized the structure
+    // (and it started zeroed, so it is fully initialized either way).
+    let st = unsafe { st.assume_init() };
+    // `fsid_t` is `{ int __val[2]; }` with private fields in libc: read it
+    // through its bytes.
+    let raw: [u8; 8] = bytes_of_fsid(&st.f_fsid);
+    Ok([
+        i32::from_ne_bytes([raw[0], raw[1], raw[2], raw[3]]),
+        i32::from_ne_bytes([raw[4], raw[5], raw[6], raw[7]]),
+    ])
+}
+
+fn bytes_of_fsid(f: &libc::fsid_t) -> [u8; 8] {
+    const _: () = assert!(std::mem::size_of::<libc::fsid_t>() == 8);
+    let p: *const libc::fsid_t = f;
+    let mut out = [0u8; 8];
+    // SAFETY: `fsid_t` is a plain 8-byte C struct of two ints (size checked
+    // at compile time above), so reading its 8 bytes is reading initialized
+    // memory; `out` is a distinct 8-byte buffer.
+    unsafe { std::ptr::copy_nonoverlapping(p.cast::<u8>(), out.as_mut_ptr(), 8) };
+    out
+}
+
+/// Resolves `dir` to the path of the directory it names, into `out`.
+pub fn resolve_dir(mounts: &MountFds, dir: &Fid<'_>, out: &mut String) -> io::Result<()> {
+    let mount = mounts.get(dir.fsid).ok_or_else(|| {
+        io::Error::new(io::ErrorKind::NotFound, "event from an unmarked filesystem")
+    })?;
+    if dir.handle.len() > MAX_HANDLE_SZ {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "file handle too large",
+        ));
+    }
+    // struct file_handle { u32 handle_bytes; i32 handle_type; u8 f_handle[] },
+    // built in a u32 array so that it is 4-byte aligned.
+    let mut words = [0u32; 2 + MAX_HANDLE_SZ / 4];
+    words[0] = dir.handle.len() as u32;
+    words[1] = dir.handle_type as u32;
+    for (i, chunk) in dir.handle.chunks(4).enumerate() {
+        let mut w = [0u8; 4];
+        w[..chunk.len()].copy_from_slice(chunk);
+        words[2 + i] = u32::from_ne_bytes(w);
+    }
+    let fh: *mut libc::file_handle = words.as_mut_ptr().cast();
+    // SAFETY: `fh` points to a 4-byte aligned buffer laid out as a
+    // file_handle whose `handle_bytes` (<= MAX_HANDLE_SZ) bytes of f_handle
+    // fit in `words`; `mount` is an open descriptor on the filesystem.
+    let ret =
+        unsafe { libc::open_by_handle_at(mount.as_raw_fd(), fh, libc::O_PATH | libc::O_CLOEXEC) };
+    let opened = fd::owned(ret)?;
+    fd::fd_path(&opened, out)
+}
