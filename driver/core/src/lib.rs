@@ -9,9 +9,15 @@
 //! * [`event`] — the event view the evaluator reads, operations, actions.
 //! * [`image`] — the policy image format, its verifier (the only way to
 //!   obtain a [`image::Policy`]) and the evaluator over a verified policy.
+//! * [`queue`] — the bounded multi-producer audit queue (never waits).
+//! * [`record`] — the audit log format (frames, chain) and the flush logic.
+//! * [`sync`] — the atomics behind the queue (loom-swappable).
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![forbid(unsafe_code)]
 
 pub mod event;
 pub mod image;
+pub mod queue;
+pub mod record;
+pub mod sync;
 pub mod text;
