@@ -53,6 +53,25 @@ pub struct File {
     pub items: Vec<Item>,
     /// Comments with their spans, kept so `fmt` does not drop them.
     pub comments: Vec<Spanned<String>>,
+    /// Byte offset where each source line starts (the first is 0), so that
+    /// `fmt` can tell a trailing comment from one on its own line and keep
+    /// blank lines without the source text. Empty when the tree was not
+    /// parsed from text.
+    pub line_starts: Vec<usize>,
+}
+
+impl File {
+    /// The 0-based line holding byte `offset`, if line starts are known.
+    pub fn line_index(&self, offset: usize) -> Option<usize> {
+        if self.line_starts.is_empty() {
+            return None;
+        }
+        Some(
+            self.line_starts
+                .partition_point(|&s| s <= offset)
+                .saturating_sub(1),
+        )
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -39,11 +39,15 @@ use crate::parse::FIELD_WORDS;
 pub fn check(file: &ast::File, target: Target) -> (Option<ir::Policy>, Vec<Diagnostic>) {
     let mut cx = Checker::new(target);
     let mut rules = Vec::new();
+    let mut count = 0usize;
     for item in &file.items {
         match item {
             Item::Let(l) => cx.define(l),
             Item::Rule(r) => {
-                let index = u32::try_from(rules.len() + 1).unwrap_or(u32::MAX);
+                // Source order, counting rules that have errors too, so the
+                // numbers in messages match what the author counts.
+                count += 1;
+                let index = u32::try_from(count).unwrap_or(u32::MAX);
                 if let Some(rule) = cx.rule(r, index) {
                     rules.push(rule);
                 }

@@ -18,6 +18,7 @@ pub mod ir;
 pub mod parse;
 pub mod diag;
 pub mod check;
+pub mod fmt;
 pub mod filter;
 pub mod lower;
 pub mod oracle;

@@ -101,6 +101,9 @@ pub fn parse(source: &str) -> Result<ast::File, Vec<Diagnostic>> {
     let mut file = ast::File {
         items: Vec::new(),
         comments: collect_comments(source),
+        line_starts: std::iter::once(0)
+            .chain(source.match_indices('\n').map(|(i, _)| i + 1))
+            .collect(),
     };
     let mut errors = Vec::new();
     for (start, end) in logical_lines(source) {
