@@ -168,21 +168,30 @@ pub struct LogWriter<'b, S: Sink> {
 }
 
 impl<'b, S: Sink> LogWriter<'b, S> {
-    /// Starts a log in `sink` (whose current file must be empty), writing
-    /// the header of file 0 now. `buf` is the batch buffer.
-    pub fn new(
-        sink: S,
-        buf: &'b mut [u8],
-        cfg: &WriterConfig<'_>,
-        now_ns: u64,
-    ) -> Result<Self, ConfigError> {
-        if buf.len() < MIN_WRITER_BUFFER {
-            return Err(ConfigError::BufferTooSmall { len: buf.len() });
+    /// Checks a buffer length and configuration without starting anything.
+    pub fn check(buf_len: usize, cfg: &WriterConfig<'_>) -> Result<(), ConfigError> {
+        if buf_len < MIN_WRITER_BUFFER {
+            return Err(ConfigError::BufferTooSmall { len: buf_len });
         }
         if cfg.max_file_bytes < MIN_FILE_BYTES {
             return Err(ConfigError::FileLimitTooSmall {
                 bytes: cfg.max_file_bytes,
             });
+        }
+        Ok(())
+    }
+
+    /// Starts a log in `sink` (whose current file must be empty), writing
+    /// the header of file 0 now. `buf` is the batch buffer. On a bad
+    /// configuration the sink is handed back untouched.
+    pub fn new(
+        sink: S,
+        buf: &'b mut [u8],
+        cfg: &WriterConfig<'_>,
+        now_ns: u64,
+    ) -> Result<Self, (ConfigError, S)> {
+        if let Err(e) = Self::check(buf.len(), cfg) {
+            return Err((e, sink));
         }
         let split = buf.len() - SCRATCH;
         let (buf, scratch) = buf.split_at_mut(split);

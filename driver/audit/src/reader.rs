@@ -1,0 +1,877 @@
+//! Reading audit logs: iterate the records of one or more files, verify the
+//! chain as you go, and report damage precisely. `log export`, `log verify`,
+//! `log stats` and the viewer all read through this module.
+//!
+//! ```no_run
+//! use fltpolicy_audit::reader::{LogReader, RecordBody};
+//! let reader = LogReader::open(&["audit.fplog", "audit.fplog.1"]).unwrap();
+//! for item in reader {
+//!     match item {
+//!         Ok(rec) => match &rec.body {
+//!             RecordBody::Event(e) => println!("{} {} {}", rec.seq, e.op_name(), e.path),
+//!             RecordBody::Dropped(d) => println!("{} dropped {}", rec.seq, d.count),
+//!             RecordBody::End(_) => {}
+//!         },
+//!         Err(err) => eprintln!("{err}"),
+//!     }
+//! }
+//! ```
+//!
+//! Files are read in chain order whatever order they are given in: files
+//! of one writer session (same `session_id`) are sorted by `file_index`;
+//! sessions keep the order in which they first appear. Each item is one
+//! record (owned, so it can be kept) or one error. After an error the
+//! reader goes on where it safely can: a broken chain or a sequence gap
+//! is reported once per file and the file's remaining (checksum-valid)
+//! records are still returned; a damaged frame or a torn tail ends that
+//! file (its length field can no longer be trusted) and reading goes on
+//! with the next file.
+//!
+//! Never panics on any file content.
+
+use std::fmt;
+use std::fs;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use fltpolicy_core::event::{EventView, Op};
+use fltpolicy_core::record::chain::{Chain, Sealing, KEY_BYTES};
+use fltpolicy_core::record::frame::{
+    decode_body, decode_header, parse_frame, FileHeader, FrameError, FrameParse, HeaderError,
+    MAX_HEADER,
+};
+use fltpolicy_core::record::{
+    flags, ActionCode, DropRecord, EndReason, EndRecord, EventData, PolicyId, Record,
+};
+
+/// An event record, owned.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventEntry {
+    pub op: Option<Op>,
+    pub action: ActionCode,
+    /// [`fltpolicy_core::record::flags`] bits.
+    pub flags: u8,
+    pub pid: u64,
+    pub ppid: u64,
+    pub size: u64,
+    /// 1-based rule index.
+    pub rule: Option<u32>,
+    pub line: u32,
+    pub status: Option<i32>,
+    pub policy: PolicyId,
+    pub path: String,
+    pub image: String,
+    pub user: String,
+    pub tag: String,
+}
+
+impl EventEntry {
+    fn from_data(d: &EventData<'_>) -> EventEntry {
+        EventEntry {
+            op: d.op,
+            action: d.action,
+            flags: d.flags,
+            pid: d.pid,
+            ppid: d.ppid,
+            size: d.size,
+            rule: d.rule,
+            line: d.line,
+            status: d.status,
+            policy: d.policy,
+            path: d.path.to_owned(),
+            image: d.image.to_owned(),
+            user: d.user.to_owned(),
+            tag: d.tag.to_owned(),
+        }
+    }
+
+    /// The operation's keyword (`"unknown"` if absent).
+    pub fn op_name(&self) -> &'static str {
+        self.op.map_or("unknown", Op::name)
+    }
+
+    /// The last component of the image path (what `process` means in the
+    /// policy language).
+    pub fn process(&self) -> &str {
+        self.image.rsplit(['/', '\\']).next().unwrap_or(&self.image)
+    }
+
+    /// The event as the evaluator and filters see it.
+    pub fn view(&self) -> EventView<'_> {
+        EventView {
+            op: self.op,
+            path: &self.path,
+            pid: self.pid,
+            ppid: self.ppid,
+            image: &self.image,
+            user: &self.user,
+            size: self.size,
+            paging: self.flags & flags::PAGING != 0,
+        }
+    }
+}
+
+/// What a record says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecordBody {
+    Event(EventEntry),
+    Dropped(DropRecord),
+    End(EndRecord),
+}
+
+/// One record read from a log, with where it was found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodedRecord {
+    /// Index into [`LogReader::files`].
+    pub file: usize,
+    /// Byte offset of the frame in its file.
+    pub offset: u64,
+    pub seq: u64,
+    /// Nanoseconds since the Unix epoch.
+    pub time_ns: u64,
+    pub body: RecordBody,
+}
+
+impl DecodedRecord {
+    fn from_record(file: usize, offset: u64, r: &Record<'_>) -> DecodedRecord {
+        let body = match r {
+            Record::Event(e) => RecordBody::Event(EventEntry::from_data(&e.data)),
+            Record::Dropped(d) => RecordBody::Dropped(*d),
+            Record::End(e) => RecordBody::End(*e),
+        };
+        DecodedRecord {
+            file,
+            offset,
+            seq: r.seq(),
+            time_ns: r.time_ns(),
+            body,
+        }
+    }
+
+    /// The event, if this is an event record.
+    pub fn event(&self) -> Option<&EventEntry> {
+        match &self.body {
+            RecordBody::Event(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// A file header, owned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeaderInfo {
+    pub host: String,
+    pub boot_id: [u8; 16],
+    pub session_id: [u8; 16],
+    pub created_ns: u64,
+    pub file_index: u32,
+    pub first_seq: u64,
+    pub prev_chain: [u8; 32],
+    pub sealing: Sealing,
+}
+
+impl HeaderInfo {
+    fn from_header(h: &FileHeader<'_>) -> HeaderInfo {
+        HeaderInfo {
+            host: h.host.to_owned(),
+            boot_id: h.boot_id,
+            session_id: h.session_id,
+            created_ns: h.created_ns,
+            file_index: h.file_index,
+            first_seq: h.first_seq,
+            prev_chain: h.prev_chain,
+            sealing: h.sealing,
+        }
+    }
+}
+
+/// One input file and what reading it found.
+#[derive(Clone, Debug)]
+pub struct FileInfo {
+    pub path: PathBuf,
+    /// `None` if the header could not be read.
+    pub header: Option<HeaderInfo>,
+    /// Filled in as the file is read.
+    pub summary: FileSummary,
+}
+
+/// What reading a file found (complete once the reader has moved past it).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileSummary {
+    pub records: u64,
+    pub first_seq: Option<u64>,
+    pub last_seq: Option<u64>,
+    /// How the file ended, if it ended with an end record.
+    pub end: Option<EndReason>,
+    /// Byte offset and length of a torn tail.
+    pub torn_tail: Option<(u64, u64)>,
+    /// Errors reported for this file.
+    pub errors: u64,
+    /// The chain was checked (false for keyed logs read without the key).
+    pub chain_checked: bool,
+    /// The file's chain start was checked against its predecessor (true for
+    /// a session's first file, which has none).
+    pub anchored: bool,
+    /// Chain value after the last good record (links to the next file).
+    pub end_chain: Option<[u8; 32]>,
+    pub bytes: u64,
+}
+
+/// Everything that can be wrong with a log.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: {error}")]
+    Header { path: PathBuf, error: HeaderError },
+    #[error("{path}: damaged record at offset {offset}{}: {error}", after(*.after_seq))]
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        /// Sequence number of the last good record before it.
+        after_seq: Option<u64>,
+        error: FrameError,
+    },
+    #[error("{path}: torn tail at offset {offset}: the last {bytes} bytes are an incomplete record{} (crash or power loss while writing)", after(*.after_seq))]
+    TornTail {
+        path: PathBuf,
+        offset: u64,
+        bytes: u64,
+        after_seq: Option<u64>,
+    },
+    #[error("{path}: chain broken at offset {offset} (seq {seq}): the record was edited, inserted, reordered, or an earlier record removed")]
+    ChainBroken {
+        path: PathBuf,
+        offset: u64,
+        seq: u64,
+    },
+    #[error("{path}: sequence gap at offset {offset}: expected seq {expected}, found {found}")]
+    SeqGap {
+        path: PathBuf,
+        offset: u64,
+        expected: u64,
+        found: u64,
+    },
+    #[error("{path}: does not continue {prev}: {reason}")]
+    NotLinked {
+        path: PathBuf,
+        prev: PathBuf,
+        reason: &'static str,
+    },
+    #[error("{path}: log is sealed with HMAC-SHA256 (key id {key_id}) but {problem}")]
+    Key {
+        path: PathBuf,
+        key_id: String,
+        problem: &'static str,
+    },
+}
+
+fn after(seq: Option<u64>) -> String {
+    seq.map(|s| format!(" (after seq {s})")).unwrap_or_default()
+}
+
+impl ReadError {
+    /// The file the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            ReadError::Io { path, .. }
+            | ReadError::Header { path, .. }
+            | ReadError::Corrupt { path, .. }
+            | ReadError::TornTail { path, .. }
+            | ReadError::ChainBroken { path, .. }
+            | ReadError::SeqGap { path, .. }
+            | ReadError::NotLinked { path, .. }
+            | ReadError::Key { path, .. } => path,
+        }
+    }
+
+    /// Byte offset of the problem, where there is one.
+    pub fn offset(&self) -> Option<u64> {
+        match self {
+            ReadError::Corrupt { offset, .. }
+            | ReadError::TornTail { offset, .. }
+            | ReadError::ChainBroken { offset, .. }
+            | ReadError::SeqGap { offset, .. } => Some(*offset),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a torn tail (the normal aftermath of a crash).
+    pub fn is_torn_tail(&self) -> bool {
+        matches!(self, ReadError::TornTail { .. })
+    }
+}
+
+/// Options for reading.
+#[derive(Clone, Debug, Default)]
+pub struct ReadOptions {
+    /// Key for HMAC-sealed logs. Without it their chain is not checked.
+    pub key: Option<[u8; KEY_BYTES]>,
+}
+
+/// Iterator over the records of a set of files. See the module docs.
+#[derive(Debug)]
+pub struct LogReader {
+    files: Vec<FileInfo>,
+    opts: ReadOptions,
+    /// Index of the file being read (`files.len()` when done).
+    current: usize,
+    state: Option<FileState>,
+    /// Pending items (errors found before a record is returned).
+    queue: std::collections::VecDeque<Result<DecodedRecord, ReadError>>,
+    /// Last file read per session: (session id, file index in `files`).
+    last_of_session: Vec<([u8; 16], usize)>,
+}
+
+#[derive(Debug)]
+struct FileState {
+    bytes: Vec<u8>,
+    pos: usize,
+    chain: Option<Chain>,
+    chain_ok: bool,
+    expect_seq: u64,
+    seq_ok: bool,
+    last_seq: Option<u64>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl LogReader {
+    /// Opens `paths` (reading only their headers now).
+    pub fn open<P: AsRef<Path>>(paths: &[P]) -> Result<LogReader, ReadError> {
+        LogReader::open_with(paths, ReadOptions::default())
+    }
+
+    /// Opens `paths` with options.
+    pub fn open_with<P: AsRef<Path>>(
+        paths: &[P],
+        opts: ReadOptions,
+    ) -> Result<LogReader, ReadError> {
+        let mut files = Vec::with_capacity(paths.len());
+        for p in paths {
+            let path = p.as_ref().to_path_buf();
+            let mut f = fs::File::open(&path).map_err(|source| ReadError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let mut head = vec![0u8; MAX_HEADER];
+            let n = read_up_to(&mut f, &mut head).map_err(|source| ReadError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let header = decode_header(&head[..n])
+                .ok()
+                .map(|(h, _)| HeaderInfo::from_header(&h));
+            files.push(FileInfo {
+                path,
+                header,
+                summary: FileSummary::default(),
+            });
+        }
+        sort_chain_order(&mut files);
+        Ok(LogReader {
+            files,
+            opts,
+            current: 0,
+            state: None,
+            queue: Default::default(),
+            last_of_session: Vec::new(),
+        })
+    }
+
+    /// The input files in reading order, with what was found so far.
+    pub fn files(&self) -> &[FileInfo] {
+        &self.files
+    }
+
+    /// Starts reading file `self.current`. Returns false when there are no
+    /// more files.
+    fn start_file(&mut self) -> bool {
+        let idx = self.current;
+        let Some(info) = self.files.get(idx) else {
+            return false;
+        };
+        let path = info.path.clone();
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(source) => {
+                self.queue.push_back(Err(ReadError::Io { path, source }));
+                self.files[idx].summary.errors += 1;
+                self.current += 1;
+                return true;
+            }
+        };
+        self.files[idx].summary.bytes = bytes.len() as u64;
+        let (header, hlen) = match decode_header(&bytes) {
+            Ok((h, n)) => (HeaderInfo::from_header(&h), n),
+            Err(HeaderError::Truncated) => {
+                self.queue.push_back(Err(ReadError::TornTail {
+                    path,
+                    offset: 0,
+                    bytes: bytes.len() as u64,
+                    after_seq: None,
+                }));
+                let s = &mut self.files[idx].summary;
+                s.errors += 1;
+                s.torn_tail = Some((0, bytes.len() as u64));
+                self.current += 1;
+                return true;
+            }
+            Err(error) => {
+                self.queue.push_back(Err(ReadError::Header { path, error }));
+                self.files[idx].summary.errors += 1;
+                self.current += 1;
+                return true;
+            }
+        };
+        // Chain start.
+        let chain = match (&header.sealing, &self.opts.key) {
+            (Sealing::Sha256, _) => Some(Chain::start(&bytes[..hlen], None)),
+            (Sealing::HmacSha256 { key_id }, Some(k)) => {
+                if fltpolicy_core::record::chain::key_id(k) == *key_id {
+                    Some(Chain::start(&bytes[..hlen], Some(k)))
+                } else {
+                    self.report(
+                        idx,
+                        ReadError::Key {
+                            path: path.clone(),
+                            key_id: hex(key_id),
+                            problem: "the key given is a different one",
+                        },
+                    );
+                    None
+                }
+            }
+            (Sealing::HmacSha256 { .. }, None) => None,
+        };
+        self.files[idx].summary.chain_checked = chain.is_some();
+        // Link to the previous file of the same session.
+        let prev = self
+            .last_of_session
+            .iter()
+            .find(|(s, _)| *s == header.session_id)
+            .map(|(_, i)| *i);
+        let mut anchored = header.file_index == 0;
+        if let Some(p) = prev {
+            let ps = &self.files[p].summary;
+            let prev_path = self.files[p].path.clone();
+            let prev_index = self.files[p].header.as_ref().map(|h| h.file_index);
+            let problem = if prev_index.map(|i| i + 1) != Some(header.file_index) {
+                Some("file index does not follow (a file is missing)")
+            } else if ps.end != Some(EndReason::Rotated) {
+                Some("the previous file does not end with a rotation record (it was truncated)")
+            } else if ps.last_seq.map(|s| s + 1) != Some(header.first_seq) {
+                Some("first sequence number does not follow the previous file's last")
+            } else if chain.is_some() && ps.end_chain != Some(header.prev_chain) {
+                Some("chain value differs from the previous file's final value")
+            } else {
+                anchored = true;
+                None
+            };
+            if let Some(reason) = problem {
+                self.report(
+                    idx,
+                    ReadError::NotLinked {
+                        path: path.clone(),
+                        prev: prev_path,
+                        reason,
+                    },
+                );
+            }
+        } else if header.file_index == 0 && header.prev_chain != [0; 32] {
+            anchored = false;
+        }
+        self.files[idx].summary.anchored = anchored;
+        match self
+            .last_of_session
+            .iter_mut()
+            .find(|(s, _)| *s == header.session_id)
+        {
+            Some(slot) => slot.1 = idx,
+            None => self.last_of_session.push((header.session_id, idx)),
+        }
+        self.state = Some(FileState {
+            bytes,
+            pos: hlen,
+            chain,
+            chain_ok: true,
+            expect_seq: header.first_seq,
+            seq_ok: true,
+            last_seq: None,
+        });
+        true
+    }
+
+    fn report(&mut self, idx: usize, e: ReadError) {
+        self.files[idx].summary.errors += 1;
+        self.queue.push_back(Err(e));
+    }
+
+    /// Reads the next frame of the current file into the queue, or finishes
+    /// the file.
+    fn step(&mut self) {
+        let idx = self.current;
+        let Some(st) = self.state.as_mut() else {
+            return;
+        };
+        let path = &self.files[idx].path;
+        let offset = st.pos as u64;
+        let rest = &st.bytes[st.pos..];
+        if rest.is_empty() {
+            self.finish_file();
+            return;
+        }
+        match parse_frame(rest) {
+            FrameParse::Incomplete { .. } => {
+                let e = ReadError::TornTail {
+                    path: path.clone(),
+                    offset,
+                    bytes: rest.len() as u64,
+                    after_seq: st.last_seq,
+                };
+                self.files[idx].summary.torn_tail = Some((offset, rest.len() as u64));
+                self.report(idx, e);
+                self.finish_file();
+            }
+            FrameParse::Bad(error) => {
+                let e = ReadError::Corrupt {
+                    path: path.clone(),
+                    offset,
+                    after_seq: st.last_seq,
+                    error,
+                };
+                self.report(idx, e);
+                self.finish_file();
+            }
+            FrameParse::Frame(f) => {
+                let tag_ok = match st.chain.as_mut() {
+                    Some(c) => c.advance(&f.len_le, f.body) == f.tag,
+                    None => true,
+                };
+                let total = f.total;
+                let rec = match decode_body(f.body) {
+                    Ok(r) => r,
+                    Err(error) => {
+                        let e = ReadError::Corrupt {
+                            path: path.clone(),
+                            offset,
+                            after_seq: st.last_seq,
+                            error,
+                        };
+                        self.report(idx, e);
+                        self.finish_file();
+                        return;
+                    }
+                };
+                let seq = rec.seq();
+                let mut errs = Vec::new();
+                if !tag_ok && st.chain_ok {
+                    st.chain_ok = false;
+                    errs.push(ReadError::ChainBroken {
+                        path: path.clone(),
+                        offset,
+                        seq,
+                    });
+                }
+                if seq != st.expect_seq && st.seq_ok {
+                    st.seq_ok = false;
+                    errs.push(ReadError::SeqGap {
+                        path: path.clone(),
+                        offset,
+                        expected: st.expect_seq,
+                        found: seq,
+                    });
+                }
+                st.expect_seq = seq.wrapping_add(1);
+                st.last_seq = Some(seq);
+                st.pos += total;
+                let decoded = DecodedRecord::from_record(idx, offset, &rec);
+                let s = &mut self.files[idx].summary;
+                s.records += 1;
+                s.first_seq.get_or_insert(seq);
+                s.last_seq = Some(seq);
+                s.end = match &decoded.body {
+                    RecordBody::End(e) => Some(e.reason),
+                    _ => None,
+                };
+                for e in errs {
+                    self.report(idx, e);
+                }
+                self.queue.push_back(Ok(decoded));
+            }
+        }
+    }
+
+    fn finish_file(&mut self) {
+        if let Some(st) = self.state.take() {
+            let s = &mut self.files[self.current].summary;
+            s.end_chain = match (&st.chain, st.chain_ok) {
+                (Some(c), true) => Some(c.value()),
+                _ => None,
+            };
+        }
+        self.current += 1;
+    }
+}
+
+impl Iterator for LogReader {
+    type Item = Result<DecodedRecord, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(item) = self.queue.pop_front() {
+                return Some(item);
+            }
+            if self.state.is_some() {
+                self.step();
+            } else if !self.start_file() {
+                return None;
+            }
+        }
+    }
+}
+
+fn read_up_to(f: &mut fs::File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Sorts files of one session by file index; sessions keep the order of
+/// their first appearance; unreadable headers go last in given order.
+fn sort_chain_order(files: &mut [FileInfo]) {
+    let mut sessions: Vec<[u8; 16]> = Vec::new();
+    for f in files.iter() {
+        if let Some(h) = &f.header {
+            if !sessions.contains(&h.session_id) {
+                sessions.push(h.session_id);
+            }
+        }
+    }
+    files.sort_by_key(|f| match &f.header {
+        Some(h) => (
+            sessions
+                .iter()
+                .position(|s| *s == h.session_id)
+                .unwrap_or(usize::MAX),
+            h.file_index,
+        ),
+        None => (usize::MAX, u32::MAX),
+    });
+}
+
+/// Follows a live log file: returns newly completed records on each
+/// [`Follower::poll`], keeping a partial frame at the end for the next
+/// poll (the writer may be in the middle of it), and moves on to the next
+/// rotated file (`path.N`, see [`crate::writer::rotated_path`]) when the
+/// current one ends with a rotation record. Chain and sequence checks are
+/// the same as [`LogReader`]'s.
+#[derive(Debug)]
+pub struct Follower {
+    base: PathBuf,
+    path: PathBuf,
+    file: Option<fs::File>,
+    buf: Vec<u8>,
+    /// Bytes of `buf` already consumed.
+    pos: usize,
+    header_len: Option<usize>,
+    file_index: u32,
+    chain: Option<Chain>,
+    key: Option<[u8; KEY_BYTES]>,
+    expect_seq: Option<u64>,
+    rotated: bool,
+}
+
+impl Follower {
+    /// Follows the log whose first file is `base`, from its beginning.
+    pub fn open(base: impl AsRef<Path>, opts: ReadOptions) -> Follower {
+        let base = base.as_ref().to_path_buf();
+        Follower {
+            path: base.clone(),
+            base,
+            file: None,
+            buf: Vec::new(),
+            pos: 0,
+            header_len: None,
+            file_index: 0,
+            chain: None,
+            key: opts.key,
+            expect_seq: None,
+            rotated: false,
+        }
+    }
+
+    /// The file currently followed.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads what was appended since the last call. Errors other than I/O
+    /// are returned in the vector (in order with the records).
+    pub fn poll(&mut self) -> Result<Vec<Result<DecodedRecord, ReadError>>, ReadError> {
+        let mut out = Vec::new();
+        loop {
+            if self.file.is_none() {
+                match fs::File::open(&self.path) {
+                    Ok(f) => self.file = Some(f),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+                    Err(source) => {
+                        return Err(ReadError::Io {
+                            path: self.path.clone(),
+                            source,
+                        })
+                    }
+                }
+            }
+            let Some(f) = self.file.as_mut() else {
+                return Ok(out);
+            };
+            let at = self.buf.len() as u64;
+            f.seek(SeekFrom::Start(at))
+                .and_then(|_| f.read_to_end(&mut self.buf))
+                .map_err(|source| ReadError::Io {
+                    path: self.path.clone(),
+                    source,
+                })?;
+            if self.header_len.is_none() {
+                match decode_header(&self.buf) {
+                    Ok((h, n)) => {
+                        self.header_len = Some(n);
+                        self.pos = n;
+                        self.chain = match (h.sealing, &self.key) {
+                            (Sealing::Sha256, _) => Some(Chain::start(&self.buf[..n], None)),
+                            (Sealing::HmacSha256 { .. }, Some(k)) => {
+                                Some(Chain::start(&self.buf[..n], Some(k)))
+                            }
+                            _ => None,
+                        };
+                        self.expect_seq.get_or_insert(h.first_seq);
+                    }
+                    Err(HeaderError::Truncated) => return Ok(out),
+                    Err(error) => {
+                        out.push(Err(ReadError::Header {
+                            path: self.path.clone(),
+                            error,
+                        }));
+                        return Ok(out);
+                    }
+                }
+            }
+            while self.pos < self.buf.len() {
+                let offset = self.pos as u64;
+                match parse_frame(&self.buf[self.pos..]) {
+                    FrameParse::Incomplete { .. } => break,
+                    FrameParse::Bad(error) => {
+                        out.push(Err(ReadError::Corrupt {
+                            path: self.path.clone(),
+                            offset,
+                            after_seq: self.expect_seq.map(|s| s.wrapping_sub(1)),
+                            error,
+                        }));
+                        // Skip the rest of this file: nothing after a bad
+                        // length can be framed.
+                        self.pos = self.buf.len();
+                        return Ok(out);
+                    }
+                    FrameParse::Frame(fr) => {
+                        let tag_ok = match self.chain.as_mut() {
+                            Some(c) => c.advance(&fr.len_le, fr.body) == fr.tag,
+                            None => true,
+                        };
+                        self.pos += fr.total;
+                        let rec = match decode_body(fr.body) {
+                            Ok(r) => r,
+                            Err(error) => {
+                                out.push(Err(ReadError::Corrupt {
+                                    path: self.path.clone(),
+                                    offset,
+                                    after_seq: self.expect_seq.map(|s| s.wrapping_sub(1)),
+                                    error,
+                                }));
+                                continue;
+                            }
+                        };
+                        if !tag_ok {
+                            out.push(Err(ReadError::ChainBroken {
+                                path: self.path.clone(),
+                                offset,
+                                seq: rec.seq(),
+                            }));
+                            self.chain = None;
+                        }
+                        if let Some(exp) = self.expect_seq {
+                            if exp != rec.seq() {
+                                out.push(Err(ReadError::SeqGap {
+                                    path: self.path.clone(),
+                                    offset,
+                                    expected: exp,
+                                    found: rec.seq(),
+                                }));
+                            }
+                        }
+                        self.expect_seq = Some(rec.seq().wrapping_add(1));
+                        if let Record::End(EndRecord {
+                            reason: EndReason::Rotated,
+                            ..
+                        }) = rec
+                        {
+                            self.rotated = true;
+                        }
+                        out.push(Ok(DecodedRecord::from_record(
+                            self.file_index as usize,
+                            offset,
+                            &rec,
+                        )));
+                    }
+                }
+            }
+            if !self.rotated {
+                return Ok(out);
+            }
+            // Move to the next file of the rotation.
+            let next = crate::writer::rotated_path(&self.base, self.file_index + 1);
+            if !next.exists() {
+                return Ok(out);
+            }
+            self.file_index += 1;
+            self.path = next;
+            self.file = None;
+            self.buf.clear();
+            self.pos = 0;
+            self.header_len = None;
+            self.rotated = false;
+        }
+    }
+}
+
+impl fmt::Display for HeaderInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "host {} session {} file {} first seq {} sealing {}",
+            self.host,
+            hex(&self.session_id),
+            self.file_index,
+            self.first_seq,
+            self.sealing.name()
+        )
+    }
+}
+
+/// Lowercase hex of `bytes` (ids and hashes in exports).
+pub fn to_hex(bytes: &[u8]) -> String {
+    hex(bytes)
+}
