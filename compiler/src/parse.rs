@@ -39,9 +39,11 @@
 //!   `"` and may not span lines.
 //! * A statement is one line. It continues on the next line only while a
 //!   `[` or `(` is open, or when the line ends with `,`, `and`, `or`, `not`,
-//!   `where` or `unless`; a line that starts with `let`, `log`, `deny` or
-//!   `allow`, or a blank line, always starts afresh. Each statement is parsed
-//!   on its own, so one bad line does not hide errors on the next.
+//!   `where` or `unless` — and then only onto lines that are indented or
+//!   start with `]` or `)`. A blank line, an unindented line, or a line that
+//!   starts with `let`, `log`, `deny` or `allow` always starts afresh. Each
+//!   statement is parsed on its own, so one bad line does not hide errors on
+//!   the next, and a forgotten `]` swallows nothing but indented lines.
 //!
 //! The parser never panics and never loops without consuming input; nesting
 //! (parentheses, `not`, lists) is bounded by [`MAX_NESTING`] and the number
@@ -209,8 +211,12 @@ fn logical_lines(source: &str) -> Vec<(usize, usize)> {
             let (ns, ne) = lines[k];
             let next = code_of(&source[ns..ne]);
             let first = first_word(next.trim_start());
-            let blank = source[ns..ne].trim().is_empty();
+            let raw = &source[ns..ne];
+            let blank = raw.trim().is_empty();
+            let indented = raw.starts_with([' ', '\t']);
+            let closes = raw.starts_with([']', ')']);
             if blank
+                || !(indented || closes)
                 || STATEMENT_WORDS
                     .iter()
                     .any(|w| w.eq_ignore_ascii_case(first))
@@ -279,8 +285,12 @@ pub struct PError<'a> {
     context: Option<&'static str>,
     message: Option<String>,
     help: Option<String>,
+    /// The label under the caret for a custom message.
+    label: Option<String>,
     /// Length of the offending text when it is not simply the next token.
     len: Option<usize>,
+    /// Other places worth showing (the `(` that was never closed).
+    related: Vec<(Span, String)>,
 }
 
 impl<'a> PError<'a> {
@@ -295,7 +305,9 @@ impl<'a> PError<'a> {
             context: None,
             message: None,
             help: None,
+            label: None,
             len: None,
+            related: Vec::new(),
         }
     }
 
@@ -306,12 +318,19 @@ impl<'a> PError<'a> {
             context: None,
             message: Some(message.into()),
             help: None,
+            label: None,
             len: Some(len),
+            related: Vec::new(),
         }
     }
 
     fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
+        self
+    }
+
+    fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
         self
     }
 }
@@ -475,19 +494,34 @@ impl<'s> P<'s> {
         let start = self.off(e.at);
         let tok = token(e.at);
         let len = e.len.unwrap_or(tok.len());
-        let span = Span::new(start, (start + len).min(self.src.len()));
+        let mut span = Span::new(start, (start + len).min(self.src.len()));
         let expected = join_expected(&e.expected);
-        let (message, label) = match &e.message {
-            Some(m) => (m.clone(), String::new()),
+        let (message, mut label) = match &e.message {
+            Some(m) => (m.clone(), e.label.clone().unwrap_or_default()),
             None => (
                 format!("expected {expected}, found {}", describe_token(tok)),
                 format!("expected {expected}"),
             ),
         };
+        if span.is_empty() {
+            // Nothing to underline at the end of a line: point at the last
+            // character before it, so the caret shows where text is missing.
+            let before = self.src[..start.min(self.src.len())].trim_end();
+            if let Some(c) = before.chars().next_back() {
+                span = Span::new(before.len() - c.len_utf8(), before.len());
+                if e.message.is_none() {
+                    label = format!("expected {expected} after this");
+                }
+            }
+        }
         let help = e.help.clone().or_else(|| self.hint(&e, tok));
-        Diagnostic::error("pol::syntax", span, message)
+        let mut d = Diagnostic::error("pol::syntax", span, message)
             .with_label(label)
-            .with_help_opt(help)
+            .with_help_opt(help);
+        for (span, label) in e.related {
+            d = d.with_related(span, label);
+        }
+        d
     }
 
     /// A hint for an "expected ..." error: a likely typo, or the list of
@@ -535,6 +569,7 @@ impl<'s> P<'s> {
             "who" => Some("write `from pid 1234`, `from image C:\\Windows\\System32\\robocopy.exe` or `from process backup.exe`".to_string()),
             "action" => Some("a statement starts with `log`, `deny`, `allow` or `let`".to_string()),
             "tag" => Some("write the tag in quotes: as \"my-tag\"".to_string()),
+            "value" => Some("a value is a bare word or path, a \"quoted string\", a number, true/false, a [list] or $name".to_string()),
             "after-path" if !tok.is_empty() => Some(
                 "paths with spaces must be quoted: under \"C:\\Program Files\\App\"".to_string(),
             ),
@@ -638,6 +673,7 @@ impl<'s> P<'s> {
                         kspan.len(),
                         format!("`{what}` appears twice in this rule"),
                     )
+                    .label("second `".to_string() + what + "`")
                     .help(format!(
                         "a rule has at most one `{what}` clause; join conditions with `and`/`or`"
                     )),
@@ -799,6 +835,7 @@ impl<'s> P<'s> {
             Value::Quoted(s) | Value::Bare(s) => Ok((rest, Spanned::new(s, v.span))),
             _ => fail(
                 PError::custom(i, v.span.len(), "a tag must be a string")
+                    .label("not a string")
                     .help("write the tag in quotes: as \"my-tag\""),
             ),
         }
@@ -819,9 +856,14 @@ impl<'s> P<'s> {
                         Spanned::new(Value::Quoted(body[..e].to_string()), self.span(start, rest)),
                     ))
                 }
-                _ => fail(PError::custom(i, 1, "unterminated string").help(
-                    "a string ends at the next `\"` on the same line; backslashes are literal",
-                )),
+                _ => {
+                    let line = body.split('\n').next().unwrap_or("").trim_end();
+                    fail(
+                        PError::custom(i, 1 + line.len(), "unterminated string")
+                            .label("this string is never closed")
+                            .help("a string ends at the next `\"` on the same line; backslashes are literal"),
+                    )
+                }
             };
         }
         if let Some(body) = i.strip_prefix('$') {
@@ -831,18 +873,17 @@ impl<'s> P<'s> {
                     Spanned::new(Value::Var(name.to_string()), self.span(start, rest)),
                 )),
                 None => fail(
-                    PError::expected(body, "a name after `$`")
-                        .help("refer to a `let` by name: $data"),
+                    PError::expected(body, "a name")
+                        .help("write `$` directly followed by the name of a `let`: $data"),
                 ),
             };
         }
         if let Some(body) = i.strip_prefix('[') {
             if depth >= MAX_NESTING {
-                return fail(PError::custom(
-                    i,
-                    1,
-                    format!("lists nested more than {MAX_NESTING} deep"),
-                ));
+                return fail(
+                    PError::custom(i, 1, format!("lists nested more than {MAX_NESTING} deep"))
+                        .label("too deep"),
+                );
             }
             let mut items = Vec::new();
             let mut j = ws(body);
@@ -884,6 +925,7 @@ impl<'s> P<'s> {
                 Err(_) => {
                     return fail(
                         PError::custom(i, end, "number too large")
+                            .label("does not fit in 64 bits")
                             .help(format!("numbers go up to {}", u64::MAX)),
                     )
                 }
@@ -929,11 +971,15 @@ impl<'s> P<'s> {
     fn not_expr<'a>(&self, i: &'a str, depth: usize) -> PResult<'a, Spanned<Expr>> {
         if let Some(r) = kw("not", i) {
             if depth >= MAX_NESTING {
-                return fail(PError::custom(
-                    i,
-                    3,
-                    format!("condition nested more than {MAX_NESTING} deep"),
-                ));
+                return fail(
+                    PError::custom(
+                        i,
+                        3,
+                        format!("condition nested more than {MAX_NESTING} deep"),
+                    )
+                    .label("too deep")
+                    .help("simplify the condition"),
+                );
             }
             let (r, inner) = nom::combinator::cut(|i| self.not_expr(i, depth + 1)).parse(ws(r))?;
             let span = self.span(i, i).join(inner.span);
@@ -945,11 +991,15 @@ impl<'s> P<'s> {
     fn primary<'a>(&self, i: &'a str, depth: usize) -> PResult<'a, Spanned<Expr>> {
         if let Some(body) = i.strip_prefix('(') {
             if depth >= MAX_NESTING {
-                return fail(PError::custom(
-                    i,
-                    1,
-                    format!("condition nested more than {MAX_NESTING} deep"),
-                ));
+                return fail(
+                    PError::custom(
+                        i,
+                        1,
+                        format!("condition nested more than {MAX_NESTING} deep"),
+                    )
+                    .label("too deep")
+                    .help("simplify the condition"),
+                );
             }
             let (r, inner) =
                 nom::combinator::cut(|i| self.or_expr(i, depth + 1)).parse(ws(body))?;
@@ -960,8 +1010,10 @@ impl<'s> P<'s> {
                     expected.push("a comparison operator");
                 }
                 let mut e = PError::expected_many(j, &expected);
+                e.related
+                    .push((self.span(i, body), "this `(` is not closed".to_string()));
                 if j.is_empty() {
-                    e = e.help("close the parenthesis opened here with `)`");
+                    e = e.help("close the parenthesis with `)`");
                 }
                 return fail(e);
             };
@@ -983,6 +1035,7 @@ impl<'s> P<'s> {
                     token(i).len(),
                     format!("more than {MAX_CONDITION_TERMS} comparisons in one condition"),
                 )
+                .label("one too many")
                 .help("use `in [a, b, ...]` for long lists of alternatives"),
             );
         }
@@ -1007,7 +1060,8 @@ impl<'s> P<'s> {
                     if !r.starts_with('=') {
                         return fail(
                             PError::custom(j, 1, "`=` is not a comparison operator")
-                                .help("compare with `==`"),
+                                .label("use `==`")
+                                .help(format!("compare with `==`: {name} == ...")),
                         );
                     }
                 }
@@ -1067,16 +1121,18 @@ mod tests {
 
     #[test]
     fn splits_statements_on_lines_and_open_brackets() {
-        let src = "let a = [1,\n  2]\nlog write\n\nlog read where a == 1 and\n b == 2\nlog x\n";
+        let src = "let a = [1,\n  2\n]\nlog write\n\nlog read where a == 1 and\n b == 2\nlog x\nlog y where (\nz == 1)\n";
         let l = logical_lines(src);
         let texts: Vec<&str> = l.iter().map(|&(s, e)| &src[s..e]).collect();
         assert_eq!(
             texts,
             [
-                "let a = [1,\n  2]",
+                "let a = [1,\n  2\n]",
                 "log write",
                 "log read where a == 1 and\n b == 2",
-                "log x"
+                "log x",
+                "log y where (",
+                "z == 1)",
             ]
         );
     }
