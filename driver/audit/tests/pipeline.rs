@@ -1,0 +1,402 @@
+//! The writer and reader together: round trips, rotation, damage of every
+//! kind, write failures, keyed sealing.
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64 as StdU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fltpolicy_audit::reader::{LogReader, ReadError, ReadOptions, RecordBody};
+use fltpolicy_audit::verify::verify;
+use fltpolicy_audit::writer::{new_queue, rotated_files, FileSink, FlushConfig, FlushThread};
+use fltpolicy_core::event::{Action, Op};
+use fltpolicy_core::queue::MIN_RING_WORDS;
+use fltpolicy_core::record::writer::{LogWriter, Sink, WriterConfig, MIN_FILE_BYTES};
+use fltpolicy_core::record::{DropReason, EventData, PolicyId};
+
+fn event(pid: u64, i: u64, path: &str) -> EventData<'_> {
+    EventData {
+        time_ns: 1_700_000_000_000_000_000 + i,
+        op: Some(Op::Write),
+        action: Action::Log.into(),
+        pid,
+        ppid: 1,
+        size: i,
+        rule: Some(1),
+        line: 3,
+        policy: PolicyId::new(&[7; 32], 1),
+        path,
+        image: "/usr/bin/stress",
+        user: "root",
+        tag: "t",
+        ..Default::default()
+    }
+}
+
+fn cfg(max_file_bytes: u64) -> FlushConfig {
+    FlushConfig {
+        max_file_bytes,
+        interval: Duration::from_millis(5),
+        ring_words: MIN_RING_WORDS,
+        ..FlushConfig::default()
+    }
+}
+
+struct Outcome {
+    produced: u64,
+    written: u64,
+    dropped: u64,
+}
+
+/// Writes `threads * per` events through the real flush thread.
+fn write_log(base: &Path, threads: u64, per: u64, max_file_bytes: u64) -> Outcome {
+    let ft = FlushThread::start(FileSink::create(base).unwrap(), cfg(max_file_bytes)).unwrap();
+    let hs: Vec<_> = (0..threads)
+        .map(|t| {
+            let p = ft.producer();
+            std::thread::spawn(move || {
+                let path = format!("/srv/data/t{t}/file.txt");
+                for i in 0..per {
+                    let _ = p.push(&event(t, i, &path));
+                    if i % 64 == 0 {
+                        std::thread::yield_now();
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    let (_, stats) = ft.shutdown().unwrap();
+    Outcome {
+        produced: threads * per,
+        written: stats.events_written,
+        dropped: stats.drops_recorded.iter().sum(),
+    }
+}
+
+fn read_all(paths: &[PathBuf]) -> (Vec<fltpolicy_audit::DecodedRecord>, Vec<ReadError>) {
+    let mut ok = Vec::new();
+    let mut errs = Vec::new();
+    for item in LogReader::open(paths).unwrap() {
+        match item {
+            Ok(r) => ok.push(r),
+            Err(e) => errs.push(e),
+        }
+    }
+    (ok, errs)
+}
+
+#[test]
+fn round_trip_with_rotation_accounts_for_every_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("audit.fplog");
+    let out = write_log(&base, 4, 5_000, MIN_FILE_BYTES * 4);
+    let files = rotated_files(&base);
+    assert!(files.len() > 3, "rotation happened: {} files", files.len());
+    let (recs, errs) = read_all(&files);
+    assert!(errs.is_empty(), "{errs:?}");
+    // Dense sequence numbers across files.
+    for (i, r) in recs.iter().enumerate() {
+        assert_eq!(r.seq, i as u64 + 1);
+    }
+    let events: Vec<_> = recs.iter().filter_map(|r| r.event()).collect();
+    let dropped: u64 = recs
+        .iter()
+        .filter_map(|r| match &r.body {
+            RecordBody::Dropped(d) => Some(d.count),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(events.len() as u64, out.written);
+    assert_eq!(dropped, out.dropped);
+    assert_eq!(out.written + out.dropped, out.produced);
+    // Per producer, events arrive in order without duplicates.
+    for t in 0..4 {
+        let mine: Vec<u64> = events
+            .iter()
+            .filter(|e| e.pid == t)
+            .map(|e| e.size)
+            .collect();
+        assert!(mine.windows(2).all(|w| w[0] < w[1]), "producer {t} order");
+    }
+    let rep = verify(&files, ReadOptions::default()).unwrap();
+    assert!(rep.ok(), "{:?}", rep.errors);
+    assert!(rep.notes.is_empty(), "{:?}", rep.notes);
+    // Given in any order, files are put back in chain order.
+    let mut shuffled = files.clone();
+    shuffled.reverse();
+    assert!(verify(&shuffled, ReadOptions::default()).unwrap().ok());
+}
+
+fn small_log() -> (tempfile::TempDir, PathBuf, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("a.fplog");
+    let out = write_log(&base, 1, 20, 1 << 30);
+    assert_eq!(out.written, 20);
+    let bytes = std::fs::read(&base).unwrap();
+    (dir, base, bytes)
+}
+
+#[test]
+fn every_flipped_byte_fails_verification() {
+    let (_d, base, bytes) = small_log();
+    assert!(verify(&[&base], ReadOptions::default()).unwrap().ok());
+    for i in 0..bytes.len() {
+        let mut b = bytes.clone();
+        b[i] ^= 0x01 << (i % 8);
+        std::fs::write(&base, &b).unwrap();
+        let rep = verify(&[&base], ReadOptions::default()).unwrap();
+        assert!(!rep.ok(), "flip at byte {i} went unnoticed");
+    }
+}
+
+/// Frame boundaries of a single file.
+fn frames(bytes: &[u8]) -> (usize, Vec<(usize, usize)>) {
+    let (_, hlen) = fltpolicy_core::record::frame::decode_header(bytes).unwrap();
+    let mut at = hlen;
+    let mut out = Vec::new();
+    while at < bytes.len() {
+        let fltpolicy_core::record::frame::FrameParse::Frame(f) =
+            fltpolicy_core::record::frame::parse_frame(&bytes[at..])
+        else {
+            panic!("bad frame")
+        };
+        out.push((at, at + f.total));
+        at += f.total;
+    }
+    (hlen, out)
+}
+
+#[test]
+fn removed_or_reordered_records_fail_verification() {
+    let (_d, base, bytes) = small_log();
+    let (hlen, fr) = frames(&bytes);
+    for k in 0..fr.len() {
+        let mut b = bytes[..fr[k].0].to_vec();
+        b.extend_from_slice(&bytes[fr[k].1..]);
+        std::fs::write(&base, &b).unwrap();
+        let rep = verify(&[&base], ReadOptions::default()).unwrap();
+        if k + 1 == fr.len() {
+            // Removing the final End record is a truncation at a frame
+            // boundary: noted, and visible as a missing end.
+            assert!(rep.notes.iter().any(|n| n.contains("no end record")));
+        } else {
+            assert!(!rep.ok(), "removal of record {k} unnoticed");
+        }
+    }
+    for k in 0..fr.len() - 1 {
+        let mut b = bytes[..hlen].to_vec();
+        for (j, _) in fr.iter().enumerate() {
+            let idx = if j == k {
+                k + 1
+            } else if j == k + 1 {
+                k
+            } else {
+                j
+            };
+            b.extend_from_slice(&bytes[fr[idx].0..fr[idx].1]);
+        }
+        std::fs::write(&base, &b).unwrap();
+        let rep = verify(&[&base], ReadOptions::default()).unwrap();
+        assert!(!rep.ok(), "swap of {k} and {} unnoticed", k + 1);
+        assert!(matches!(
+            rep.first_error(),
+            Some(ReadError::ChainBroken { .. })
+        ));
+    }
+}
+
+#[test]
+fn truncated_tail_is_torn_and_earlier_records_survive() {
+    let (_d, base, bytes) = small_log();
+    let (hlen, fr) = frames(&bytes);
+    for cut in hlen..bytes.len() {
+        std::fs::write(&base, &bytes[..cut]).unwrap();
+        let (recs, errs) = read_all(&[base.clone()]);
+        let complete = fr.iter().filter(|(_, end)| *end <= cut).count();
+        assert_eq!(recs.len(), complete, "cut at {cut}");
+        let at_boundary = fr.iter().any(|(s, _)| *s == cut);
+        if at_boundary {
+            assert!(errs.is_empty());
+        } else {
+            assert_eq!(errs.len(), 1, "cut at {cut}: {errs:?}");
+            assert!(errs[0].is_torn_tail());
+            let rep = verify(&[&base], ReadOptions::default()).unwrap();
+            assert!(!rep.ok() && rep.torn_tail().is_some());
+        }
+    }
+}
+
+/// An in-memory sink whose writes fail while `fail` is set.
+#[derive(Clone, Default)]
+struct FlakySink {
+    files: Arc<Mutex<Vec<Vec<u8>>>>,
+    fail: Arc<AtomicBool>,
+    partial: bool,
+}
+
+impl Sink for FlakySink {
+    type Error = ();
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<(), ()> {
+        let mut files = self.files.lock().unwrap();
+        if files.is_empty() {
+            files.push(Vec::new());
+        }
+        let f = files.last_mut().unwrap();
+        let off = offset as usize;
+        let n = if self.fail.load(Ordering::Relaxed) {
+            if !self.partial {
+                return Err(());
+            }
+            bytes.len() / 2 // a torn, partial write before the error
+        } else {
+            bytes.len()
+        };
+        if f.len() < off + n {
+            f.resize(off + n, 0);
+        }
+        f[off..off + n].copy_from_slice(&bytes[..n]);
+        if n < bytes.len() {
+            return Err(());
+        }
+        Ok(())
+    }
+    fn truncate(&mut self, len: u64) -> Result<(), ()> {
+        if self.fail.load(Ordering::Relaxed) {
+            return Err(());
+        }
+        let mut files = self.files.lock().unwrap();
+        if let Some(f) = files.last_mut() {
+            f.truncate(len as usize);
+        }
+        Ok(())
+    }
+    fn sync(&mut self) -> Result<(), ()> {
+        Ok(())
+    }
+    fn rotate(&mut self, _index: u32) -> Result<(), ()> {
+        if self.fail.load(Ordering::Relaxed) {
+            return Err(());
+        }
+        self.files.lock().unwrap().push(Vec::new());
+        Ok(())
+    }
+}
+
+fn write_files(dir: &Path, files: &[Vec<u8>]) -> Vec<PathBuf> {
+    files
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let p = dir.join(format!("m{i}.fplog"));
+            std::fs::write(&p, b).unwrap();
+            p
+        })
+        .collect()
+}
+
+#[test]
+fn write_failures_become_drop_records_and_the_chain_survives() {
+    for partial in [false, true] {
+        let sink = FlakySink {
+            partial,
+            ..FlakySink::default()
+        };
+        let q = new_queue(MIN_RING_WORDS).unwrap();
+        let mut buf = vec![0u8; 256 << 10];
+        let wcfg = WriterConfig {
+            host: "h",
+            boot_id: [0; 16],
+            session_id: [1; 16],
+            key: None,
+            max_file_bytes: MIN_FILE_BYTES * 3,
+            first_seq: 1,
+        };
+        let mut w = LogWriter::new(sink.clone(), &mut buf, &wcfg, 1)
+            .map_err(|e| e.0)
+            .unwrap();
+        let mut c = q.consumer().unwrap();
+        let produced = StdU64::new(0);
+        for round in 0..40u64 {
+            // Fail every third round: disk full for a while.
+            sink.fail.store(round % 3 == 1, Ordering::Relaxed);
+            for i in 0..50 {
+                produced.fetch_add(1, Ordering::Relaxed);
+                let _ = q.push(0, &event(round, i, "/data/x"));
+            }
+            w.drain(&mut c, 10 + round);
+        }
+        sink.fail.store(false, Ordering::Relaxed);
+        let (_, stats) = w.finish(&mut c, 1_000).map_err(|e| e.2).unwrap();
+        let dropped: u64 = stats.drops_recorded.iter().sum();
+        assert!(stats.write_failures > 0);
+        assert!(stats.drops_recorded[DropReason::WriteFailed as usize] > 0);
+        assert_eq!(
+            stats.events_written + dropped,
+            produced.load(Ordering::Relaxed)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let paths = write_files(dir.path(), &sink.files.lock().unwrap());
+        let rep = verify(&paths, ReadOptions::default()).unwrap();
+        assert!(rep.ok(), "partial={partial}: {:?}", rep.errors);
+        assert_eq!(rep.events, stats.events_written);
+        assert_eq!(rep.dropped, dropped);
+    }
+}
+
+#[test]
+fn keyed_chain_needs_the_key_and_catches_a_recomputed_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("k.fplog");
+    let key = [42u8; 32];
+    let ft = FlushThread::start(
+        FileSink::create(&base).unwrap(),
+        FlushConfig {
+            key: Some(key),
+            ..cfg(1 << 30)
+        },
+    )
+    .unwrap();
+    let p = ft.producer();
+    for i in 0..10 {
+        p.push(&event(1, i, "/k")).unwrap();
+    }
+    ft.shutdown().unwrap();
+    let with_key = ReadOptions { key: Some(key) };
+    assert!(verify(&[&base], with_key.clone()).unwrap().ok());
+    let no_key = verify(&[&base], ReadOptions::default()).unwrap();
+    assert!(!no_key.ok() && no_key.unchecked.len() == 1);
+    let wrong = verify(&[&base], ReadOptions { key: Some([1; 32]) }).unwrap();
+    assert!(!wrong.ok());
+
+    // An attacker edits a path and recomputes the chain without the key
+    // (as an unkeyed chain): verification with the key fails.
+    let bytes = std::fs::read(&base).unwrap();
+    let (h, hlen) = fltpolicy_core::record::frame::decode_header(&bytes).unwrap();
+    let mut chain = fltpolicy_core::record::chain::Chain::start(&bytes[..hlen], None);
+    assert!(matches!(
+        h.sealing,
+        fltpolicy_core::record::chain::Sealing::HmacSha256 { .. }
+    ));
+    let (_, fr) = frames(&bytes);
+    let mut forged = bytes[..hlen].to_vec();
+    for (s, e) in fr {
+        let f = &bytes[s..e];
+        let body = &f[4..f.len() - 20];
+        let mut rec = fltpolicy_core::record::frame::decode_body(body).unwrap();
+        if let fltpolicy_core::record::Record::Event(ev) = &mut rec {
+            ev.data.path = "/innocent";
+        }
+        let mut out = vec![0u8; 8192];
+        let n = fltpolicy_core::record::frame::encode_frame(&rec, &mut chain, &mut out).unwrap();
+        forged.extend_from_slice(&out[..n]);
+    }
+    std::fs::write(&base, &forged).unwrap();
+    let rep = verify(&[&base], with_key).unwrap();
+    assert!(!rep.ok());
+    assert!(matches!(
+        rep.first_error(),
+        Some(ReadError::ChainBroken { .. })
+    ));
+}
