@@ -9,9 +9,15 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod events;
+mod policy_input;
 
 #[derive(Debug, Parser)]
-#[command(name = "fltpolicy", version, about = "Declarative, policy-driven file-system filter")]
+#[command(
+    name = "fltpolicy",
+    version,
+    about = "Declarative, policy-driven file-system filter"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -19,12 +25,40 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    // Policy tool chain (issue 2) goes here.
+    /// Compile a policy into a verified image (.fpi).
+    Compile(cmd::compile::Args),
+    /// Check policies and report every error and warning.
+    Check(cmd::check::Args),
+    /// Print policies in canonical layout.
+    Fmt(cmd::fmt::Args),
+    /// Disassemble an image (header, path trie, programs).
+    Disasm(cmd::disasm::Args),
+    /// Evaluate events (JSON lines) against a policy.
+    Eval(cmd::eval::Args),
+    /// Run a policy's shipped cases and report rule coverage.
+    Test(cmd::test::Args),
+    /// Measure evaluation cost in ns/event.
+    Bench(cmd::bench::Args),
     // Audit pipeline: replay, log (issue 3) goes here.
     // Enforcement point: run, load, status (issues 4, 5) go here.
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    let result = match cli.command {
+        Command::Compile(a) => cmd::compile::run(a),
+        Command::Check(a) => cmd::check::run(a),
+        Command::Fmt(a) => cmd::fmt::run(a),
+        Command::Disasm(a) => cmd::disasm::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
+        Command::Test(a) => cmd::test::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -14,14 +14,15 @@
 #![forbid(unsafe_code)]
 
 pub mod ast;
-pub mod ir;
-pub mod parse;
-pub mod diag;
 pub mod check;
-pub mod fmt;
+pub mod diag;
+pub mod disasm;
 pub mod filter;
+pub mod fmt;
+pub mod ir;
 pub mod lower;
 pub mod oracle;
+pub mod parse;
 
 use fltpolicy_core::event::Target;
 use fltpolicy_core::image::{Policy as VerifiedPolicy, VerifyError};

@@ -26,7 +26,9 @@ pub enum LowerError {
     TooManyRules { count: usize },
     #[error("rule {rule} (line {line}): a string constant is {len} bytes, over the {MAX_STRING_LEN}-byte limit")]
     StringTooLong { rule: u32, line: u32, len: usize },
-    #[error("the policy needs up to {cost} instructions per event, over the limit of {MAX_WORST_CASE}")]
+    #[error(
+        "the policy needs up to {cost} instructions per event, over the limit of {MAX_WORST_CASE}"
+    )]
     TooCostly { cost: u64 },
     #[error("the image would be {len} bytes, over the {MAX_IMAGE_LEN}-byte limit")]
     TooLarge { len: usize },
@@ -229,7 +231,11 @@ impl Builder {
                 Ok(())
             }
             Cond::And(cs) | Cond::Or(cs) => {
-                let jump = if matches!(c, Cond::And(_)) { op::JF } else { op::JT };
+                let jump = if matches!(c, Cond::And(_)) {
+                    op::JF
+                } else {
+                    op::JT
+                };
                 let mut jumps = Vec::new();
                 for (i, sub) in cs.iter().enumerate() {
                     self.cond(sub)?;
@@ -303,7 +309,11 @@ impl Builder {
                 self.str_lists.push((first, idx(sorted.len())?));
                 self.emit(Insn::new(op::STRIN, sf(field), list));
             }
-            Test::Num { field, op: o, value } => {
+            Test::Num {
+                field,
+                op: o,
+                value,
+            } => {
                 let n = self.num(*value)?;
                 let opcode = match o {
                     NumOp::Eq => op::EQ,
@@ -378,7 +388,11 @@ impl Builder {
         };
         let str_lists = pairs(&self.str_lists);
         let num_lists = pairs(&self.num_lists);
-        let list_items: Vec<u8> = self.list_items.iter().flat_map(|i| i.to_le_bytes()).collect();
+        let list_items: Vec<u8> = self
+            .list_items
+            .iter()
+            .flat_map(|i| i.to_le_bytes())
+            .collect();
         let body = Body {
             strings: self.strings.as_bytes(),
             strs: &self.strs,

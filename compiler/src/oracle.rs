@@ -122,7 +122,9 @@ impl<'e> Ctx<'e> {
     }
 
     fn under(&self, s: &str, c: &str) -> bool {
-        s == c || s.starts_with(&format!("{c}{}", self.sep)) || (c.ends_with(self.sep) && s.starts_with(c))
+        s == c
+            || s.starts_with(&format!("{c}{}", self.sep))
+            || (c.ends_with(self.sep) && s.starts_with(c))
     }
 
     fn cond(&self, c: &Cond) -> bool {

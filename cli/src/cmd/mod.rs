@@ -1,1 +1,8 @@
 //! One module per subcommand.
+pub mod bench;
+pub mod check;
+pub mod compile;
+pub mod disasm;
+pub mod eval;
+pub mod fmt;
+pub mod test;

@@ -1,0 +1,59 @@
+//! `fltpolicy check FILE...`: report every error and warning; non-zero exit
+//! when any file has errors.
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use fltpolicy_compiler::{compile, CompileError};
+
+use crate::policy_input::{render_error, TargetArg};
+
+/// Check policies without writing images.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Policy sources.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "windows")]
+    target: TargetArg,
+    /// Treat warnings as errors.
+    #[arg(long)]
+    deny_warnings: bool,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let mut failed = false;
+    for f in &args.files {
+        let name = f.display().to_string();
+        let src = match std::fs::read_to_string(f) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("{name}: cannot read: {e}");
+                failed = true;
+                continue;
+            }
+        };
+        match compile(&src, &name, args.target.into()) {
+            Ok(c) => {
+                let w = c.warnings.items.len();
+                if w > 0 {
+                    eprint!("{}", c.warnings.render());
+                    failed |= args.deny_warnings;
+                }
+                println!("{name}: ok ({} rules, {w} warnings)", c.policy.rules.len());
+            }
+            Err(e) => {
+                eprint!("{}", render_error(&e));
+                if !matches!(e, CompileError::Source(_)) {
+                    eprintln!();
+                }
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
