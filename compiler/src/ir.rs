@@ -72,20 +72,51 @@ pub enum Test {
     /// `==`, `!=`: whole-string equality (folded on Windows for every field
     /// but `user`, which is folded too since Windows account names are
     /// case-insensitive).
-    StrEq { field: StrField, value: String, negate: bool },
+    StrEq {
+        field: StrField,
+        value: String,
+        negate: bool,
+    },
     /// `under`: the value itself or anything below it at a separator boundary.
-    Under { field: StrField, value: String },
-    StartsWith { field: StrField, value: String },
-    EndsWith { field: StrField, value: String },
-    Contains { field: StrField, value: String },
+    Under {
+        field: StrField,
+        value: String,
+    },
+    StartsWith {
+        field: StrField,
+        value: String,
+    },
+    EndsWith {
+        field: StrField,
+        value: String,
+    },
+    Contains {
+        field: StrField,
+        value: String,
+    },
     /// `matches`: glob, `*` and `?` within a component, `**` whole components.
-    Matches { field: StrField, pattern: String },
-    StrIn { field: StrField, values: Vec<String> },
+    Matches {
+        field: StrField,
+        pattern: String,
+    },
+    StrIn {
+        field: StrField,
+        values: Vec<String>,
+    },
     /// Numeric comparison `field OP value`.
-    Num { field: NumField, op: NumOp, value: u64 },
-    NumIn { field: NumField, values: Vec<u64> },
+    Num {
+        field: NumField,
+        op: NumOp,
+        value: u64,
+    },
+    NumIn {
+        field: NumField,
+        values: Vec<u64>,
+    },
     /// `paging == value`
-    Paging { value: bool },
+    Paging {
+        value: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

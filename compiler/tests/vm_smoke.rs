@@ -4,7 +4,11 @@ use fltpolicy_core::image::Policy;
 
 #[test]
 fn mission_policy_compiles_and_evaluates() {
-    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../policies/mission.pol")).unwrap();
+    let src = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../policies/mission.pol"
+    ))
+    .unwrap();
     let c = compile(&src, "mission.pol", Target::Windows).unwrap_or_else(|e| panic!("{e:?}"));
     let p = Policy::from_bytes(&c.image).unwrap();
     let mut ev = EventView::new(Op::Write, "c:\\data\\x.txt");
