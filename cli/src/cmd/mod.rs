@@ -6,3 +6,4 @@ pub mod disasm;
 pub mod eval;
 pub mod fmt;
 pub mod test;
+pub mod view;

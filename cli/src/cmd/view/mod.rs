@@ -1,0 +1,285 @@
+//! `fltpolicy log view`: the bundled audit log viewer, a terminal UI in the
+//! spirit of Process Monitor.
+//!
+//! * [`app`] — the model (rows, filter, selection, follow); no terminal I/O;
+//! * [`ui`] — draws the model with ratatui;
+//! * [`input`] — turns key presses into model changes;
+//! * [`source`] — reads log files incrementally (first load, follow mode,
+//!   rotation, torn tails) into rows;
+//! * [`timefmt`] — timestamps as text.
+//!
+//! This module only wires them to a real terminal and a clock.
+
+pub mod app;
+pub mod input;
+pub mod source;
+pub mod timefmt;
+pub mod ui;
+
+use std::io::{self, IsTerminal};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use crossterm::event::{self, Event};
+use fltpolicy_compiler::filter::Filter;
+use fltpolicy_compiler::CompileError;
+use fltpolicy_core::event::Target;
+use fltpolicy_core::record::chain::KEY_BYTES;
+
+use app::{App, EventFilter, FilterError};
+use source::Source;
+
+/// How often follow mode looks at the files. Short enough that new records
+/// appear without a noticeable lag, long enough to cost nothing when idle.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Longest time spent decoding before the screen is drawn again while a
+/// large log loads.
+const LOAD_SLICE: Duration = Duration::from_millis(100);
+
+/// Target platform of the filter syntax.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetArg {
+    Windows,
+    Linux,
+}
+
+impl From<TargetArg> for Target {
+    fn from(t: TargetArg) -> Target {
+        match t {
+            TargetArg::Windows => Target::Windows,
+            TargetArg::Linux => Target::Linux,
+        }
+    }
+}
+
+/// Arguments of `fltpolicy log view`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Keys: arrows/PgUp/PgDn/Home/End move, / filter, F follow, n next drop, d detail, ? help, q quit."
+)]
+pub struct ViewArgs {
+    /// Log files to show, in any order (they are put in chain order).
+    #[arg(required = true, value_name = "LOG")]
+    pub logs: Vec<PathBuf>,
+    /// Follow the log as it grows (and across rotation), like `tail -f`.
+    #[arg(long, short = 'F')]
+    pub follow: bool,
+    /// Initial filter, in the policy language's condition syntax, e.g.
+    /// `process == "cat" and path under /srv`.
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Path syntax of the filter; inferred from the log's paths when absent.
+    #[arg(long, value_enum)]
+    pub target: Option<TargetArg>,
+    /// File holding the 32-byte key of an HMAC-sealed log (raw bytes or 64
+    /// hex digits), to check its chain.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+}
+
+/// Reads a sealing key: 32 raw bytes, or 64 hex digits (whitespace around
+/// them ignored).
+pub fn read_key(path: &std::path::Path) -> anyhow::Result<[u8; KEY_BYTES]> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading key {}", path.display()))?;
+    if bytes.len() == KEY_BYTES {
+        let mut k = [0u8; KEY_BYTES];
+        k.copy_from_slice(&bytes);
+        return Ok(k);
+    }
+    let text = std::str::from_utf8(&bytes)
+        .ok()
+        .map(str::trim)
+        .unwrap_or("");
+    if text.len() == 2 * KEY_BYTES && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let mut k = [0u8; KEY_BYTES];
+        for (i, slot) in k.iter_mut().enumerate() {
+            *slot = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)?;
+        }
+        return Ok(k);
+    }
+    bail!(
+        "{}: a key is {KEY_BYTES} raw bytes or {} hex digits",
+        path.display(),
+        2 * KEY_BYTES
+    )
+}
+
+impl EventFilter for Filter {
+    fn matches(&self, event: &fltpolicy_core::event::EventView<'_>) -> bool {
+        Filter::matches(self, event)
+    }
+}
+
+/// The policy compiler's condition parser (the syntax of `where`) as the
+/// viewer's filter. The first error becomes the bar's message, its span the
+/// caret position.
+pub fn parse_filter(expr: &str, target: Target) -> Result<Box<dyn EventFilter>, FilterError> {
+    match Filter::parse(expr, target) {
+        Ok(f) => Ok(Box::new(f)),
+        Err(CompileError::Source(diags)) => {
+            let first = diags
+                .items
+                .iter()
+                .find(|d| d.is_error())
+                .or(diags.items.first());
+            Err(match first {
+                Some(d) => FilterError {
+                    message: if d.label.is_empty() || d.message.contains(&d.label) {
+                        d.message.clone()
+                    } else {
+                        format!("{}: {}", d.message, d.label)
+                    },
+                    offset: Some(d.span.start.min(expr.len())),
+                    help: d.help.clone(),
+                },
+                None => FilterError {
+                    message: "invalid filter".to_owned(),
+                    offset: None,
+                    help: None,
+                },
+            })
+        }
+        Err(other) => Err(FilterError {
+            message: other.to_string(),
+            offset: None,
+            help: None,
+        }),
+    }
+}
+
+/// Runs the viewer until the user quits.
+pub fn run(args: ViewArgs) -> anyhow::Result<()> {
+    if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
+        bail!("log view needs a terminal; use `fltpolicy log export` to read a log from a script");
+    }
+    let key = args.key.as_deref().map(read_key).transpose()?;
+    let mut source = Source::open(&args.logs, key)?;
+    let mut app = App::new(parse_filter, args.target.map(Target::from), args.follow);
+
+    let mut terminal = ratatui::init();
+    let result = event_loop(&mut terminal, &mut app, &mut source, args.filter.as_deref());
+    ratatui::restore();
+    result
+}
+
+fn event_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    app: &mut App,
+    source: &mut Source,
+    initial_filter: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut pending_filter = initial_filter.map(str::to_owned);
+    let mut next_poll = Instant::now();
+    let mut loading = true;
+    loop {
+        // Read: everything on the first load (in slices, drawing between
+        // them), then only in follow mode, every POLL_INTERVAL.
+        if loading || (app.follow() && Instant::now() >= next_poll) {
+            let started = Instant::now();
+            loop {
+                let (rows, more) = source.poll();
+                app.append(rows);
+                if !more {
+                    loading = false;
+                    break;
+                }
+                if started.elapsed() >= LOAD_SLICE {
+                    break;
+                }
+            }
+            app.status = source.status(app.follow());
+            next_poll = Instant::now() + POLL_INTERVAL;
+            // Apply --filter once the first rows have told the target.
+            if let Some(f) = pending_filter.take() {
+                app.open_filter();
+                for c in f.chars() {
+                    app.filter_push(c);
+                }
+                app.filter_submit();
+            }
+        }
+        terminal.draw(|f| ui::draw(f, app))?;
+        if app.should_quit() {
+            return Ok(());
+        }
+        let timeout = if loading {
+            Duration::ZERO
+        } else if app.follow() {
+            next_poll.saturating_duration_since(Instant::now())
+        } else {
+            Duration::from_secs(3600)
+        };
+        if event::poll(timeout)? {
+            // Handle every queued event before drawing again.
+            loop {
+                match event::read()? {
+                    Event::Key(k) => input::handle_key(app, k),
+                    Event::Resize(..) => {}
+                    _ => {}
+                }
+                if app.should_quit() || !event::poll(Duration::ZERO)? {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fltpolicy_core::event::{EventView, Op};
+
+    #[test]
+    fn real_filter_parses_and_matches() {
+        let f = parse_filter(r#"process == "cat" and path under /srv"#, Target::Linux).unwrap();
+        let mut ev = EventView::new(Op::Read, "/srv/data/a");
+        ev.image = "/usr/bin/cat";
+        assert!(f.matches(&ev));
+        ev.image = "/usr/bin/vim";
+        assert!(!f.matches(&ev));
+        let f = parse_filter(r#"path under C:\Data"#, Target::Windows).unwrap();
+        assert!(
+            f.matches(&EventView::new(Op::Write, r"c:\data\X.TXT")),
+            "Windows compares case-insensitively"
+        );
+    }
+
+    #[test]
+    fn real_filter_errors_point_into_the_expression() {
+        let expr = r#"process == "cat" and bogus == 3"#;
+        let e = parse_filter(expr, Target::Linux).err().unwrap();
+        assert!(!e.message.is_empty());
+        let off = e.offset.expect("a span");
+        assert!(off <= expr.len());
+        assert!(expr[off..].starts_with("bogus"), "{e:?}");
+        let e = parse_filter(r#"process == "#, Target::Linux).err().unwrap();
+        assert!(e.offset.is_some(), "{e:?}");
+    }
+
+    #[test]
+    fn help_examples_are_valid_filters() {
+        for ex in ui::HELP_EXAMPLES {
+            parse_filter(ex, Target::Linux).unwrap_or_else(|e| panic!("{ex}: {e}"));
+        }
+    }
+
+    #[test]
+    fn keys_from_raw_or_hex_files() {
+        let d = source::tests::tmp();
+        let raw = d.path().join("raw.key");
+        std::fs::write(&raw, [7u8; KEY_BYTES]).unwrap();
+        assert_eq!(read_key(&raw).unwrap(), [7u8; KEY_BYTES]);
+        let hex = d.path().join("hex.key");
+        std::fs::write(&hex, format!("{}\n", "0a".repeat(KEY_BYTES))).unwrap();
+        assert_eq!(read_key(&hex).unwrap(), [10u8; KEY_BYTES]);
+        let bad = d.path().join("bad.key");
+        std::fs::write(&bad, "short").unwrap();
+        assert!(read_key(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("hex digits"));
+    }
+}
