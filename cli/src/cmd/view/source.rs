@@ -79,6 +79,10 @@ pub struct Source {
     /// (a keyed log without the key) or is broken.
     chain: Option<Chain>,
     chain_state: ChainState,
+    /// The sequence number the next record must carry (every record,
+    /// event, drop or end, takes the next number; a new session restarts
+    /// from its header's `first_seq`).
+    next_seq: Option<u64>,
     /// Directory and name stem searched for the next file after rotation.
     rotation_dir: Option<(PathBuf, String)>,
     errors: Vec<String>,
@@ -180,6 +184,7 @@ impl Source {
             key,
             chain: None,
             chain_state: ChainState::Unknown,
+            next_seq: None,
             rotation_dir,
             errors: Vec::new(),
         })
@@ -314,6 +319,13 @@ impl Source {
                 let reason = format!("chain tag mismatch at seq {}", rec.seq());
                 self.break_chain(i, offset, Some(rec.seq()), reason);
             }
+            if let Some(want) = self.next_seq {
+                if rec.seq() != want {
+                    let reason = format!("sequence gap: expected seq {want}, found {}", rec.seq());
+                    self.break_chain(i, offset, Some(rec.seq()), reason);
+                }
+            }
+            self.next_seq = Some(rec.seq().wrapping_add(1));
             if let Record::End(e) = &rec {
                 self.tails[i].end = Some(e.reason);
             }
@@ -349,6 +361,31 @@ impl Source {
 
     /// Starts (or continues) the chain at file `i`'s header.
     fn start_file_chain(&mut self, i: usize, h: &HeaderInfo, header_bytes: &[u8]) {
+        // Files of one session follow each other by index, and sequence
+        // numbers run on across them; both are checked even when the chain
+        // cannot be (a keyed log without its key).
+        let prev = i.checked_sub(1).and_then(|p| self.tails[p].header.clone());
+        let same_session = prev
+            .as_ref()
+            .is_some_and(|ph| ph.session_id == h.session_id);
+        match (&prev, self.next_seq) {
+            (Some(ph), _) if same_session && h.file_index != ph.file_index.wrapping_add(1) => {
+                let reason = format!(
+                    "file index {} follows {}: a file of the chain is missing",
+                    h.file_index, ph.file_index
+                );
+                self.break_chain(i, 0, None, reason);
+            }
+            (_, Some(want)) if same_session && h.first_seq != want => {
+                let reason = format!(
+                    "file starts at seq {}, but the previous file ended before seq {want}",
+                    h.first_seq
+                );
+                self.break_chain(i, 0, Some(h.first_seq), reason);
+            }
+            _ => {}
+        }
+        self.next_seq = Some(h.first_seq);
         let key = match h.sealing {
             Sealing::Sha256 => None,
             Sealing::HmacSha256 { key_id: want } => match self.key {
@@ -366,27 +403,11 @@ impl Source {
                 }
             },
         };
-        // The link to the previous file, when that file is the previous
-        // one of the same session.
-        let prev = i
-            .checked_sub(1)
-            .and_then(|p| self.tails[p].header.clone().map(|ph| (p, ph)));
-        if let (Some((_, ph)), Some(chain)) = (&prev, &self.chain) {
-            if ph.session_id == h.session_id {
-                if h.file_index != ph.file_index + 1 {
-                    let reason = format!(
-                        "file index {} follows {}: a file of the chain is missing",
-                        h.file_index, ph.file_index
-                    );
-                    self.break_chain(i, 0, None, reason);
-                } else if chain.value() != h.prev_chain {
-                    self.break_chain(
-                        i,
-                        0,
-                        None,
-                        "header does not continue the previous file's chain".to_owned(),
-                    );
-                }
+        // The link to the previous file of the same session.
+        if let (true, Some(chain)) = (same_session, &self.chain) {
+            if chain.value() != h.prev_chain {
+                let reason = "header does not continue the previous file's chain".to_owned();
+                self.break_chain(i, 0, None, reason);
             }
         }
         if matches!(self.chain_state, ChainState::Broken { .. }) {
@@ -949,6 +970,118 @@ pub(crate) mod tests {
         let rest = drain(&mut s);
         assert_eq!(first.len() + rest.len(), n);
         assert_eq!(s.status(false).chain, ChainState::Intact);
+    }
+
+    #[test]
+    fn sequence_gap_is_reported_even_for_keyed_logs_without_the_key() {
+        let d = tmp();
+        let p = d.path().join("g.log");
+        let mut w = LogWriter::create(&p, Some([3; KEY_BYTES]));
+        w.event(1, "/bin/a", Op::Open, "/g/1");
+        w.seq += 2; // two records vanish
+        w.event(2, "/bin/a", Op::Open, "/g/4");
+        let mut s = Source::open(std::slice::from_ref(&p), None).unwrap();
+        assert_eq!(drain(&mut s).len(), 2);
+        match s.status(false).chain {
+            ChainState::Broken { seq, reason, .. } => {
+                assert_eq!(seq, Some(4));
+                assert!(reason.contains("expected seq 2, found 4"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The viewer's incremental source and the audit crate's reader agree
+    /// record for record on a log written by the real flush thread (with
+    /// rotation and a drop record).
+    #[test]
+    fn agrees_with_the_audit_reader_on_a_pipeline_log() {
+        use fltpolicy_audit::reader::RecordBody as RB;
+        use fltpolicy_audit::writer::{rotated_files, FileSink, FlushConfig, FlushThread};
+        use fltpolicy_core::record::writer::MIN_FILE_BYTES;
+        use std::time::Duration;
+
+        let d = tmp();
+        let base = d.path().join("p.fplog");
+        let cfg = FlushConfig {
+            interval: Duration::from_millis(5),
+            ring_words: 1 << 14,
+            max_file_bytes: MIN_FILE_BYTES.max(16 << 10),
+            ..FlushConfig::default()
+        };
+        let flush = FlushThread::start(FileSink::create(&base).unwrap(), cfg).unwrap();
+        let q = flush.producer();
+        let paths: Vec<String> = (0..300)
+            .map(|i| format!("/p/{i:04}/{}", "y".repeat(i % 90)))
+            .collect();
+        for (i, p) in paths.iter().enumerate() {
+            let data = EventData {
+                time_ns: 1_000 + i as u64,
+                op: Some(Op::ALL[i % 8]),
+                action: if i % 7 == 0 {
+                    Action::Deny
+                } else {
+                    Action::Log
+                }
+                .into(),
+                pid: i as u64,
+                path: p,
+                image: "/usr/bin/x",
+                user: "u",
+                tag: "t",
+                ..Default::default()
+            };
+            q.push(&data).unwrap();
+            if i == 150 {
+                q.count_source_drop(3);
+            }
+        }
+        let (_, stats) = flush.shutdown().unwrap();
+        assert!(stats.files >= 2, "{stats:?}");
+        let files = rotated_files(&base);
+
+        let theirs: Vec<(u64, u64, usize, u64, String)> = fltpolicy_audit::LogReader::open(&files)
+            .unwrap()
+            .map(|r| r.unwrap())
+            .map(|r| {
+                let what = match &r.body {
+                    RB::Event(e) => {
+                        format!("{} {} {} {}", e.path, e.pid, e.action.name(), e.op_name())
+                    }
+                    RB::Dropped(d) => format!("drop {} after {}", d.count, d.after_seq),
+                    RB::End(e) => format!("end {:?}", e.reason).to_lowercase(),
+                };
+                (r.seq, r.time_ns, r.file, r.offset, what)
+            })
+            .collect();
+        // Given newest first: the source puts them in chain order.
+        let mut given = files.clone();
+        given.reverse();
+        let mut s = Source::open(&given, None).unwrap();
+        let ours: Vec<(u64, u64, usize, u64, String)> = drain(&mut s)
+            .into_iter()
+            .map(|r| {
+                let what = match &r.body {
+                    RowBody::Event(e) => format!(
+                        "{} {} {} {}",
+                        e.path,
+                        e.pid,
+                        e.action.name(),
+                        e.op.map_or("unknown", |o| o.name())
+                    ),
+                    RowBody::Dropped(d) => format!("drop {} after {}", d.count, d.after_seq),
+                    RowBody::End(e) => format!("end {}", e.reason),
+                };
+                (r.seq, r.time_ns, r.file, r.offset, what)
+            })
+            .collect();
+        assert_eq!(ours.len(), 300 + 1 + stats.files as usize);
+        assert_eq!(ours, theirs);
+        let st = s.status(false);
+        assert_eq!(
+            (st.chain, st.torn_tail, st.error),
+            (ChainState::Intact, None, None)
+        );
     }
 
     #[test]
