@@ -15,6 +15,7 @@
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod control;
 pub mod event;
 pub mod image;
 pub mod queue;
