@@ -13,7 +13,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool as StdBool, Ordering as StdOrdering};
 use std::sync::Arc;
@@ -129,7 +128,7 @@ impl Sink for FileSink {
     type Error = SinkError;
 
     fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<(), SinkError> {
-        self.file.write_all_at(bytes, offset)?;
+        write_all_at(&self.file, bytes, offset)?;
         if self.sync_each_batch {
             self.file.sync_data()?;
         }
@@ -153,6 +152,29 @@ impl Sink for FileSink {
         self.file = next;
         Ok(())
     }
+}
+
+/// Positional write of all of `bytes` (pwrite on Unix, an overlapped-offset
+/// WriteFile on Windows): the writer never depends on the file cursor.
+#[cfg(unix)]
+fn write_all_at(f: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(f, bytes, offset)
+}
+
+#[cfg(windows)]
+fn write_all_at(f: &File, mut bytes: &[u8], mut offset: u64) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match std::os::windows::fs::FileExt::seek_write(f, bytes, offset) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                bytes = &bytes[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Nanoseconds since the Unix epoch now.
@@ -200,6 +222,27 @@ impl AuditQueue {
         match r {
             Ok(Pushed { wake_flusher: true }) | Err(DropReason::QueueFull) => self.wake(),
             _ => {}
+        }
+        r.map(|_| ())
+    }
+
+    /// Pushes one event, waiting for room instead of dropping. For tools
+    /// that replay recorded events (`fltpolicy replay`) and must not lose
+    /// any; an enforcement point's callbacks use [`AuditQueue::push`].
+    /// Only valid while this thread is its ring's sole producer.
+    pub fn push_waiting(&self, data: &EventData<'_>) -> Result<(), DropReason> {
+        let hint = HINT.with(|h| *h);
+        let data = data.clamped();
+        while !self
+            .queue
+            .has_room(hint, fltpolicy_core::queue::MAX_ENTRY_BYTES)
+        {
+            self.wake();
+            thread::sleep(Duration::from_micros(50));
+        }
+        let r = self.queue.push(hint, &data);
+        if let Ok(Pushed { wake_flusher: true }) = r {
+            self.wake();
         }
         r.map(|_| ())
     }

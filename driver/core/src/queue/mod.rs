@@ -217,6 +217,20 @@ impl<W: AsRef<[AtomicU64]>, const RINGS: usize> Queue<W, RINGS> {
         })
     }
 
+    /// Whether ring `hint % RINGS` has room for an entry of `bytes` payload
+    /// bytes right now. Only meaningful to a producer that is the ring's
+    /// sole writer (a replay tool that prefers waiting to dropping); a
+    /// callback never needs it — it pushes and counts the drop.
+    pub fn has_room(&self, hint: usize, bytes: usize) -> bool {
+        let meta = &self.rings[hint % RINGS];
+        let used = meta
+            .tail
+            .load(Ordering::Relaxed)
+            .wrapping_sub(meta.head.load(Ordering::Acquire));
+        let need = 1 + bytes.div_ceil(8) as u64;
+        (self.ring_words as u64).saturating_sub(used) >= need
+    }
+
     /// Counts `n` events lost by the event source itself (fanotify queue
     /// overflow). Callable from any context; never waits.
     pub fn count_external_drop(&self, reason: DropReason, n: u64) {
