@@ -5,6 +5,8 @@
 //! * `fltpolicy-notify` — reads the notification group;
 //! * `fltpolicy-perm` — reads the permission group and answers it;
 //! * `fltpolicy-deadline` — answers allow for overdue permission events;
+//! * `fltpolicy-procs` — applies process-connector messages to the process
+//!   table (captures images at exec, keeps them briefly after exit);
 //! * the audit pipeline's flush thread (owned by the caller's sink);
 //! * the control socket's thread ([`crate::control::server`]).
 use std::collections::HashMap;
@@ -18,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::facts::PolicyFacts;
 use crate::marks;
-use crate::procinfo::Users;
+use crate::procinfo::{self, ProcessTable, Users};
 use crate::sink::Sink;
 use crate::slot::{LoadError, LoadedPolicy, PolicySlot};
 use crate::source::{notify, perm, Shared};
@@ -52,6 +54,17 @@ pub enum EngineError {
         #[source]
         source: io::Error,
     },
+}
+
+/// Refuses, naming the capability, when this process lacks one the engine
+/// needs (instead of letting a system call fail with a bare errno).
+pub fn check_capabilities() -> Result<(), EngineError> {
+    for cap in [Capability::SysAdmin, Capability::DacReadSearch] {
+        if caps::has(cap) == Some(false) {
+            return Err(EngineError::MissingCapability(cap));
+        }
+    }
+    Ok(())
 }
 
 /// What to run.
@@ -105,6 +118,7 @@ struct Marker {
 pub struct Engine {
     core: Arc<Core>,
     threads: Vec<JoinHandle<()>>,
+    tracker_stop: Option<Arc<AtomicBool>>,
 }
 
 /// The part of the engine the control socket shares.
@@ -122,12 +136,7 @@ impl Engine {
     /// Verifies the policy, creates the groups, marks the filesystems and
     /// starts the threads.
     pub fn start(config: EngineConfig) -> Result<Engine, EngineError> {
-        if caps::has(Capability::SysAdmin) == Some(false) {
-            return Err(EngineError::MissingCapability(Capability::SysAdmin));
-        }
-        if caps::has(Capability::DacReadSearch) == Some(false) {
-            return Err(EngineError::MissingCapability(Capability::DacReadSearch));
-        }
+        check_capabilities()?;
         let first = LoadedPolicy::new(config.image, 1)?;
         let facts = first.facts.clone();
         let init = |kind| {
@@ -141,13 +150,15 @@ impl Engine {
         };
         let notify_group = Arc::new(init(GroupKind::NotifyFid)?);
         let perm_group = init(GroupKind::Permission)?;
+        // Read before any mark exists (see `procinfo::Users`).
+        let users = Arc::new(Users::load());
         let shared = Arc::new(Shared {
             slot: PolicySlot::new(first),
             counters: Counters::default(),
             sink: config.sink,
             own_pid: std::process::id(),
-            // Read before any mark exists (see `procinfo::Users`).
-            users: Arc::new(Users::load()),
+            users: Arc::clone(&users),
+            procs: Arc::new(ProcessTable::new(users)),
             stop: AtomicBool::new(false),
             perm_ops: AtomicU8::new(0),
             mounts: RwLock::new(MountFds::default()),
@@ -167,6 +178,7 @@ impl Engine {
         let mut engine = Engine {
             core: Arc::clone(&core),
             threads: Vec::new(),
+            tracker_stop: None,
         };
         // Threads first, so permission events are answered from the moment
         // a mark exists.
@@ -199,6 +211,18 @@ impl Engine {
                 .threads
                 .push(spawn("deadline", Box::new(move || perm::watchdog(r, s)))?);
         }
+        {
+            // The tracker polls the notification thread's wake descriptor:
+            // one stop signal wakes both.
+            let (t, w) = (Arc::clone(&shared.procs), Arc::clone(&core.notify_wake));
+            let stop = Arc::new(AtomicBool::new(false));
+            let stop2 = Arc::clone(&stop);
+            engine.tracker_stop = Some(stop);
+            engine.threads.push(spawn(
+                "procs",
+                Box::new(move || procinfo::track(t, stop2, w)),
+            )?);
+        }
         core.apply_marks(&facts)?;
         Ok(engine)
     }
@@ -219,6 +243,9 @@ impl Engine {
 
     fn stop_threads(&mut self) {
         self.core.shared.stop.store(true, Ordering::Release);
+        if let Some(s) = &self.tracker_stop {
+            s.store(true, Ordering::Release);
+        }
         self.core.notify_wake.wake();
         self.core.perm_wake.wake();
         for t in self.threads.drain(..) {

@@ -15,7 +15,8 @@
 //! * [`slot`] — the active policy and its atomic swap;
 //! * [`sink`] — the boundary to the audit queue;
 //! * [`engine`] — start, reload, status, stop;
-//! * [`control`] — the root-only control socket and its protocol.
+//! * [`control`] — the root-only control socket and its protocol;
+//! * [`pipeline`] — log writer + engine + control socket, as `fltpolicy run` runs them.
 //!
 //! What can be denied on Linux: `open` (FAN_OPEN_PERM, including the open
 //! of an executable by `execve`) and `read` (FAN_ACCESS_PERM). Everything
@@ -30,6 +31,7 @@ pub mod engine;
 pub mod facts;
 pub mod marks;
 pub mod path;
+pub mod pipeline;
 pub mod procinfo;
 pub mod sink;
 pub mod slot;

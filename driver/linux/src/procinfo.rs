@@ -1,24 +1,20 @@
 //! Who caused an event: the process image (`/proc/PID/exe`), parent pid and
-//! user of a pid, resolved once per process and cached.
+//! user of a pid, resolved once per process and cached in a table the
+//! process connector keeps current (see [`ProcessTable`]).
 //!
-//! A cache entry is dropped when the process connector
-//! ([`crate::sys::proc_connector`]) reports that the process exec'd,
-//! exited (so a reused pid is never given the old process's image) or
-//! changed uid. Without the connector (no CAP_NET_ADMIN, or not in the
-//! initial network namespace) nothing is cached and every event reads
-//! `/proc` afresh — correct, only slower ([`ProcessTable::caching`]).
-//!
-//! Each event thread owns its own table: no locks on the event path.
-//! Reading `/proc` never opens a file on a marked filesystem, so the
-//! permission thread can never block on its own event.
+//! Event threads take a read lock for a lookup; the write lock is held only
+//! to apply connector messages, never across a `/proc` read. Reading
+//! `/proc` never opens a file on a marked filesystem, so the permission
+//! thread can never block on its own event.
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use crate::sys::proc_connector::{Change, ProcEvents};
 
-/// Most processes remembered per thread. A machine with more live
-/// processes touching watched files just re-reads `/proc` for some: the
-/// table is cleared when full rather than growing without bound.
+/// Most processes remembered. A machine with more live processes touching
+/// watched files just re-reads `/proc` for some: the table stops growing
+/// (and sheds exited entries) rather than growing without bound.
 pub const MAX_CACHED_PROCESSES: usize = 32_768;
 
 /// What the engine knows about a process.
@@ -69,19 +65,48 @@ impl Users {
     }
 }
 
-/// Per-thread process cache.
+/// How long a process's entry is kept after it exits: fanotify events are
+/// read asynchronously, so events of a short-lived process are often
+/// evaluated after it is gone. Ten seconds covers any queue backlog the
+/// engine can drain; a pid reused within that time gets a fresh entry from
+/// its fork message anyway.
+pub const EXIT_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+struct Entry {
+    info: Arc<ProcInfo>,
+    exited: Option<Instant>,
+}
+
+/// The process table shared by the event threads, kept current by the
+/// process connector.
+///
+/// * fork: the child inherits the parent's entry (same image) with its
+///   parent as ppid — no `/proc` read;
+/// * exec: the new image is read from `/proc/PID/exe` at once, while the
+///   process certainly exists;
+/// * uid change: the user is updated;
+/// * exit: the entry is kept for [`EXIT_GRACE`] so that late events still
+///   name their process, then purged.
+///
+/// A pid with no entry (a process older than the engine) is read from
+/// `/proc` on first use. Without the connector (no CAP_NET_ADMIN, or not in
+/// the initial network namespace) nothing is cached and every lookup reads
+/// `/proc` ([`ProcessTable::caching`] is false): correct for live
+/// processes, but a process that exited before its events were read is
+/// recorded with an empty image.
 #[derive(Debug)]
 pub struct ProcessTable {
-    cache: HashMap<u32, Arc<ProcInfo>>,
-    events: Option<ProcEvents>,
+    entries: RwLock<HashMap<u32, Entry>>,
+    events: Option<Mutex<ProcEvents>>,
     users: Arc<Users>,
 }
 
 impl ProcessTable {
     pub fn new(users: Arc<Users>) -> ProcessTable {
         ProcessTable {
-            cache: HashMap::new(),
-            events: ProcEvents::open().ok(),
+            entries: RwLock::new(HashMap::new()),
+            events: ProcEvents::open().ok().map(Mutex::new),
             users,
         }
     }
@@ -91,34 +116,147 @@ impl ProcessTable {
         self.events.is_some()
     }
 
-    /// Applies every exec/exit/uid change reported so far. Call after
-    /// reading a batch of fanotify events and before resolving them.
-    pub fn sync(&mut self) {
-        let Some(events) = self.events.as_mut() else {
-            return;
-        };
-        let cache = &mut self.cache;
-        events.drain(|c| match c {
-            Change::Invalidate(pid) => {
-                cache.remove(&pid);
-            }
-            Change::Overflow => cache.clear(),
-        });
+    /// The connector's descriptor, for the tracker thread to poll.
+    pub fn connector_fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        self.events
+            .as_ref()
+            .map(|e| e.lock().unwrap_or_else(|p| p.into_inner()).as_raw_fd())
     }
 
-    /// Information about `pid`, from the cache or `/proc`.
-    pub fn get(&mut self, pid: u32) -> Arc<ProcInfo> {
-        if let Some(info) = self.cache.get(&pid) {
-            return Arc::clone(info);
+    /// Applies every fork/exec/exit/uid change reported so far. The tracker
+    /// thread calls it when the connector is readable; event threads call
+    /// it after reading a batch, so the batch sees every change that
+    /// happened before it.
+    pub fn sync(&self) {
+        let Some(events) = self.events.as_ref() else {
+            return;
+        };
+        let mut events = events.lock().unwrap_or_else(|p| p.into_inner());
+        let mut changes = Vec::new();
+        events.drain(|c| changes.push(c));
+        drop(events);
+        if changes.is_empty() {
+            return;
+        }
+        // Exec'd images are read before taking the write lock.
+        let execs: HashMap<u32, ProcInfo> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Exec(pid) => Some((*pid, read_proc(*pid, &self.users))),
+                _ => None,
+            })
+            .collect();
+        let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        for c in changes {
+            match c {
+                Change::Fork { parent, child } => {
+                    let inherited = map.get(&parent).map(|e| {
+                        let mut info = (*e.info).clone();
+                        info.ppid = u64::from(parent);
+                        info
+                    });
+                    match inherited {
+                        Some(info) => {
+                            map.insert(
+                                child,
+                                Entry {
+                                    info: Arc::new(info),
+                                    exited: None,
+                                },
+                            );
+                        }
+                        None => {
+                            map.remove(&child);
+                        }
+                    }
+                }
+                Change::Exec(pid) => {
+                    if let Some(info) = execs.get(&pid) {
+                        if info.image.is_empty() {
+                            map.remove(&pid);
+                        } else {
+                            map.insert(
+                                pid,
+                                Entry {
+                                    info: Arc::new(info.clone()),
+                                    exited: None,
+                                },
+                            );
+                        }
+                    }
+                }
+                Change::Uid { pid, euid } => {
+                    if let Some(e) = map.get_mut(&pid) {
+                        let mut info = (*e.info).clone();
+                        info.user = self.users.name(euid);
+                        e.info = Arc::new(info);
+                    }
+                }
+                Change::Exit(pid) => {
+                    if let Some(e) = map.get_mut(&pid) {
+                        e.exited = Some(Instant::now());
+                    }
+                }
+                Change::Overflow => map.clear(),
+            }
+        }
+        if map.len() >= MAX_CACHED_PROCESSES {
+            map.retain(|_, e| e.exited.is_none());
+        }
+    }
+
+    /// Drops entries of processes that exited more than [`EXIT_GRACE`] ago.
+    pub fn purge(&self) {
+        let now = Instant::now();
+        let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, e| e.exited.is_none_or(|t| now.duration_since(t) < EXIT_GRACE));
+    }
+
+    /// Information about `pid`, from the table or `/proc`.
+    pub fn get(&self, pid: u32) -> Arc<ProcInfo> {
+        if let Some(e) = self
+            .entries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&pid)
+        {
+            return Arc::clone(&e.info);
         }
         let info = Arc::new(read_proc(pid, &self.users));
-        if self.events.is_some() {
-            if self.cache.len() >= MAX_CACHED_PROCESSES {
-                self.cache.clear();
+        if self.caching() && !info.image.is_empty() {
+            let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
+            if map.len() < MAX_CACHED_PROCESSES {
+                map.entry(pid).or_insert_with(|| Entry {
+                    info: Arc::clone(&info),
+                    exited: None,
+                });
             }
-            self.cache.insert(pid, Arc::clone(&info));
         }
         info
+    }
+}
+
+/// The tracker thread: applies connector messages as they arrive (so an
+/// exec'd image is captured while the process runs) and purges exited
+/// entries. Returns when `stop` is set and `wake` is signalled.
+pub fn track(
+    table: Arc<ProcessTable>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    wake: Arc<crate::sys::wake::Wake>,
+) {
+    use std::os::fd::AsRawFd;
+    let Some(fd) = table.connector_fd() else {
+        return;
+    };
+    let mut last_purge = Instant::now();
+    while !stop.load(std::sync::atomic::Ordering::Acquire) {
+        let _ = crate::sys::fd::poll_readable(&[fd, wake.as_raw_fd()], 1000);
+        table.sync();
+        if last_purge.elapsed() >= Duration::from_secs(1) {
+            table.purge();
+            last_purge = Instant::now();
+        }
     }
 }
 
@@ -179,33 +317,27 @@ mod tests {
     }
 
     #[test]
-    fn exec_invalidates_the_cached_image() {
-        let mut table = ProcessTable::new(Arc::new(Users::load()));
+    fn exec_updates_and_exit_keeps_the_image() {
+        let table = ProcessTable::new(Arc::new(Users::load()));
         if !table.caching() {
             eprintln!(
                 "skipped: process connector unavailable (needs CAP_NET_ADMIN in the initial netns)"
             );
             return;
         }
-        // A child that execs: `sh -c 'read x; exec sleep 5'` — cache its
-        // image as sh, then let it exec and check the cache follows.
         use std::io::Write;
         let mut child = std::process::Command::new("/bin/sh")
             .arg("-c")
-            .arg("read x; exec /bin/sleep 5")
+            .arg("read x; exec /bin/sleep 0.3")
             .stdin(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         let pid = child.id();
         let before = table.get(pid);
-        assert!(
-            before.image.ends_with("sh")
-                || before.image.contains("dash")
-                || before.image.contains("bash")
-        );
+        assert!(!before.image.ends_with("/sleep"), "{}", before.image);
         child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
         let mut after = before.clone();
-        for _ in 0..500 {
+        for _ in 0..1000 {
             std::thread::sleep(std::time::Duration::from_millis(10));
             table.sync();
             after = table.get(pid);
@@ -213,12 +345,15 @@ mod tests {
                 break;
             }
         }
-        let _ = child.kill();
-        let _ = child.wait();
         assert!(
             after.image.ends_with("/sleep"),
-            "cached image after exec: {}",
+            "image after exec: {}",
             after.image
         );
+        child.wait().unwrap();
+        // Gone from /proc, still named by the table.
+        table.sync();
+        assert!(std::fs::read_link(format!("/proc/{pid}/exe")).is_err());
+        assert!(table.get(pid).image.ends_with("/sleep"));
     }
 }

@@ -39,6 +39,8 @@ pub struct Shared {
     /// This process: its events are never evaluated, logged or blocked.
     pub own_pid: u32,
     pub users: Arc<Users>,
+    /// pid → image/ppid/user, kept current by the tracker thread.
+    pub procs: Arc<ProcessTable>,
     pub stop: AtomicBool,
     /// [`OpSet`] bits the permission group currently reports; the
     /// notification thread skips these so nothing is recorded twice.
@@ -86,7 +88,7 @@ pub fn may_record(facts: &PolicyFacts, op: Op, path: &str) -> bool {
 pub fn decide_and_record(
     shared: &Shared,
     policy: &LoadedPolicy,
-    procs: &mut ProcessTable,
+    procs: &ProcessTable,
     thread_hint: usize,
     op: Op,
     path: &str,

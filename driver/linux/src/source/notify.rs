@@ -12,7 +12,6 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use crate::marks;
-use crate::procinfo::ProcessTable;
 use crate::sink::UpstreamLoss;
 use crate::slot::PolicyReader;
 use crate::stats::Counters;
@@ -69,7 +68,7 @@ impl DirCache {
 /// Runs until `shared.stop` is set and the group is drained.
 pub fn run(group: Arc<Group>, shared: Arc<Shared>, wake: Arc<Wake>) {
     let mut buf = vec![0u8; EVENT_BUFFER_BYTES];
-    let mut procs = ProcessTable::new(Arc::clone(&shared.users));
+    let procs = Arc::clone(&shared.procs);
     let mut reader = PolicyReader::new(&shared.slot);
     let mut dirs = DirCache::default();
     let mut path = String::new();
@@ -141,7 +140,7 @@ pub fn run(group: Arc<Group>, shared: Arc<Shared>, wake: Arc<Wake>) {
                         let action = decide_and_record(
                             &shared,
                             &policy,
-                            &mut procs,
+                            &procs,
                             THREAD_HINT,
                             op,
                             p,

@@ -113,7 +113,7 @@ pub fn watchdog(responder: Arc<Responder>, shared: Arc<Shared>) {
 /// group afterwards makes the kernel allow anything still queued.
 pub fn run(responder: Arc<Responder>, shared: Arc<Shared>, wake: Arc<Wake>) {
     let mut buf = vec![0u8; EVENT_BUFFER_BYTES];
-    let mut procs = ProcessTable::new(Arc::clone(&shared.users));
+    let procs = Arc::clone(&shared.procs);
     let mut reader = PolicyReader::new(&shared.slot);
     let mut path = String::new();
     let group_fd = responder.group().as_raw_fd();
@@ -138,7 +138,7 @@ pub fn run(responder: Arc<Responder>, shared: Arc<Shared>, wake: Arc<Wake>) {
                     continue;
                 };
                 handle_one(
-                    &responder, &shared, &policy, &mut procs, &mut path, ev.mask, ev.pid, &event_fd,
+                    &responder, &shared, &policy, &procs, &mut path, ev.mask, ev.pid, &event_fd,
                 );
                 // `event_fd` closes here, after its answer.
             }
@@ -155,7 +155,7 @@ fn handle_one(
     responder: &Responder,
     shared: &Shared,
     policy: &crate::slot::LoadedPolicy,
-    procs: &mut ProcessTable,
+    procs: &ProcessTable,
     path: &mut String,
     ev_mask: u64,
     pid: i32,

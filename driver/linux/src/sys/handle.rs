@@ -3,7 +3,7 @@
 //! `/proc/self/fd` link of the result.
 //!
 //! `open_by_handle_at` needs a descriptor on the same filesystem (any file
-//! on it): [`MountFds`] keeps one per marked filesystem, keyed by fsid.
+//! on it, not opened `O_PATH`): [`MountFds`] keeps one per marked filesystem, keyed by fsid.
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -23,12 +23,13 @@ pub struct MountFds {
 }
 
 impl MountFds {
-    /// Opens `path` (`O_PATH`) and records it under its filesystem's fsid.
-    /// Returns the fsid.
+    /// Opens `path` and records it under its filesystem's fsid. Returns
+    /// the fsid. (Not `O_PATH`: `open_by_handle_at` refuses `O_PATH`
+    /// descriptors as its mount argument with EBADF.)
     pub fn add(&mut self, path: &Path) -> io::Result<[i32; 2]> {
         let file = std::fs::OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_PATH)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
             .open(path)?;
         let owned = OwnedFd::from(file);
         let fsid = fsid_of(&owned)?;

@@ -10,4 +10,5 @@ pub mod fanotify;
 pub mod fd;
 pub mod handle;
 pub mod proc_connector;
+pub mod signals;
 pub mod wake;

@@ -1,14 +1,15 @@
 //! The kernel's process-event connector (netlink `NETLINK_CONNECTOR`,
-//! `CN_IDX_PROC`): tells the engine when a process execs, exits or changes
-//! its uid, so a cached process image is dropped exactly when it may have
-//! become wrong, without a `/proc` read per event.
+//! `CN_IDX_PROC`): tells the engine when a process forks, execs, exits or
+//! changes its uid, so the process table ([`crate::procinfo`]) can capture
+//! an image at exec time and keep it after the process exits, without a
+//! `/proc` read per event.
 //!
-//! Ordering argument: the kernel sends the exec/exit/uid message while the
-//! process is still inside that system call, before it can cause any later
-//! file event. So after reading a batch of fanotify events, draining this
-//! socket yields every change that happened before any event in the batch.
-//! If the socket overflows (`ENOBUFS`), messages were lost and the caller
-//! must forget every cached process.
+//! Ordering argument: the kernel sends the message while the process is
+//! still inside that system call, before it can cause any later file event.
+//! So after reading a batch of fanotify events, draining this socket yields
+//! every change that happened before any event in the batch. If the socket
+//! overflows (`ENOBUFS`), messages were lost and the caller must forget
+//! every cached process.
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
@@ -17,6 +18,7 @@ use super::fd;
 const CN_IDX_PROC: u32 = 1;
 const CN_VAL_PROC: u32 = 1;
 const PROC_CN_MCAST_LISTEN: u32 = 1;
+const PROC_EVENT_FORK: u32 = 0x0000_0001;
 const PROC_EVENT_EXEC: u32 = 0x0000_0002;
 const PROC_EVENT_UID: u32 = 0x0000_0004;
 const PROC_EVENT_EXIT: u32 = 0x8000_0000;
@@ -26,12 +28,17 @@ const CN_MSG_LEN: usize = 20;
 /// a fork storm between two fanotify batches does not overflow it.
 const RCVBUF_BYTES: libc::c_int = 4 << 20;
 
-/// What a message says about a process.
+/// What a message says about a process (all ids are thread-group ids).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Change {
-    /// The process (thread-group id) exec'd, exited or changed uid:
-    /// forget what is cached about it.
-    Invalidate(u32),
+    /// `child` was forked by `parent` (new processes only, not threads).
+    Fork { parent: u32, child: u32 },
+    /// The process exec'd a new image.
+    Exec(u32),
+    /// The process changed its effective uid.
+    Uid { pid: u32, euid: u32 },
+    /// The process exited (its main thread did).
+    Exit(u32),
     /// Messages were lost: forget everything.
     Overflow,
 }
@@ -144,12 +151,25 @@ fn parse(mut b: &[u8], f: &mut impl FnMut(Change)) {
         // cn_msg: id.idx, id.val, seq, ack, len(u16), flags(u16), then data.
         if u32_at(msg, 0) == Some(CN_IDX_PROC) && u32_at(msg, 4) == Some(CN_VAL_PROC) {
             let ev = &msg[CN_MSG_LEN.min(msg.len())..];
-            // proc_event: what u32, cpu u32, timestamp u64, then event_data
-            // whose first two fields are (pid, tgid) for exec, uid and exit.
-            if let (Some(what), Some(tgid)) = (u32_at(ev, 0), u32_at(ev, 20)) {
-                if matches!(what, PROC_EVENT_EXEC | PROC_EVENT_UID | PROC_EVENT_EXIT) {
-                    f(Change::Invalidate(tgid));
+            // proc_event: what u32, cpu u32, timestamp u64, then event_data:
+            // fork {parent_pid, parent_tgid, child_pid, child_tgid},
+            // exec {pid, tgid}, uid {pid, tgid, ruid, euid},
+            // exit {pid, tgid, ...}.
+            let field = |i: usize| u32_at(ev, 16 + 4 * i);
+            match (u32_at(ev, 0), field(0), field(1), field(2), field(3)) {
+                (Some(PROC_EVENT_FORK), _, Some(parent), Some(cpid), Some(child))
+                    if cpid == child =>
+                {
+                    f(Change::Fork { parent, child })
                 }
+                (Some(PROC_EVENT_EXEC), _, Some(tgid), _, _) => f(Change::Exec(tgid)),
+                (Some(PROC_EVENT_UID), _, Some(tgid), _, Some(euid)) => {
+                    f(Change::Uid { pid: tgid, euid })
+                }
+                (Some(PROC_EVENT_EXIT), Some(pid), Some(tgid), _, _) if pid == tgid => {
+                    f(Change::Exit(tgid))
+                }
+                _ => {}
             }
         }
         // NLMSG_ALIGN(len)
@@ -166,7 +186,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_exec_and_ignores_fork() {
+    fn parses_exec_and_ignores_a_truncated_fork() {
         let mut m = Vec::new();
         let body_len = CN_MSG_LEN + 16 + 8;
         m.extend_from_slice(&((NLMSG_HDRLEN + body_len) as u32).to_ne_bytes());
@@ -180,7 +200,7 @@ mod tests {
         m.extend_from_slice(&77u32.to_ne_bytes());
         let mut seen = Vec::new();
         parse(&m, &mut |c| seen.push(c));
-        assert_eq!(seen, vec![Change::Invalidate(77)]);
+        assert_eq!(seen, vec![Change::Exec(77)]);
         let mut fork = m.clone();
         fork[NLMSG_HDRLEN + CN_MSG_LEN..NLMSG_HDRLEN + CN_MSG_LEN + 4]
             .copy_from_slice(&1u32.to_ne_bytes());

@@ -1,0 +1,171 @@
+//! The whole Linux pipeline as `fltpolicy run` starts it: the audit flush
+//! thread writing the log, the engine feeding it, and the control socket.
+//!
+//! Start order: log first (its file is created before any mark exists),
+//! then the engine, then the control socket. Stop order is the reverse
+//! data flow: the control socket closes, the engine drains the kernel's
+//! queues into the audit queue, then the flush thread drains that queue
+//! into the log and closes it. Every event that happened before the stop
+//! request is therefore in the log when [`Pipeline::stop`] returns.
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use fltpolicy_audit::writer::{AuditQueue, FileSink, FlushConfig, FlushThread};
+use fltpolicy_core::record::EventData;
+
+use crate::control::server::{ControlServer, ServerError};
+use crate::engine::{Engine, EngineConfig, EngineError, EngineStatus};
+use crate::sink::{Sink, UpstreamLoss};
+
+/// [`Sink`] over the audit pipeline's producer handle.
+#[derive(Debug)]
+pub struct AuditSink {
+    queue: AuditQueue,
+    pushed: AtomicU64,
+    upstream: AtomicU64,
+}
+
+impl AuditSink {
+    pub fn new(queue: AuditQueue) -> AuditSink {
+        AuditSink {
+            queue,
+            pushed: AtomicU64::new(0),
+            upstream: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Sink for AuditSink {
+    fn push(&self, _thread_hint: usize, record: &EventData<'_>) -> bool {
+        let ok = self.queue.push(record).is_ok();
+        if ok {
+            self.pushed.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    fn lost_upstream(&self, reason: UpstreamLoss) {
+        match reason {
+            // One overflow notice: at least one event was lost; the kernel
+            // does not say how many. The drop record counts notices.
+            UpstreamLoss::KernelQueueOverflow => self.queue.count_source_drop(1),
+        }
+        self.upstream.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn depth(&self) -> u64 {
+        u64::from(!self.queue.queue().is_empty())
+    }
+
+    fn written(&self) -> u64 {
+        self.pushed.load(Ordering::Relaxed)
+    }
+
+    fn dropped(&self) -> u64 {
+        self.queue.queue().drop_totals().iter().sum()
+    }
+}
+
+/// Why the pipeline did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("cannot create the audit log {}: {source}", path.display())]
+    Log {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the audit writer: {0}")]
+    Writer(#[from] fltpolicy_audit::writer::StartError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Control(#[from] ServerError),
+}
+
+/// What to run.
+#[derive(Debug)]
+pub struct PipelineConfig {
+    pub image: Vec<u8>,
+    pub log: PathBuf,
+    pub control: Option<PathBuf>,
+    pub watch: Vec<PathBuf>,
+}
+
+/// What a stopped pipeline reports.
+#[derive(Debug)]
+pub struct Summary {
+    pub status: EngineStatus,
+    /// Records (events, drops, end) the writer put in the log.
+    pub writer: Result<fltpolicy_core::record::writer::WriterStats, String>,
+}
+
+/// A running pipeline.
+#[derive(Debug)]
+pub struct Pipeline {
+    flush: Option<FlushThread<FileSink>>,
+    engine: Option<Engine>,
+    control: Option<ControlServer>,
+}
+
+impl Pipeline {
+    pub fn start(cfg: PipelineConfig) -> Result<Pipeline, PipelineError> {
+        // Refuse early, before creating a log file, when not privileged.
+        crate::engine::check_capabilities()?;
+        let sink = FileSink::create(&cfg.log).map_err(|source| PipelineError::Log {
+            path: cfg.log.clone(),
+            source,
+        })?;
+        let flush = FlushThread::start(sink, FlushConfig::default())?;
+        let audit = Arc::new(AuditSink::new(flush.producer()));
+        let mut pipeline = Pipeline {
+            flush: Some(flush),
+            engine: None,
+            control: None,
+        };
+        let engine = Engine::start(EngineConfig {
+            image: cfg.image,
+            watch: cfg.watch,
+            sink: audit,
+        })?;
+        if let Some(path) = &cfg.control {
+            pipeline.control = Some(ControlServer::start(path, engine.core())?);
+        }
+        pipeline.engine = Some(engine);
+        Ok(pipeline)
+    }
+
+    /// The engine's status now.
+    pub fn status(&self) -> Option<EngineStatus> {
+        self.engine.as_ref().map(|e| e.core().status())
+    }
+
+    /// Stops everything in data-flow order and closes the log.
+    pub fn stop(mut self) -> Summary {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Summary {
+        if let Some(c) = self.control.take() {
+            c.stop();
+        }
+        let status = self.engine.take().map(Engine::stop).unwrap_or_default();
+        let writer = match self.flush.take() {
+            Some(f) => match f.shutdown() {
+                Ok((_, stats)) => Ok(stats),
+                Err((_, _, e)) => Err(e.to_string()),
+            },
+            None => Err("writer not running".into()),
+        };
+        Summary { status, writer }
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        if self.flush.is_some() || self.engine.is_some() {
+            let _ = self.shutdown();
+        }
+    }
+}
