@@ -91,7 +91,10 @@ impl<'a> Policy<'a> {
     /// String constant `id`, or `None` when out of range.
     pub fn string(&self, id: u32) -> Option<&'a str> {
         let i = usize::try_from(id).ok()?;
-        let rec = self.body.strs.get(i.checked_mul(8)?..i.checked_mul(8)?.checked_add(8)?)?;
+        let rec = self
+            .body
+            .strs
+            .get(i.checked_mul(8)?..i.checked_mul(8)?.checked_add(8)?)?;
         let off = u32::from_le_bytes(rec.get(0..4)?.try_into().ok()?) as usize;
         let len = u32::from_le_bytes(rec.get(4..8)?.try_into().ok()?) as usize;
         self.strings.get(off..off.checked_add(len)?)

@@ -92,10 +92,7 @@ impl Rules {
             return true;
         }
         if !self.fold {
-            return s
-                .as_bytes()
-                .windows(c.len())
-                .any(|w| w == c.as_bytes());
+            return s.as_bytes().windows(c.len()).any(|w| w == c.as_bytes());
         }
         s.char_indices()
             .any(|(i, _)| s.get(i..).is_some_and(|t| self.starts_with(t, c)))
@@ -107,9 +104,7 @@ impl Rules {
         match self.prefix_len(s, c) {
             None => false,
             Some(n) if n == s.len() => true,
-            Some(n) => {
-                c.ends_with(self.sep) || s.get(n..).is_some_and(|t| t.starts_with(self.sep))
-            }
+            Some(n) => c.ends_with(self.sep) || s.get(n..).is_some_and(|t| t.starts_with(self.sep)),
         }
     }
 

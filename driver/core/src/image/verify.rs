@@ -137,7 +137,10 @@ pub(super) fn verify(bytes: &[u8]) -> Result<Policy<'_>, E> {
 }
 
 fn parse_header(h: &[u8]) -> Result<Header, E> {
-    let u16_at = |o: usize| h.get(o..o + 2).map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
+    let u16_at = |o: usize| {
+        h.get(o..o + 2)
+            .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]))
+    };
     let u32_at = |o: usize| {
         h.get(o..o + 4)
             .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -189,7 +192,10 @@ fn verify_strings(p: &Policy<'_>, n: &Counts) -> Result<(), E> {
             return Err(E::StringBounds { index: i });
         }
         let end = (off as usize).checked_add(len as usize);
-        if end.and_then(|end| p.strings.get(off as usize..end)).is_none() {
+        if end
+            .and_then(|end| p.strings.get(off as usize..end))
+            .is_none()
+        {
             return Err(E::StringBounds { index: i });
         }
     }
@@ -286,8 +292,8 @@ fn verify_rules_and_code(p: &Policy<'_>, n: &Counts) -> Result<u64, E> {
     if expect_start != n.insns {
         return Err(E::CodeLayout { rule: n.rules });
     }
-    let want_flags =
-        if has_deny { FLAG_HAS_DENY } else { 0 } | if has_recording { FLAG_HAS_RECORDING } else { 0 };
+    let want_flags = if has_deny { FLAG_HAS_DENY } else { 0 }
+        | if has_recording { FLAG_HAS_RECORDING } else { 0 };
     if p.header.flags != want_flags {
         return Err(E::UnknownFlags {
             found: p.header.flags,
