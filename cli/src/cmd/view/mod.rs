@@ -54,7 +54,7 @@ impl From<TargetArg> for Target {
     }
 }
 
-/// Arguments of `fltpolicy log view`.
+/// Browse audit logs in a terminal: filter, follow, inspect records.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Keys: arrows/PgUp/PgDn/Home/End move, / filter, F follow, n next drop, d detail, ? help, q quit."
@@ -73,10 +73,10 @@ pub struct ViewArgs {
     /// Path syntax of the filter; inferred from the log's paths when absent.
     #[arg(long, value_enum)]
     pub target: Option<TargetArg>,
-    /// File holding the 32-byte key of an HMAC-sealed log (raw bytes or 64
-    /// hex digits), to check its chain.
+    /// Key of an HMAC-sealed log, to check its chain: a file holding 32
+    /// raw bytes or 64 hex digits (as for `log verify`).
     #[arg(long, value_name = "FILE")]
-    pub key: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
 }
 
 /// Reads a sealing key: 32 raw bytes, or 64 hex digits (whitespace around
@@ -154,7 +154,7 @@ pub fn run(args: ViewArgs) -> anyhow::Result<()> {
     if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
         bail!("log view needs a terminal; use `fltpolicy log export` to read a log from a script");
     }
-    let key = args.key.as_deref().map(read_key).transpose()?;
+    let key = args.key_file.as_deref().map(read_key).transpose()?;
     let mut source = Source::open(&args.logs, key)?;
     let mut app = App::new(parse_filter, args.target.map(Target::from), args.follow);
 

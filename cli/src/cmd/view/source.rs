@@ -398,7 +398,7 @@ impl Source {
                     return;
                 }
                 None => {
-                    self.set_unchecked("keyed chain (pass --key to check it)".to_owned());
+                    self.set_unchecked("keyed chain (pass --key-file to check it)".to_owned());
                     return;
                 }
             },
