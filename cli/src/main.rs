@@ -39,7 +39,10 @@ enum Command {
     Test(cmd::test::Args),
     /// Measure evaluation cost in ns/event.
     Bench(cmd::bench::Args),
-    // Audit pipeline: replay, log (issue 3) goes here.
+    /// Run recorded events through policy, queue and writer into a log.
+    Replay(cmd::replay::Args),
+    /// Read audit logs: export, verify, stats.
+    Log(cmd::log::Args),
     // Enforcement point: run, load, status (issues 4, 5) go here.
 }
 
@@ -53,6 +56,8 @@ fn main() -> ExitCode {
         Command::Eval(a) => cmd::eval::run(a),
         Command::Test(a) => cmd::test::run(a),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Replay(a) => cmd::replay::run(a),
+        Command::Log(a) => cmd::log::run(a),
     };
     match result {
         Ok(code) => code,

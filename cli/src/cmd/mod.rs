@@ -5,5 +5,7 @@ pub mod compile;
 pub mod disasm;
 pub mod eval;
 pub mod fmt;
+pub mod log;
+pub mod replay;
 pub mod test;
 pub mod view;

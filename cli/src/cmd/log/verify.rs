@@ -1,0 +1,103 @@
+//! `fltpolicy log verify LOG...`: exit 0 only when every file is intact
+//! and chained; otherwise exit 1 naming the first bad record (file, byte
+//! offset, sequence number) and whether the tail is torn.
+use std::process::ExitCode;
+
+use anyhow::Result;
+use fltpolicy_audit::reader::ReadError;
+use fltpolicy_audit::verify::verify;
+
+use super::Common;
+
+/// Verify audit logs.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    common: Common,
+}
+
+fn seq_of(e: &ReadError) -> String {
+    match e {
+        ReadError::ChainBroken { seq, .. } => format!("seq {seq}"),
+        ReadError::SeqGap { found, .. } => format!("seq {found}"),
+        ReadError::Corrupt {
+            after_seq: Some(s), ..
+        }
+        | ReadError::TornTail {
+            after_seq: Some(s), ..
+        } => format!("the record after seq {s}"),
+        _ => "no readable seq".to_owned(),
+    }
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let rep = verify(&args.common.logs, args.common.read_options()?)?;
+    let sealing = rep
+        .files
+        .iter()
+        .filter_map(|f| f.header.as_ref())
+        .map(|h| h.sealing.name())
+        .next()
+        .unwrap_or("none");
+    let first = rep.files.iter().filter_map(|f| f.summary.first_seq).min();
+    let last = rep.files.iter().filter_map(|f| f.summary.last_seq).max();
+    let range = match (first, last) {
+        (Some(a), Some(b)) => format!("seq {a}..{b}"),
+        _ => "no records".to_owned(),
+    };
+    for n in &rep.notes {
+        eprintln!("note: {n}");
+    }
+    if rep.ok() {
+        println!(
+            "ok: {} file(s), {} records ({} events, {} drop records covering {} lost events), {}, chain {}",
+            rep.files.len(),
+            rep.records,
+            rep.events,
+            rep.drop_records,
+            rep.dropped,
+            range,
+            sealing
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "FAILED: {} problem(s) in {} file(s)",
+        rep.errors.len() + rep.unchecked.len(),
+        rep.files.len()
+    );
+    if let Some(e) = rep.first_error() {
+        let offset = e
+            .offset()
+            .map_or_else(|| "header".to_owned(), |o| format!("offset {o}"));
+        println!(
+            "first bad record: {} at {} ({}): {}",
+            e.path().display(),
+            offset,
+            seq_of(e),
+            e
+        );
+    }
+    for p in &rep.unchecked {
+        println!(
+            "{}: sealed with HMAC-SHA256; give --key-file to check its chain",
+            p.display()
+        );
+    }
+    match rep.torn_tail() {
+        Some(ReadError::TornTail {
+            path,
+            offset,
+            bytes,
+            ..
+        }) => println!(
+            "tail: torn — {} ends with an incomplete record of {bytes} bytes at offset {offset}",
+            path.display()
+        ),
+        _ => println!("tail: not torn"),
+    }
+    for e in rep.errors.iter().skip(1) {
+        println!("also: {e}");
+    }
+    Ok(ExitCode::from(1))
+}
