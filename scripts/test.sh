@@ -9,4 +9,6 @@ cd "$(dirname "$0")/.."
 cargo test --workspace --locked
 
 # --- extra checks (smoke fuzz runs, cross-builds, ...) ---
+# compiler front end: 20 s of fuzzing (parse, check, fmt, compile, filters)
+scripts/fuzz-compiler.sh 20
 # -- end of extra checks --

@@ -1,35 +1,12 @@
 //! `fmt`: canonical layout, comments kept in place, round trip and
 //! idempotence (examples and proptest).
 
-use fltpolicy_compiler::ast::File;
 use fltpolicy_compiler::fmt::format;
 use fltpolicy_compiler::parse::parse;
 use proptest::prelude::*;
 
-/// The tree's Debug text with every span, line number and line table
-/// blanked: what "equal modulo spans" compares.
-fn shape(f: &File) -> String {
-    let items = format!("{:?}", f.items);
-    let comments: Vec<&str> = f.comments.iter().map(|c| c.node.as_str()).collect();
-    let mut out = String::new();
-    let mut rest = items.as_str();
-    while let Some(k) = rest.find(|c: char| c.is_ascii_digit()) {
-        let (head, tail) = rest.split_at(k);
-        out.push_str(head);
-        let n = tail
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(tail.len());
-        // Numbers after these keys are positions; other numbers are values.
-        if head.ends_with("start: ") || head.ends_with("end: ") || head.ends_with("line: ") {
-            out.push('_');
-        } else {
-            out.push_str(&tail[..n]);
-        }
-        rest = &tail[n..];
-    }
-    out.push_str(rest);
-    format!("{out}\n{comments:?}")
-}
+mod parse_harness;
+use parse_harness::shape;
 
 fn round_trip(src: &str) -> String {
     let f = parse(src).unwrap_or_else(|e| panic!("{src:?}: {e:?}"));
