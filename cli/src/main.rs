@@ -44,6 +44,12 @@ enum Command {
     /// Read audit logs: export, verify, stats.
     Log(cmd::log::Args),
     // Enforcement point: run, load, status (issues 4, 5) go here.
+    /// Run the Linux engine (fanotify) in the foreground until Ctrl-C/SIGTERM.
+    Run(cmd::run::Args),
+    /// Load a policy into the running enforcement point (hot reload).
+    Load(cmd::load::Args),
+    /// Show the running enforcement point's counters and policy.
+    Status(cmd::status::Args),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +62,9 @@ fn main() -> ExitCode {
         Command::Eval(a) => cmd::eval::run(a),
         Command::Test(a) => cmd::test::run(a),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Run(a) => cmd::run::run(a),
+        Command::Load(a) => cmd::load::run(a),
+        Command::Status(a) => cmd::status::run(a),
         Command::Replay(a) => cmd::replay::run(a),
         Command::Log(a) => cmd::log::run(a),
     };

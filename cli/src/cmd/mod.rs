@@ -9,3 +9,6 @@ pub mod log;
 pub mod replay;
 pub mod test;
 pub mod view;
+pub mod load;
+pub mod run;
+pub mod status;

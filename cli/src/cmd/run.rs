@@ -1,0 +1,113 @@
+//! `fltpolicy run POLICY --log LOG [--control SOCKET] [--watch PATH...]`:
+//! the Linux engine in the foreground (fanotify), until SIGINT/SIGTERM.
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+/// Run the Linux engine in the foreground until Ctrl-C / SIGTERM.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Policy source (.pol, compiled here for linux) or compiled image (.fpi).
+    policy: PathBuf,
+    /// Audit log to write (rotated files continue as LOG.1, LOG.2, ...).
+    #[arg(long)]
+    log: PathBuf,
+    /// Control socket for `fltpolicy load` and `fltpolicy status` (root only).
+    #[arg(long)]
+    control: Option<PathBuf>,
+    /// Watch the filesystems holding these paths instead of those holding
+    /// the policy's paths.
+    #[arg(long, num_args = 1..)]
+    watch: Vec<PathBuf>,
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn run(_args: Args) -> Result<ExitCode> {
+    anyhow::bail!(
+        "`fltpolicy run` runs the Linux engine; on Windows the minifilter driver enforces policies (send one with `fltpolicy load`)"
+    )
+}
+
+#[cfg(target_os = "linux")]
+pub fn run(args: Args) -> Result<ExitCode> {
+    use anyhow::Context;
+    use fltpolicy_core::event::Target;
+    use fltpolicy_core::image::Policy;
+    use fltpolicy_linux::pipeline::{Pipeline, PipelineConfig, PipelineError};
+    use fltpolicy_linux::sys::signals::TerminationSignals;
+    use fltpolicy_linux::EngineError;
+
+    let loaded = crate::policy_input::load(&args.policy, Target::Linux)?;
+    let policy = Policy::from_bytes(&loaded.image).context("policy image failed verification")?;
+    if policy.target() != Target::Linux {
+        anyhow::bail!(
+            "{}: this image was compiled for {}; compile the policy with --target linux",
+            args.policy.display(),
+            policy.target().name()
+        );
+    }
+    let rules = policy.rule_count();
+    let log = absolute(&args.log);
+    // Before any thread exists, so every thread inherits the blocked mask
+    // and the signals wait for `wait` below.
+    let signals = TerminationSignals::block().context("cannot block SIGINT/SIGTERM")?;
+    let pipeline = match Pipeline::start(PipelineConfig {
+        image: loaded.image.clone(),
+        log: log.clone(),
+        control: args.control.clone(),
+        watch: args.watch.clone(),
+    }) {
+        Ok(p) => p,
+        Err(PipelineError::Engine(e @ EngineError::MissingCapability(_))) => {
+            anyhow::bail!("{e}")
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("cannot start the Linux engine")),
+    };
+    let status = pipeline.status().unwrap_or_default();
+    let hash: String = status.policy_hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    eprintln!(
+        "fltpolicy: enforcing {} ({rules} rules, sha256 {hash}…){}",
+        args.policy.display(),
+        if status.blocking { ", blocking denied opens/reads" } else { ", log only" }
+    );
+    eprintln!("fltpolicy: watching the filesystems of {}", status.watching.join(", "));
+    eprintln!("fltpolicy: audit log: {}", log.display());
+    eprintln!("fltpolicy: view it with: fltpolicy log view {}", log.display());
+    if let Some(c) = &args.control {
+        eprintln!(
+            "fltpolicy: control socket: {} (fltpolicy status --control {0}; fltpolicy load POLICY --control {0})",
+            c.display()
+        );
+    }
+    eprintln!("fltpolicy: running; stop with Ctrl-C or SIGTERM");
+    let sig = signals.wait().context("waiting for SIGINT/SIGTERM")?;
+    let name = if sig == 2 { "SIGINT" } else { "SIGTERM" };
+    eprintln!("fltpolicy: {name}: draining events and closing the log");
+    let summary = pipeline.stop();
+    let s = &summary.status;
+    eprintln!(
+        "fltpolicy: stopped: {} events seen, {} matched, {} records queued, {} denied, {} dropped, {} kernel overflows",
+        s.events_seen, s.matched, s.queued, s.denied, s.dropped, s.kernel_overflows
+    );
+    match &summary.writer {
+        Ok(w) => eprintln!("fltpolicy: log closed: {} ({w:?})", log.display()),
+        Err(e) => {
+            eprintln!("fltpolicy: the log writer failed at the end: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    }
+    eprintln!(
+        "fltpolicy: view: fltpolicy log view {0}    verify: fltpolicy log verify {0}",
+        log.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(target_os = "linux")]
+fn absolute(p: &std::path::Path) -> PathBuf {
+    if p.is_absolute() {
+        return p.to_path_buf();
+    }
+    std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+}
