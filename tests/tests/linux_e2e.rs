@@ -1,0 +1,514 @@
+//! The real `fltpolicy run` binary on a private tmpfs, driven by real
+//! processes: records in the log, denied opens, reload over the control
+//! socket, SIGTERM draining, log verification, malformed control messages,
+//! and the capability error without root privileges.
+//!
+//! Needs root (fanotify); CI runs as root. Every wait polls with a generous
+//! timeout; nothing asserts on elapsed time.
+#![cfg(target_os = "linux")]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use fltpolicy_audit::reader::LogReader;
+use fltpolicy_audit::writer::rotated_files;
+use fltpolicy_audit::EventEntry;
+use fltpolicy_core::event::{Action, Op};
+
+/// Generous bound for anything to happen on a loaded 2-core machine.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The `fltpolicy` binary next to this test's executable
+/// (`target/<profile>/fltpolicy`), built on demand if missing.
+fn fltpolicy() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+        let bin = profile_dir.join("fltpolicy");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args(["build", "-q", "-p", "fltpolicy", "--bin", "fltpolicy"]);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            build.arg("--release");
+        }
+        if let Some(target_dir) = profile_dir.parent() {
+            build.env("CARGO_TARGET_DIR", target_dir);
+        }
+        let st = build.status().expect("cargo build -p fltpolicy");
+        assert!(st.success(), "building the fltpolicy binary failed");
+        assert!(bin.exists(), "{} missing after build", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// A directory with a private tmpfs on it (the engine's filesystem mark then
+/// sees only this test's activity).
+struct Scratch {
+    dir: PathBuf,
+    mounted: bool,
+}
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "fltpolicy-e2e-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        Scratch { dir, mounted }
+    }
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+    fn s(&self, rel: &str) -> String {
+        self.path(rel).display().to_string()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A running `fltpolicy run`, with its stderr collected on a thread.
+struct Running {
+    child: Child,
+    stderr: mpsc::Receiver<String>,
+    lines: Vec<String>,
+    log: PathBuf,
+    control: PathBuf,
+}
+
+impl Running {
+    /// Starts the engine with the log and socket outside the watched tmpfs
+    /// (they live in the scratch dir's parent-level files).
+    fn start(policy_src: &str, s: &Scratch, watch: &Path) -> Running {
+        let pol = PathBuf::from(format!("{}.pol", s.dir.display()));
+        std::fs::write(&pol, policy_src).unwrap();
+        let log = PathBuf::from(format!("{}.fplog", s.dir.display()));
+        let control = PathBuf::from(format!("{}.sock", s.dir.display()));
+        let mut child = Command::new(fltpolicy())
+            .arg("run")
+            .arg(&pol)
+            .arg("--log")
+            .arg(&log)
+            .arg("--control")
+            .arg(&control)
+            .arg("--watch")
+            .arg(watch)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut r = Running {
+            child,
+            stderr: rx,
+            lines: Vec::new(),
+            log,
+            control,
+        };
+        r.wait_for_line("running; stop with");
+        r
+    }
+
+    fn wait_for_line(&mut self, needle: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        while !self.lines.iter().any(|l| l.contains(needle)) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(l) => self.lines.push(l),
+                Err(_) => panic!(
+                    "engine never printed {needle:?}; stderr so far:\n{}",
+                    self.lines.join("\n")
+                ),
+            }
+        }
+    }
+
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(fltpolicy()).args(args).output().unwrap()
+    }
+
+    fn status_json(&self) -> serde_json::Value {
+        let out = self.cli(&[
+            "status",
+            "--control",
+            self.control.to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "status: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// SIGTERM, then wait for a clean exit. Returns the exit status.
+    fn terminate(mut self) -> (ExitStatus, PathBuf, Vec<String>) {
+        let st = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let status = self.child.wait().unwrap();
+        while let Ok(l) = self.stderr.recv_timeout(Duration::from_millis(200)) {
+            self.lines.push(l);
+        }
+        let _ = std::fs::remove_file(self.log.with_extension("pol"));
+        (status, self.log.clone(), std::mem::take(&mut self.lines))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn events(log: &Path) -> Vec<EventEntry> {
+    LogReader::open(&rotated_files(log))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .filter_map(|r| r.event().cloned())
+        .collect()
+}
+
+fn verify_ok(log: &Path) {
+    let out = Command::new(fltpolicy())
+        .arg("log")
+        .arg("verify")
+        .arg(log)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "log verify failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn cleanup(log: &Path) {
+    for f in rotated_files(log) {
+        let _ = std::fs::remove_file(f);
+    }
+    let _ = std::fs::remove_file(log.with_extension("pol"));
+}
+
+#[test]
+fn sigterm_drains_every_event_into_a_verified_log_and_nothing_outside_the_policy() {
+    let s = Scratch::new("drain");
+    std::fs::create_dir_all(s.path("data")).unwrap();
+    std::fs::create_dir_all(s.path("other")).unwrap();
+    let run = Running::start(
+        &format!("log create, write under {} as \"data\"\n", s.s("data")),
+        &s,
+        &s.dir,
+    );
+    const N: usize = 200;
+    // One writer process: N new files under data, N under other.
+    let mut writer = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!(
+            "i=0; while [ $i -lt {N} ]; do echo $i > {d}/f$i; echo $i > {o}/g$i; i=$((i+1)); done",
+            d = s.s("data"),
+            o = s.s("other")
+        ))
+        .spawn()
+        .unwrap();
+    let pid = u64::from(writer.id());
+    assert!(writer.wait().unwrap().success());
+    // No waiting for records: SIGTERM right away must still drain them all.
+    let (status, log, lines) = run.terminate();
+    assert!(
+        status.success(),
+        "engine exit: {status:?}\n{}",
+        lines.join("\n")
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("fltpolicy log view")),
+        "tells where the log is and how to view it"
+    );
+    verify_ok(&log);
+    let evs = events(&log);
+    let creates: Vec<_> = evs.iter().filter(|e| e.op == Some(Op::Create)).collect();
+    assert_eq!(creates.len(), N, "every create, exactly once");
+    let mut paths: Vec<_> = creates.iter().map(|e| e.path.clone()).collect();
+    paths.sort();
+    paths.dedup();
+    assert_eq!(paths.len(), N);
+    for e in &evs {
+        assert!(
+            e.path.starts_with(&s.s("data/f")),
+            "outside the policy: {e:?}"
+        );
+        assert_eq!(e.pid, pid, "{e:?}");
+        assert_eq!(e.tag, "data");
+        assert_eq!(e.action.action(), Some(Action::Log));
+    }
+    assert!(evs.iter().any(|e| e.op == Some(Op::Write)));
+    cleanup(&log);
+}
+
+#[test]
+fn denied_open_fails_with_eperm_for_the_named_process_and_succeeds_for_others() {
+    let s = Scratch::new("deny");
+    std::fs::create_dir_all(s.path("vault")).unwrap();
+    let file = s.path("vault/key");
+    std::fs::write(&file, "k\n").unwrap();
+    let run = Running::start(
+        &format!(
+            "deny open under {v} where process == \"cat\" as \"no-cat\"\nlog open under {v} as \"seen\"\n",
+            v = s.s("vault")
+        ),
+        &s,
+        &s.dir,
+    );
+    let cat = Command::new("cat").arg(&file).output().unwrap();
+    assert!(!cat.status.success());
+    let err = String::from_utf8_lossy(&cat.stderr);
+    assert!(
+        err.contains("Operation not permitted") || err.contains("Permission denied"),
+        "{err}"
+    );
+    let head = Command::new("head").arg(&file).output().unwrap();
+    assert!(head.status.success());
+    assert_eq!(head.stdout, b"k\n");
+    let st = run.status_json();
+    assert_eq!(st["denied"], 1);
+    assert_eq!(st["linux"]["blocking"], true);
+    let (status, log, _) = run.terminate();
+    assert!(status.success());
+    verify_ok(&log);
+    let evs = events(&log);
+    let deny: Vec<_> = evs
+        .iter()
+        .filter(|e| e.action.action() == Some(Action::Deny))
+        .collect();
+    assert_eq!(deny.len(), 1, "{evs:?}");
+    assert!(deny[0].image.ends_with("/cat"));
+    assert_eq!(deny[0].status, Some(-1), "EPERM");
+    assert_eq!(deny[0].tag, "no-cat");
+    assert!(evs
+        .iter()
+        .any(|e| e.image.ends_with("/head") && e.tag == "seen" && e.status == Some(0)));
+    cleanup(&log);
+}
+
+#[test]
+fn reload_over_the_socket_switches_behaviour_mid_stream_without_loss_or_duplicates() {
+    let s = Scratch::new("reload");
+    std::fs::create_dir_all(s.path("d")).unwrap();
+    let run = Running::start(
+        &format!("log create under {} as \"A\"\n", s.s("d")),
+        &s,
+        &s.dir,
+    );
+    let stop = s.path("STOP");
+    let mut writer = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!(
+            "i=0; while [ ! -e {stop} ]; do : > {d}/f$i; i=$((i+1)); done; echo $i",
+            stop = stop.display(),
+            d = s.s("d")
+        ))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let wait_matched = |n: u64| {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if run.status_json()["matched"].as_u64().unwrap() >= n {
+                return;
+            }
+            assert!(Instant::now() < deadline, "engine stalled");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_matched(50);
+    let b = PathBuf::from(format!("{}.b.pol", s.dir.display()));
+    std::fs::write(&b, format!("log create under {} as \"B\"\n", s.s("d"))).unwrap();
+    let out = run.cli(&[
+        "load",
+        b.to_str().unwrap(),
+        "--control",
+        run.control.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "load: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(run.status_json()["generation"], 2);
+    let after = run.status_json()["matched"].as_u64().unwrap();
+    wait_matched(after + 50);
+    std::fs::write(&stop, "").unwrap();
+    let mut out = String::new();
+    writer
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(writer.wait().unwrap().success());
+    let n: usize = out.trim().parse().unwrap();
+    let (status, log, _) = run.terminate();
+    assert!(status.success());
+    verify_ok(&log);
+    let evs = events(&log);
+    assert_eq!(evs.len(), n, "one record per created file");
+    let mut seen = std::collections::HashSet::new();
+    let (mut a, mut bs) = (0, 0);
+    for e in &evs {
+        assert!(seen.insert(e.path.clone()), "duplicate {e:?}");
+        match (e.tag.as_str(), e.policy.generation) {
+            ("A", 1) => {
+                assert_eq!(bs, 0, "policy A after policy B: {e:?}");
+                a += 1;
+            }
+            ("B", 2) => bs += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(a >= 50 && bs >= 50, "A {a}, B {bs}");
+    let _ = std::fs::remove_file(b);
+    cleanup(&log);
+}
+
+#[test]
+fn malformed_control_messages_get_an_error_reply_and_change_nothing() {
+    let s = Scratch::new("control");
+    std::fs::create_dir_all(s.path("d")).unwrap();
+    let run = Running::start(
+        &format!("log create under {} as \"x\"\n", s.s("d")),
+        &s,
+        &s.dir,
+    );
+    let mode = std::fs::metadata(&run.control).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(mode.permissions().mode() & 0o777, 0o600);
+    let before = run.status_json();
+    for garbage in [
+        vec![3, 0, 0, 0, 0xff, 0xff, 0xff], // bad body
+        vec![2, 0, 0, 0, 9, 0],             // unknown version
+        vec![0, 0, 0, 0],                   // empty body
+        vec![0xff, 0xff, 0xff, 0x7f],       // absurd length
+        vec![5, 0, 0, 0, 1, 0, 3, 1, 2],    // load of a 3-byte "image"
+    ] {
+        let mut c = UnixStream::connect(&run.control).unwrap();
+        c.set_read_timeout(Some(PATIENCE)).unwrap();
+        c.write_all(&garbage).unwrap();
+        let mut len = [0u8; 4];
+        c.read_exact(&mut len).unwrap();
+        let mut body = vec![0u8; u32::from_le_bytes(len) as usize];
+        c.read_exact(&mut body).unwrap();
+        // ReplyFrame { version: 1, reply: Reply::Error (variant 2) { .. } }
+        assert_eq!(body[0], 1, "version");
+        assert_eq!(body[1], 2, "an error reply for {garbage:?}: {body:?}");
+    }
+    // A policy that is not valid source is refused by `load` itself; a
+    // truncated image reaches the engine and is refused there.
+    let bad = PathBuf::from(format!("{}.bad.fpi", s.dir.display()));
+    let good = fltpolicy_compiler::compile(
+        "log create under /x\n",
+        "g.pol",
+        fltpolicy_core::event::Target::Linux,
+    )
+    .unwrap()
+    .image;
+    std::fs::write(&bad, &good[..good.len() - 3]).unwrap();
+    let out = run.cli(&[
+        "load",
+        bad.to_str().unwrap(),
+        "--control",
+        run.control.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let after = run.status_json();
+    assert_eq!(before["generation"], after["generation"]);
+    assert_eq!(before["policy_hash"], after["policy_hash"]);
+    // Still working: a file created now is recorded under the same policy.
+    let mut t = Command::new("touch")
+        .arg(s.path("d/after"))
+        .spawn()
+        .unwrap();
+    assert!(t.wait().unwrap().success());
+    let _ = std::fs::remove_file(bad);
+    let (status, log, _) = run.terminate();
+    assert!(status.success());
+    verify_ok(&log);
+    let evs = events(&log);
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    assert_eq!(evs[0].path, s.s("d/after"));
+    cleanup(&log);
+}
+
+#[test]
+fn without_cap_sys_admin_run_names_the_capability() {
+    let Ok(setpriv) = which("setpriv") else {
+        eprintln!("skipped: setpriv (util-linux) is not installed");
+        return;
+    };
+    let s = Scratch::new("nocap");
+    let pol = PathBuf::from(format!("{}.pol", s.dir.display()));
+    std::fs::write(&pol, format!("log create under {}\n", s.s("d"))).unwrap();
+    let log = PathBuf::from(format!("{}.fplog", s.dir.display()));
+    let out = Command::new(setpriv)
+        .args(["--inh-caps=-sys_admin", "--bounding-set=-sys_admin", "--"])
+        .arg(fltpolicy())
+        .arg("run")
+        .arg(&pol)
+        .arg("--log")
+        .arg(&log)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("CAP_SYS_ADMIN"), "{err}");
+    assert!(
+        !err.contains("os error"),
+        "a capability, not an errno: {err}"
+    );
+    assert!(
+        !log.exists(),
+        "no log is created when the engine cannot run"
+    );
+    let _ = std::fs::remove_file(pol);
+}
+
+fn which(name: &str) -> Result<PathBuf, ()> {
+    std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(name))
+                .find(|c| c.exists())
+        })
+        .ok_or(())
+}
