@@ -591,7 +591,10 @@ impl Checker {
         let mut ok = true;
         for (r, span) in items {
             match r {
-                Resolved::Str(s) => out.push(normalize(&s, self.target, norm)),
+                Resolved::Str(s) => {
+                    self.lint_equal(field, &s, span);
+                    out.push(normalize(&s, self.target, norm))
+                }
                 other => {
                     self.type_error(
                         span,
@@ -860,6 +863,11 @@ impl Checker {
                         return None;
                     }
                 };
+                match op.node {
+                    CmpOp::Eq | CmpOp::Ne => self.lint_equal(sf, &s, vspan),
+                    CmpOp::Matches => self.lint_glob(sf, &s, vspan),
+                    _ => {}
+                }
                 let full = if path { PathNorm::Full } else { PathNorm::None };
                 let partial = if path {
                     PathNorm::Separators
@@ -897,6 +905,76 @@ impl Checker {
                     CmpOp::In | CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge => return None,
                 })
             }
+        }
+    }
+
+    /// Warns about whole-value comparisons that can never be true because
+    /// of what the field holds.
+    fn lint_equal(&mut self, field: StrField, value: &str, span: Span) {
+        let single = matches!(field, StrField::Name | StrField::Ext | StrField::Process);
+        let has_sep =
+            value.contains('/') || (self.target == Target::Windows && value.contains('\\'));
+        if field == StrField::Ext && !value.is_empty() && !value.starts_with('.') && !has_sep {
+            self.diags.push(
+                Diagnostic::warning(
+                    "pol::never-matches",
+                    span,
+                    format!("`ext` includes the dot, so it never equals `{value}`"),
+                )
+                .with_label("no leading dot")
+                .with_help(format!("did you mean \".{value}\"?")),
+            );
+        } else if single && has_sep {
+            let name = str_field_name(field);
+            self.diags.push(
+                Diagnostic::warning(
+                    "pol::never-matches",
+                    span,
+                    format!("`{name}` is a single path component and never contains a separator"),
+                )
+                .with_label("contains a separator")
+                .with_help("compare `path` or `image` for full paths, or use `under`"),
+            );
+        }
+    }
+
+    /// Warns about glob patterns that do not do what they seem to.
+    fn lint_glob(&mut self, field: StrField, pattern: &str, span: Span) {
+        let seps: &[char] = match self.target {
+            Target::Windows => &['\\', '/'],
+            Target::Linux => &['/'],
+        };
+        let sep = self.target.separator() as char;
+        if pattern.split(seps).any(|c| c.contains("**") && c != "**") {
+            self.diags.push(
+                Diagnostic::warning(
+                    "pol::glob",
+                    span,
+                    "`**` spans components only when it is a whole component; inside a name it acts like `*`",
+                )
+                .with_label("`**` inside a component")
+                .with_help(format!("write `**` between separators: C:{sep}Users{sep}**{sep}*.key")),
+            );
+        }
+        if is_path_field(field)
+            && !pattern.starts_with("**")
+            && !is_absolute(
+                &normalize(pattern, self.target, PathNorm::Separators),
+                self.target,
+            )
+        {
+            let name = str_field_name(field);
+            self.diags.push(
+                Diagnostic::warning(
+                    "pol::glob",
+                    span,
+                    format!("`{name}` holds a full path, and `matches` compares the whole of it"),
+                )
+                .with_label("relative pattern")
+                .with_help(format!(
+                    "start the pattern with `**{sep}` to match at any depth, or match `name` instead"
+                )),
+            );
         }
     }
 

@@ -277,9 +277,13 @@ fn first_word(s: &str) -> &str {
 // Errors
 
 /// The parser's error: where, what would have been accepted, and optionally
-/// a precise message that replaces the "expected ..." sentence.
+/// a precise message that replaces the "expected ..." sentence. Boxed so
+/// that every `IResult` stays two words wide on the success path.
 #[derive(Clone, Debug, PartialEq)]
-pub struct PError<'a> {
+struct PError<'a>(Box<ErrorInfo<'a>>);
+
+#[derive(Clone, Debug, PartialEq)]
+struct ErrorInfo<'a> {
     at: &'a str,
     expected: Vec<&'static str>,
     context: Option<&'static str>,
@@ -293,13 +297,26 @@ pub struct PError<'a> {
     related: Vec<(Span, String)>,
 }
 
+impl<'a> std::ops::Deref for PError<'a> {
+    type Target = ErrorInfo<'a>;
+    fn deref(&self) -> &ErrorInfo<'a> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for PError<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
 impl<'a> PError<'a> {
     fn expected(at: &'a str, what: &'static str) -> Self {
         Self::expected_many(at, &[what])
     }
 
     fn expected_many(at: &'a str, what: &[&'static str]) -> Self {
-        PError {
+        PError(Box::new(ErrorInfo {
             at,
             expected: what.to_vec(),
             context: None,
@@ -308,11 +325,11 @@ impl<'a> PError<'a> {
             label: None,
             len: None,
             related: Vec::new(),
-        }
+        }))
     }
 
     fn custom(at: &'a str, len: usize, message: impl Into<String>) -> Self {
-        PError {
+        PError(Box::new(ErrorInfo {
             at,
             expected: Vec::new(),
             context: None,
@@ -321,7 +338,7 @@ impl<'a> PError<'a> {
             label: None,
             len: Some(len),
             related: Vec::new(),
-        }
+        }))
     }
 
     fn help(mut self, help: impl Into<String>) -> Self {
@@ -356,7 +373,7 @@ impl<'a> ParseError<&'a str> for PError<'a> {
                 } else {
                     other.clone()
                 };
-                for e in other.expected {
+                for e in other.0.expected {
                     if !merged.expected.contains(&e) {
                         merged.expected.push(e);
                     }
@@ -443,9 +460,7 @@ fn token(i: &str) -> &str {
 }
 
 fn describe_token(tok: &str) -> String {
-    if tok.is_empty() {
-        "end of line".to_string()
-    } else if tok == "\n" || tok == "\r" {
+    if tok.is_empty() || tok == "\n" || tok == "\r" {
         "end of line".to_string()
     } else {
         format!("`{tok}`")
@@ -518,7 +533,7 @@ impl<'s> P<'s> {
         let mut d = Diagnostic::error("pol::syntax", span, message)
             .with_label(label)
             .with_help_opt(help);
-        for (span, label) in e.related {
+        for (span, label) in e.0.related {
             d = d.with_related(span, label);
         }
         d
