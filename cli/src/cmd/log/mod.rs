@@ -28,6 +28,8 @@ pub enum LogCommand {
     Verify(verify::Args),
     /// Summarize: counts per operation, rule, process; top paths; drops.
     Stats(stats::Args),
+    /// Browse in a terminal UI: filter, follow, drops, record details.
+    View(crate::cmd::view::ViewArgs),
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -35,6 +37,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         LogCommand::Export(a) => export::run(a),
         LogCommand::Verify(a) => verify::run(a),
         LogCommand::Stats(a) => stats::run(a),
+        LogCommand::View(a) => crate::cmd::view::run(a).map(|()| ExitCode::SUCCESS),
     }
 }
 

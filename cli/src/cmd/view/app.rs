@@ -387,6 +387,7 @@ impl App {
     pub fn offset(&self) -> usize {
         self.offset
     }
+    #[cfg(test)]
     pub fn page(&self) -> usize {
         self.page
     }

@@ -20,12 +20,11 @@ use std::io::{self, IsTerminal};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use crossterm::event::{self, Event};
 use fltpolicy_compiler::filter::Filter;
 use fltpolicy_compiler::CompileError;
 use fltpolicy_core::event::Target;
-use fltpolicy_core::record::chain::KEY_BYTES;
 
 use app::{App, EventFilter, FilterError};
 use source::Source;
@@ -79,33 +78,6 @@ pub struct ViewArgs {
     pub key_file: Option<PathBuf>,
 }
 
-/// Reads a sealing key: 32 raw bytes, or 64 hex digits (whitespace around
-/// them ignored).
-pub fn read_key(path: &std::path::Path) -> anyhow::Result<[u8; KEY_BYTES]> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading key {}", path.display()))?;
-    if bytes.len() == KEY_BYTES {
-        let mut k = [0u8; KEY_BYTES];
-        k.copy_from_slice(&bytes);
-        return Ok(k);
-    }
-    let text = std::str::from_utf8(&bytes)
-        .ok()
-        .map(str::trim)
-        .unwrap_or("");
-    if text.len() == 2 * KEY_BYTES && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        let mut k = [0u8; KEY_BYTES];
-        for (i, slot) in k.iter_mut().enumerate() {
-            *slot = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)?;
-        }
-        return Ok(k);
-    }
-    bail!(
-        "{}: a key is {KEY_BYTES} raw bytes or {} hex digits",
-        path.display(),
-        2 * KEY_BYTES
-    )
-}
-
 impl EventFilter for Filter {
     fn matches(&self, event: &fltpolicy_core::event::EventView<'_>) -> bool {
         Filter::matches(self, event)
@@ -154,7 +126,11 @@ pub fn run(args: ViewArgs) -> anyhow::Result<()> {
     if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
         bail!("log view needs a terminal; use `fltpolicy log export` to read a log from a script");
     }
-    let key = args.key_file.as_deref().map(read_key).transpose()?;
+    let key = args
+        .key_file
+        .as_deref()
+        .map(super::log::read_key)
+        .transpose()?;
     let mut source = Source::open(&args.logs, key)?;
     let mut app = App::new(parse_filter, args.target.map(Target::from), args.follow);
 
@@ -264,22 +240,5 @@ mod tests {
         for ex in ui::HELP_EXAMPLES {
             parse_filter(ex, Target::Linux).unwrap_or_else(|e| panic!("{ex}: {e}"));
         }
-    }
-
-    #[test]
-    fn keys_from_raw_or_hex_files() {
-        let d = source::tests::tmp();
-        let raw = d.path().join("raw.key");
-        std::fs::write(&raw, [7u8; KEY_BYTES]).unwrap();
-        assert_eq!(read_key(&raw).unwrap(), [7u8; KEY_BYTES]);
-        let hex = d.path().join("hex.key");
-        std::fs::write(&hex, format!("{}\n", "0a".repeat(KEY_BYTES))).unwrap();
-        assert_eq!(read_key(&hex).unwrap(), [10u8; KEY_BYTES]);
-        let bad = d.path().join("bad.key");
-        std::fs::write(&bad, "short").unwrap();
-        assert!(read_key(&bad)
-            .unwrap_err()
-            .to_string()
-            .contains("hex digits"));
     }
 }

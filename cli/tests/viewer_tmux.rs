@@ -1,0 +1,509 @@
+//! `fltpolicy log view` as a person uses it: the real binary in a real
+//! terminal (tmux), driven with key presses, checked on the screen.
+//!
+//! The log comes from the real pipeline: producers push events into the
+//! audit queue, the flush thread frames, chains and writes them to rotating
+//! files, exactly as the Linux engine and `fltpolicy replay` do. While the
+//! viewer runs, the test keeps writing to the same log to exercise follow
+//! mode and rotation.
+//!
+//! Robust on a loaded machine: every check polls `capture-pane` until the
+//! expected text appears (or a generous deadline passes, then the test
+//! fails showing the last screen); no sleep is ever an assertion. Each test
+//! uses its own tmux server socket, killed on drop.
+//!
+//! Needs `tmux` (CI installs it, see `.ci/run`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use fltpolicy_audit::writer::{rotated_files, FileSink, FlushConfig, FlushThread};
+use fltpolicy_audit::LogReader;
+use fltpolicy_core::event::{Action, Op};
+use fltpolicy_core::queue::MIN_RING_WORDS;
+use fltpolicy_core::record::writer::MIN_FILE_BYTES;
+use fltpolicy_core::record::{EventData, PolicyId};
+
+/// How long a screen may take to show what is expected. Generous: CI runs
+/// this on two shared cores while other tests build and run.
+const SCREEN_DEADLINE: Duration = Duration::from_secs(60);
+/// How often the screen is captured while waiting.
+const CAPTURE_EVERY: Duration = Duration::from_millis(100);
+/// Terminal size, as a person's window would be.
+const COLS: u16 = 160;
+const ROWS: u16 = 45;
+
+/// A private tmux server with one session running the viewer.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn new(tag: &str) -> Tmux {
+        let t = Tmux {
+            socket: format!("fltpolicy-view-{tag}-{}", std::process::id()),
+        };
+        let _ = t.tmux(&["kill-server"]);
+        t
+    }
+
+    fn tmux(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .env_remove("TMUX")
+            .output()
+            .expect("tmux must be installed to run the viewer tests (apt-get install tmux)")
+    }
+
+    fn ok(&self, args: &[&str]) {
+        let out = self.tmux(args);
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts `argv` in a detached session; when it exits, its status is
+    /// printed and the pane stays so the test can read it.
+    fn start(&self, argv: &[String]) {
+        let quoted: Vec<String> = argv
+            .iter()
+            .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+            .collect();
+        let cmd = format!(
+            "{}; echo \"viewer exited with $?\"; sleep 600",
+            quoted.join(" ")
+        );
+        let (x, y) = (COLS.to_string(), ROWS.to_string());
+        self.ok(&["new-session", "-d", "-s", "v", "-x", &x, "-y", &y, &cmd]);
+    }
+
+    /// Named keys (`Enter`, `Escape`, `Home`, `C-u`, ...).
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "v"];
+        args.extend_from_slice(keys);
+        self.ok(&args);
+    }
+
+    /// Literal text, typed.
+    fn typed(&self, text: &str) {
+        self.ok(&["send-keys", "-t", "v", "-l", text]);
+    }
+
+    fn capture(&self, escapes: bool) -> String {
+        let mut args = vec!["capture-pane", "-p", "-t", "v"];
+        if escapes {
+            args.push("-e");
+        }
+        String::from_utf8_lossy(&self.tmux(&args).stdout).into_owned()
+    }
+
+    /// Waits until the screen satisfies `pred`; returns that screen.
+    fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + SCREEN_DEADLINE;
+        loop {
+            let screen = self.capture(false);
+            if pred(&screen) {
+                return screen;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}; the screen was:\n{screen}");
+            }
+            std::thread::sleep(CAPTURE_EVERY);
+        }
+    }
+
+    fn wait_for(&self, text: &str) -> String {
+        self.wait(&format!("{text:?}"), |s| s.contains(text))
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+    }
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("fltpolicy-viewer-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn now_ns() -> u64 {
+    fltpolicy_audit::writer::now_ns()
+}
+
+/// One event as the engine would push it.
+fn event<'a>(
+    op: Op,
+    path: &'a str,
+    image: &'a str,
+    pid: u64,
+    action: Action,
+    rule: u32,
+) -> EventData<'a> {
+    EventData {
+        time_ns: now_ns(),
+        op: Some(op),
+        action: action.into(),
+        pid,
+        ppid: 1,
+        rule: Some(rule),
+        line: rule * 2,
+        policy: PolicyId::new(&[0x42; 32], 1),
+        path,
+        image,
+        user: "1000",
+        tag: if action == Action::Deny { "NO-ETC" } else { "" },
+        ..Default::default()
+    }
+}
+
+/// Waits until the log's files hold at least `n` records.
+fn wait_on_disk(base: &Path, n: usize) {
+    let deadline = Instant::now() + SCREEN_DEADLINE;
+    loop {
+        let files = rotated_files(base);
+        let count = LogReader::open(&files).map_or(0, |r| r.filter(Result::is_ok).count());
+        if count >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {count} of {n} records reached {}",
+            base.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The numbers in the table's title, `Records SHOWN/TOTAL`.
+fn records_title(screen: &str) -> (usize, usize) {
+    let at = screen.find("Records ").expect("table title") + "Records ".len();
+    let rest = &screen[at..];
+    let end = rest.find(' ').unwrap_or(rest.len());
+    let (a, b) = rest[..end].split_once('/').expect("SHOWN/TOTAL");
+    (a.parse().unwrap(), b.parse().unwrap())
+}
+
+fn bin() -> String {
+    env!("CARGO_BIN_EXE_fltpolicy").to_owned()
+}
+
+/// Rows, filter, detail, drops, help, follow with rotation, quit: one
+/// session, as an operator would go through it.
+#[test]
+fn viewer_in_a_terminal() {
+    let dir = TempDir::new("main");
+    let base = dir.0.join("audit.fplog");
+    let cfg = FlushConfig {
+        interval: Duration::from_millis(20),
+        ring_words: MIN_RING_WORDS.max(1 << 14),
+        // Small files so that follow mode sees a rotation.
+        max_file_bytes: MIN_FILE_BYTES.max(32 << 10),
+        ..FlushConfig::default()
+    };
+    let flush = FlushThread::start(FileSink::create(&base).unwrap(), cfg).unwrap();
+    let q = flush.producer();
+
+    // Phase 1: what happened before the operator looked.
+    let cat_paths: Vec<String> = (0..12).map(|i| format!("/srv/data/f{i}")).collect();
+    let vim_paths: Vec<String> = (0..6).map(|i| format!("/home/u/notes{i}")).collect();
+    for p in &cat_paths {
+        q.push(&event(Op::Read, p, "/usr/bin/cat", 4242, Action::Log, 1))
+            .unwrap();
+    }
+    for p in &vim_paths {
+        q.push(&event(Op::Write, p, "/usr/bin/vim", 777, Action::Log, 2))
+            .unwrap();
+    }
+    q.push(&event(
+        Op::Open,
+        "/etc/shadow",
+        "/usr/bin/cat",
+        4243,
+        Action::Deny,
+        3,
+    ))
+    .unwrap();
+    // The event source lost 7 events (a fanotify overflow).
+    q.count_source_drop(7);
+    wait_on_disk(&base, 20);
+
+    let t = Tmux::new("main");
+    t.start(&[
+        bin(),
+        "log".into(),
+        "view".into(),
+        base.display().to_string(),
+    ]);
+
+    // Rows shown, with every column.
+    let s = t.wait_for("/home/u/notes5");
+    for col in [
+        "Time",
+        "Process",
+        "PID",
+        "Operation",
+        "Path",
+        "Action",
+        "Rule",
+    ] {
+        assert!(s.contains(col), "column {col}:\n{s}");
+    }
+    assert!(
+        s.contains("/srv/data/f0") && s.contains("/srv/data/f11"),
+        "{s}"
+    );
+    let deny = s
+        .lines()
+        .find(|l| l.contains("/etc/shadow"))
+        .expect("deny row");
+    assert!(
+        deny.contains("deny") && deny.contains("3 NO-ETC") && deny.contains("4243"),
+        "{deny}"
+    );
+    assert!(s.contains("Records 20/20"), "{s}");
+    assert!(s.contains("chain ok") && s.contains("follow off"), "{s}");
+
+    // The drop record is visible and drawn in its own colours.
+    let drop_line = s
+        .lines()
+        .find(|l| l.contains("records dropped"))
+        .expect("drop row");
+    assert!(
+        drop_line.contains("7 records dropped between seq")
+            && drop_line.contains("kernel_overflow"),
+        "{drop_line}"
+    );
+    assert!(s.contains("drops 1 (7 records)"), "{s}");
+    let styled = t.capture(true);
+    let drop_styled = styled
+        .lines()
+        .find(|l| l.contains("records dropped"))
+        .unwrap();
+    let event_styled = styled
+        .lines()
+        .find(|l| l.contains("/home/u/notes3"))
+        .unwrap();
+    assert!(
+        ["43m", "103m", "48;5;3m", "48;5;11m"]
+            .iter()
+            .any(|c| drop_styled.contains(c)),
+        "drop row has a yellow background: {drop_styled:?}"
+    );
+    assert!(
+        !["43m", "103m", "48;5;3m", "48;5;11m"]
+            .iter()
+            .any(|c| event_styled.contains(c)),
+        "event rows do not: {event_styled:?}"
+    );
+
+    // Detail pane follows the selection.
+    t.keys(&["Home"]);
+    t.wait(r"detail of /srv/data/f0", |s| {
+        s.contains("│path /srv/data/f0 ")
+    });
+    t.keys(&["Down", "Down"]);
+    let s = t.wait("detail of /srv/data/f2", |s| {
+        s.contains("│path /srv/data/f2 ")
+    });
+    assert!(
+        s.contains("image /usr/bin/cat") && s.contains("pid 4242") && s.contains("user 1000"),
+        "{s}"
+    );
+    assert!(
+        s.contains("policy 42424242424242424242424242424242") && s.contains("generation 1"),
+        "{s}"
+    );
+    assert!(s.contains("seq 3"), "{s}");
+
+    // The filter narrows the rows; drop rows stay.
+    t.typed("/");
+    t.wait_for("Enter apply");
+    t.typed(r#"process == "cat" and path under /srv/data"#);
+    t.keys(&["Enter"]);
+    let s = t.wait_for("Records 13/20");
+    assert!(!s.contains("/home/u/notes"), "vim rows filtered out:\n{s}");
+    assert!(!s.contains("/etc/shadow"), "{s}");
+    assert!(
+        s.contains("/srv/data/f7") && s.contains("records dropped"),
+        "{s}"
+    );
+    assert!(
+        s.contains(r#"process == "cat" and path under /srv/data"#),
+        "{s}"
+    );
+    assert!(s.contains("│path /srv/data/f2 "), "selection kept:\n{s}");
+
+    // A bad expression: the error shows in the bar, the UI stays.
+    t.typed("f");
+    t.wait_for("Enter apply");
+    t.keys(&["C-u"]);
+    t.typed("process === 3");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("error:");
+    assert!(s.contains("Records 13/20") && s.contains("^"), "{s}");
+    t.keys(&["Escape"]);
+    let s = t.wait("the bar to close", |s| {
+        !s.contains("error:") && s.contains("Filter (/ to edit)")
+    });
+    assert!(
+        s.contains(r#"process == "cat" and path under /srv/data"#),
+        "previous filter kept:\n{s}"
+    );
+
+    // Help, and any key closes it.
+    t.typed("?");
+    let s = t.wait_for("Help: fltpolicy log view");
+    assert!(s.contains("follow mode") && s.contains("quit"), "{s}");
+    t.typed("x");
+    t.wait("help to close", |s| !s.contains("Help: fltpolicy log view"));
+
+    // Follow mode: new records appear as the writer appends, across a
+    // rotation to a new file.
+    t.typed("F");
+    t.wait_for("follow on");
+    let pad = "x".repeat(200);
+    let late: Vec<String> = (0..200)
+        .map(|i| format!("/srv/data/late-{i:03}-{pad}"))
+        .collect();
+    for p in &late {
+        q.push(&event(Op::Read, p, "/usr/bin/cat", 5000, Action::Log, 1))
+            .unwrap();
+    }
+    let s = t.wait("the last appended record", |s| s.contains("late-199"));
+    assert!(
+        s.contains("audit.fplog,audit.fplog.1"),
+        "rotation followed:\n{s}"
+    );
+    assert!(
+        s.contains("│path /srv/data/late-199-xxx"),
+        "follow keeps the newest selected:\n{s}"
+    );
+    // Every late record is counted and passes the filter (end-of-file
+    // rows, one per rotation, pass too); the 7 non-matching ones stay out.
+    let (shown, total) = records_title(&s);
+    assert!(shown >= 213 && total == shown + 7, "{shown}/{total}:\n{s}");
+    assert!(s.contains("chain ok"), "{s}");
+
+    // q quits cleanly and restores the terminal.
+    t.typed("q");
+    let s = t.wait_for("viewer exited with 0");
+    assert!(!s.contains("Records "), "alternate screen left:\n{s}");
+
+    let (_, stats) = flush.shutdown().unwrap();
+    assert_eq!(stats.events_written, 219);
+    assert!(stats.files >= 2, "{stats:?}");
+}
+
+/// A log cut inside a frame (a crash, or a writer mid-write) viewed in
+/// follow mode: every complete record shows, the torn tail is reported,
+/// and when the rest of the bytes arrive the record appears and the
+/// warning goes. Also: `--filter` on the command line, and the Windows
+/// target inferred from the paths (case-insensitive comparisons).
+#[test]
+fn follow_a_torn_tail_until_it_completes() {
+    let dir = TempDir::new("torn");
+    let full = dir.0.join("full.fplog");
+    let cfg = FlushConfig {
+        interval: Duration::from_millis(20),
+        ring_words: MIN_RING_WORDS.max(1 << 12),
+        ..FlushConfig::default()
+    };
+    let flush = FlushThread::start(FileSink::create(&full).unwrap(), cfg).unwrap();
+    let q = flush.producer();
+    let paths: Vec<String> = (0..30)
+        .map(|i| format!(r"C:\Data\Finance\q{i:02}.xlsx"))
+        .collect();
+    for (i, p) in paths.iter().enumerate() {
+        let image = if i % 2 == 0 {
+            r"C:\Windows\System32\Robocopy.exe"
+        } else {
+            r"C:\Windows\explorer.exe"
+        };
+        q.push(&event(
+            Op::Delete,
+            p,
+            image,
+            100 + i as u64,
+            Action::Deny,
+            1,
+        ))
+        .unwrap();
+    }
+    flush.shutdown().unwrap();
+    let bytes = std::fs::read(&full).unwrap();
+    let records: Vec<_> = LogReader::open(&[&full])
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(records.len(), 31, "30 events and the end record");
+    // Cut 10 bytes into the frame of event 21 (q20).
+    let torn_at = records[20].offset;
+    let cut = torn_at as usize + 10;
+
+    let live = dir.0.join("live.fplog");
+    std::fs::write(&live, &bytes[..cut]).unwrap();
+    let t = Tmux::new("torn");
+    t.start(&[
+        bin(),
+        "log".into(),
+        "view".into(),
+        "--follow".into(),
+        "--filter".into(),
+        r#"process == "ROBOCOPY.EXE" and path under c:\data"#.into(),
+        live.display().to_string(),
+    ]);
+    let s = t.wait_for(&format!("live.fplog at {torn_at}"));
+    assert!(s.contains("⚠ torn tail in"), "{s}");
+    assert!(s.contains(r"C:\Data\Finance\q18.xlsx"), "{s}");
+    assert!(
+        !s.contains(r"q19.xlsx") && !s.contains("q20.xlsx"),
+        "explorer filtered, q20 not yet complete:\n{s}"
+    );
+    assert!(
+        s.contains("Records 10/20") && s.contains("windows") && s.contains("follow on"),
+        "{s}"
+    );
+
+    // The writer finishes the frame (and the rest of the file).
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&live)
+        .unwrap();
+    std::io::Write::write_all(&mut f, &bytes[cut..]).unwrap();
+    drop(f);
+    let s = t.wait("the completed records", |s| {
+        s.contains("q28.xlsx") && !s.contains("torn tail")
+    });
+    assert!(
+        s.contains("q20.xlsx") && s.contains("end of file (shutdown)"),
+        "{s}"
+    );
+    assert!(s.contains("Records 16/31") && s.contains("chain ok"), "{s}");
+    let deny = s.lines().find(|l| l.contains("q28.xlsx")).unwrap();
+    assert!(
+        deny.contains("Robocopy.exe") && deny.contains("delete") && deny.contains("deny"),
+        "{deny}"
+    );
+
+    t.typed("q");
+    t.wait_for("viewer exited with 0");
+}
