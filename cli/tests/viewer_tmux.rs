@@ -645,3 +645,39 @@ fn replayed_log_matches_export() {
     t.typed("q");
     t.wait_for("viewer exited with 0");
 }
+
+/// Without a terminal, or with a file that is not there, the viewer says
+/// so and exits non-zero instead of drawing into a pipe.
+#[test]
+fn clear_errors_without_a_terminal_or_a_file() {
+    let dir = TempDir::new("errors");
+    let missing = dir.0.join("nope.fplog");
+    let o = Command::new(bin())
+        .args(["log", "view"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("nope.fplog") && err.contains("No such file"),
+        "{err}"
+    );
+
+    let log = dir.0.join("ok.fplog");
+    let flush =
+        FlushThread::start(FileSink::create(&log).unwrap(), FlushConfig::default()).unwrap();
+    flush.shutdown().unwrap();
+    let o = Command::new(bin())
+        .args(["log", "view"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("needs a terminal") && err.contains("log export"),
+        "{err}"
+    );
+    assert!(o.stdout.is_empty(), "nothing drawn into the pipe");
+}

@@ -123,15 +123,16 @@ pub fn parse_filter(expr: &str, target: Target) -> Result<Box<dyn EventFilter>, 
 
 /// Runs the viewer until the user quits.
 pub fn run(args: ViewArgs) -> anyhow::Result<()> {
-    if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
-        bail!("log view needs a terminal; use `fltpolicy log export` to read a log from a script");
-    }
+    // Bad arguments are reported the same way with or without a terminal.
     let key = args
         .key_file
         .as_deref()
         .map(super::log::read_key)
         .transpose()?;
     let mut source = Source::open(&args.logs, key)?;
+    if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
+        bail!("log view needs a terminal; use `fltpolicy log export` to read a log from a script");
+    }
     let mut app = App::new(parse_filter, args.target.map(Target::from), args.follow);
 
     let mut terminal = ratatui::init();
