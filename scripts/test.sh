@@ -11,4 +11,6 @@ cargo test --workspace --locked
 # --- extra checks (smoke fuzz runs, cross-builds, ...) ---
 # compiler front end: 20 s of fuzzing (parse, check, fmt, compile, filters)
 scripts/fuzz-compiler.sh 20
+# Linux engine: overhead benchmark smoke run (300 files per configuration, a few seconds; needs root)
+scripts/bench-linux-overhead.sh --smoke
 # -- end of extra checks --

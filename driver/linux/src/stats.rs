@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 #[derive(Debug, Default)]
 pub struct Counters {
-    /// Events read from fanotify and evaluated (own activity excluded).
+    /// Operations reported by fanotify (a merged kernel event carrying
+    /// open+write+close counts three), the engine's own excluded.
     pub events_seen: AtomicU64,
     /// Events a rule matched (any action other than none).
     pub matched: AtomicU64,

@@ -99,7 +99,6 @@ pub fn run(group: Arc<Group>, shared: Arc<Shared>, wake: Arc<Wake>) {
                     Counters::inc(&shared.counters.own_events);
                     continue;
                 }
-                Counters::inc(&shared.counters.events_seen);
                 let dir_moved = ev.mask & mask::ONDIR != 0
                     && ev.mask
                         & (mask::RENAME | mask::MOVED_FROM | mask::MOVED_TO | mask::MOVE_SELF)
@@ -122,6 +121,9 @@ pub fn run(group: Arc<Group>, shared: Arc<Shared>, wake: Arc<Wake>) {
                     if perm_ops.contains(op) {
                         continue;
                     }
+                    // One kernel event can carry several merged operations;
+                    // each counts as one event seen.
+                    Counters::inc(&shared.counters.events_seen);
                     // A rename is evaluated on its source path, and on its
                     // destination when the source matches nothing: moving a
                     // file into or out of a watched tree are both renames
