@@ -191,10 +191,9 @@ fn event_loop(
         if event::poll(timeout)? {
             // Handle every queued event before drawing again.
             loop {
-                match event::read()? {
-                    Event::Key(k) => input::handle_key(app, k),
-                    Event::Resize(..) => {}
-                    _ => {}
+                // A resize needs nothing but the redraw that follows.
+                if let Event::Key(k) = event::read()? {
+                    input::handle_key(app, k);
                 }
                 if app.should_quit() || !event::poll(Duration::ZERO)? {
                     break;

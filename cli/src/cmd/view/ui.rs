@@ -43,14 +43,19 @@ const WARN_STYLE: Style = Style::new()
     .bg(Color::Red)
     .add_modifier(Modifier::BOLD);
 
-/// Height of the sparkline block (one line of bars inside a border).
+/// Height of the sparkline block (two lines of bars inside a border).
 const SPARK_HEIGHT: u16 = 4;
-/// Height of the detail pane including its border.
+/// Height of the detail pane including its border: an event's six lines
+/// and one spare for a wrapped path.
 const DETAIL_HEIGHT: u16 = 9;
+/// The detail pane grows up to this height for long (wrapped) paths, as
+/// long as the table keeps at least a third of the screen.
+const MAX_DETAIL_HEIGHT: u16 = 18;
 /// Below this many table rows the sparkline and detail pane give way.
 const MIN_TABLE_ROWS: u16 = 5;
 
-/// Table columns: title and width (`Fill` for the path).
+/// Table columns: title and width. The path takes what is left and is the
+/// last column to shrink on a narrow screen.
 const COLUMNS: [(&str, Constraint); 7] = [
     ("Time", Constraint::Length(12)),
     ("Process", Constraint::Length(16)),
@@ -71,11 +76,15 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App) {
     let fixed = filter_h + status_h + 3 + MIN_TABLE_ROWS;
     let show_spark = area.height >= fixed + SPARK_HEIGHT;
     let show_detail = app.show_detail() && area.height >= fixed + SPARK_HEIGHT + DETAIL_HEIGHT;
+    let detail = detail_text(app, area.width.saturating_sub(2) as usize);
+    let detail_h = (detail.len() as u16 + 2)
+        .clamp(DETAIL_HEIGHT, MAX_DETAIL_HEIGHT)
+        .min(DETAIL_HEIGHT.max(area.height / 3));
     let [filter_a, table_a, spark_a, detail_a, status_a] = Layout::vertical([
         Constraint::Length(filter_h),
         Constraint::Min(MIN_TABLE_ROWS + 3),
         Constraint::Length(if show_spark { SPARK_HEIGHT } else { 0 }),
-        Constraint::Length(if show_detail { DETAIL_HEIGHT } else { 0 }),
+        Constraint::Length(if show_detail { detail_h } else { 0 }),
         Constraint::Length(status_h),
     ])
     .areas(area);
@@ -86,7 +95,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App) {
         draw_sparkline(frame, app, spark_a);
     }
     if show_detail {
-        draw_detail(frame, app, detail_a);
+        draw_detail(frame, detail, detail_a);
     }
     draw_status(frame, status_text, warning, status_a);
     if app.mode() == Mode::Help {
@@ -427,16 +436,19 @@ fn hard_wrap(line: Line<'static>, width: usize) -> Vec<Line<'static>> {
     out
 }
 
-fn draw_detail(frame: &mut Frame<'_>, app: &App, area: Rect) {
-    let block = Block::bordered().title(" Detail (d to hide) ");
-    let width = block.inner(area).width as usize;
-    let lines = match app.selected_row() {
+/// The detail pane's lines for the selection, wrapped to `width`.
+fn detail_text(app: &App, width: usize) -> Vec<Line<'static>> {
+    match app.selected_row() {
         Some(row) => detail_lines(app, row)
             .into_iter()
             .flat_map(|l| hard_wrap(l, width))
             .collect(),
         None => vec![Line::from("no record selected".dark_gray())],
-    };
+    }
+}
+
+fn draw_detail(frame: &mut Frame<'_>, lines: Vec<Line<'static>>, area: Rect) {
+    let block = Block::bordered().title(" Detail (d to hide) ");
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
 
@@ -840,6 +852,8 @@ mod tests {
             })
             .collect();
         assert!(detail.contains(&format!("path {long}")), "{detail}");
+        // The pane grew to keep the lines after the wrapped path.
+        assert!(detail.contains("status -"), "{detail}");
         assert_eq!(file_list(&["/a/x.log".into()]), "x.log");
         let many: Vec<String> = (0..6).map(|i| format!("/d/l.{i}")).collect();
         assert_eq!(file_list(&many), "l.0,(+3),l.4,l.5");
