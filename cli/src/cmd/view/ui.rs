@@ -566,7 +566,8 @@ pub const HELP_EXAMPLES: &[&str] = &[
 
 fn draw_help(frame: &mut Frame<'_>, area: Rect) {
     let w = 64.min(area.width);
-    let h = (HELP.len() + HELP_EXAMPLES.len() + 5) as u16;
+    // The keys, a blank line, the examples title and the examples, in a border.
+    let h = (HELP.len() + 2 + HELP_EXAMPLES.len() + 2) as u16;
     let h = h.min(area.height);
     let r = Rect {
         x: area.x + (area.width - w) / 2,
