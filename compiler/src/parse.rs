@@ -21,9 +21,11 @@
 //! or         = and { "or" and } ;
 //! and        = not { "and" not } ;
 //! not        = "not" not | primary ;
-//! primary    = "(" or ")" | FIELD [ CMPOP value ] ;  a field alone is a flag
-//! CMPOP      = "==" | "!=" | "<=" | ">=" | "<" | ">" | "under" | "startswith"
-//!            | "endswith" | "contains" | "in" | "matches" ;
+//! primary    = "(" or ")" | FIELD [ CMPOP value ] | FIELD "not" WORDOP value ;
+//!                                                 a field alone is a flag;
+//!                                                 `x not in v` is `not x in v`
+//! CMPOP      = "==" | "!=" | "<=" | ">=" | "<" | ">" | WORDOP ;
+//! WORDOP     = "under" | "startswith" | "endswith" | "contains" | "in" | "matches" ;
 //! value      = '"' chars-but-quote '"' | "$" NAME | "[" [ value { "," value } [","] ] "]"
 //!            | DIGITS | "true" | "false" | BARE ;
 //! BARE       = one or more characters other than whitespace , [ ] ( ) " # ;
@@ -103,9 +105,7 @@ pub fn parse(source: &str) -> Result<ast::File, Vec<Diagnostic>> {
     let mut file = ast::File {
         items: Vec::new(),
         comments: collect_comments(source),
-        line_starts: std::iter::once(0)
-            .chain(source.match_indices('\n').map(|(i, _)| i + 1))
-            .collect(),
+        line_starts: p.line_starts.clone(),
     };
     let mut errors = Vec::new();
     for (start, end) in logical_lines(source) {
@@ -234,6 +234,13 @@ fn logical_lines(source: &str) -> Vec<(usize, usize)> {
         out.push((start, end));
     }
     out
+}
+
+/// Byte offset of the start of every line of `source`.
+fn line_starts(source: &str) -> Vec<usize> {
+    std::iter::once(0)
+        .chain(source.match_indices('\n').map(|(i, _)| i + 1))
+        .collect()
 }
 
 /// The code part of a line: everything before its comment.
@@ -472,6 +479,8 @@ fn describe_token(tok: &str) -> String {
 
 struct P<'s> {
     src: &'s str,
+    /// Byte offset of the start of each line.
+    line_starts: Vec<usize>,
     /// Comparisons seen in the condition being parsed.
     terms: Cell<usize>,
 }
@@ -480,6 +489,7 @@ impl<'s> P<'s> {
     fn new(src: &'s str) -> Self {
         P {
             src,
+            line_starts: line_starts(src),
             terms: Cell::new(0),
         }
     }
@@ -495,12 +505,11 @@ impl<'s> P<'s> {
         Span::new(self.off(from), self.off(to))
     }
 
+    /// 1-based line of `offset` (binary search: large policies have
+    /// thousands of rules).
     fn line_of(&self, offset: usize) -> u32 {
-        let n = self.src.as_bytes()[..offset.min(self.src.len())]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
-        u32::try_from(n + 1).unwrap_or(u32::MAX)
+        let n = self.line_starts.partition_point(|&s| s <= offset);
+        u32::try_from(n.max(1)).unwrap_or(u32::MAX)
     }
 
     /// Turns a parse error into a diagnostic: the span of the offending
@@ -797,7 +806,9 @@ impl<'s> P<'s> {
         let mut i = i;
         loop {
             let j = ws(i);
-            let op = word(j).and_then(|(rest, w)| Op::from_name(w).map(|op| (rest, op)));
+            // Lower-cased first: `Op::from_name` strips a lower-case plural `s`.
+            let op = word(j)
+                .and_then(|(rest, w)| Op::from_name(&w.to_ascii_lowercase()).map(|op| (rest, op)));
             let Some((rest, op)) = op else {
                 let mut e = if list.is_empty() {
                     PError::expected_many(j, &["an operation", "`any`"])
@@ -1061,6 +1072,25 @@ impl<'s> P<'s> {
         };
         let field = Spanned::new(name.to_string(), self.span(i, after_field));
         let j = ws(after_field);
+        // `FIELD not OP VALUE` (`ext not in $office`) is `not (FIELD OP VALUE)`
+        // for the word operators.
+        if let Some(r) = kw("not", j) {
+            let k = ws(r);
+            let Some((r, op)) = self
+                .cmp_op(k)
+                .filter(|(_, op)| op.node.keyword().starts_with(char::is_alphabetic))
+            else {
+                let mut e = PError::expected(k, "a word operator after `not`");
+                e.context = Some("comparison");
+                return fail(e.help("negate with `not` before a word operator: ext not in [...], name not startswith x; or write `!=`"));
+            };
+            let (rest, value) =
+                nom::combinator::cut(nom::error::context("value", |i| self.value(i, 0)))
+                    .parse(ws(r))?;
+            let span = field.span.join(value.span);
+            let cmp = Spanned::new(Expr::Compare { field, op, value }, span);
+            return Ok((rest, Spanned::new(Expr::Not(Box::new(cmp)), span)));
+        }
         match self.cmp_op(j) {
             Some((r, op)) => {
                 let v = ws(r);

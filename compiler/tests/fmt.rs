@@ -155,6 +155,8 @@ fn cmp() -> impl Strategy<Value = &'static str> {
         "in",
         "matches",
         "STARTSWITH",
+        "not in",
+        "NOT startswith",
     ])
 }
 
