@@ -132,6 +132,7 @@ impl Source {
         // (creation time and file index from the header, position given, path)
         type Keyed<'p> = (Option<(u64, u32)>, usize, &'p PathBuf);
         let mut keyed: Vec<Keyed<'_>> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for (i, p) in paths.iter().enumerate() {
             let meta = fs::metadata(p)
                 .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
@@ -140,6 +141,11 @@ impl Source {
                     io::ErrorKind::InvalidInput,
                     format!("{}: not a regular file", p.display()),
                 ));
+            }
+            // The same file named twice (`audit.fplog ./audit.fplog`, or a
+            // glob and a name) is read once.
+            if !seen.insert(fs::canonicalize(p).unwrap_or_else(|_| p.clone())) {
+                continue;
             }
             let order = read_header_prefix(p)
                 .ok()
@@ -445,13 +451,20 @@ impl Source {
         let lh = last.header.as_ref()?;
         let (dir, stem) = self.rotation_dir.as_ref()?;
         let entries = fs::read_dir(dir).ok()?;
+        let open: Vec<PathBuf> = self
+            .tails
+            .iter()
+            .filter_map(|t| fs::canonicalize(&t.path).ok())
+            .collect();
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if !name.starts_with(stem.as_str()) {
                 continue;
             }
             let path = entry.path();
-            if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            if !entry.file_type().is_ok_and(|t| t.is_file())
+                || fs::canonicalize(&path).is_ok_and(|c| open.contains(&c))
+            {
                 continue;
             }
             let Some((h, _)) = read_header_prefix(&path).ok().and_then(|b| header_info(&b)) else {
@@ -845,6 +858,19 @@ pub(crate) mod tests {
         let rows = drain(&mut s);
         assert_eq!(paths(&rows), ["/o/1", "end rotated", "/o/2"]);
         assert_eq!(s.status(false).chain, ChainState::Intact);
+    }
+
+    #[test]
+    fn a_file_named_twice_is_read_once() {
+        let d = tmp();
+        let p = d.path().join("twice.log");
+        let mut w = LogWriter::create(&p, None);
+        w.event(1, "/bin/a", Op::Open, "/t/1");
+        let again = d.path().join(".").join("twice.log");
+        let mut s = Source::open(&[p.clone(), again], None).unwrap();
+        assert_eq!(paths(&drain(&mut s)), ["/t/1"]);
+        let st = s.status(false);
+        assert_eq!((st.files.len(), st.chain), (1, ChainState::Intact));
     }
 
     #[test]
