@@ -9,7 +9,8 @@
 //!
 //! Robust on a loaded machine: every check polls `capture-pane` until the
 //! expected text appears (or a generous deadline passes, then the test
-//! fails showing the last screen); no sleep is ever an assertion. Each test
+//! fails showing the last screen), and only a settled screen counts (two
+//! captures in a row agree); no sleep is ever an assertion. Each test
 //! uses its own tmux server socket, killed on drop.
 //!
 //! Needs `tmux` (CI installs it, see `.ci/run`).
@@ -102,17 +103,21 @@ impl Tmux {
         String::from_utf8_lossy(&self.tmux(&args).stdout).into_owned()
     }
 
-    /// Waits until the screen satisfies `pred`; returns that screen.
+    /// Waits until the screen satisfies `pred` and is settled (two
+    /// captures in a row agree, so a frame caught half-drawn never
+    /// counts); returns that screen.
     fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + SCREEN_DEADLINE;
+        let mut prev = String::new();
         loop {
             let screen = self.capture(false);
-            if pred(&screen) {
+            if pred(&screen) && screen == prev {
                 return screen;
             }
             if Instant::now() > deadline {
                 panic!("timed out waiting for {what}; the screen was:\n{screen}");
             }
+            prev = screen;
             std::thread::sleep(CAPTURE_EVERY);
         }
     }
