@@ -24,7 +24,7 @@
 
 use std::collections::HashMap;
 
-use fltpolicy_core::event::{OpSet, Target};
+use fltpolicy_core::event::{Action, OpSet, Target};
 use fltpolicy_core::text::fold_char;
 
 use crate::ast::{self, CmpOp, Expr, Item, Ops, Span, Spanned, Value, Who};
@@ -56,6 +56,7 @@ pub fn check(file: &ast::File, target: Target) -> (Option<ir::Policy>, Vec<Diagn
     }
     cx.warn_unused_lets();
     cx.warn_shadowed(&rules);
+    cx.warn_pointless_allows(&rules);
     let mut diags = cx.diags;
     diags.sort_by_key(|d| (d.span.start, d.span.end));
     let policy = (!diags.iter().any(Diagnostic::is_error)).then_some(ir::Policy { target, rules });
@@ -1004,6 +1005,40 @@ impl Checker {
                     .with_label("never decides anything")
                     .with_related(e.span, "this earlier rule matches every event this one could")
                     .with_help("rules are tried in order and the first match decides; move the more specific rule first"),
+                );
+            }
+        }
+    }
+}
+
+impl Checker {
+    /// Warns about `allow` rules that change nothing: an event they match
+    /// would otherwise fall through to a later rule, and if no later rule
+    /// can match any of the same operations and paths, it falls through to
+    /// "no match", which lets it through and records nothing anyway.
+    /// Conditions are ignored (a later rule with a condition counts as one
+    /// that may match), so the warning is never wrong, only sometimes silent.
+    fn warn_pointless_allows(&mut self, rules: &[ir::Rule]) {
+        let overlap = |a: &Option<String>, b: &Option<String>| match (a, b) {
+            (Some(a), Some(b)) => path_under(a, b, self.target) || path_under(b, a, self.target),
+            _ => true,
+        };
+        for (k, r) in rules.iter().enumerate() {
+            if r.action != Action::Allow {
+                continue;
+            }
+            let later = rules[k + 1..]
+                .iter()
+                .any(|l| !OpSet(l.ops.0 & r.ops.0).is_empty() && overlap(&l.under, &r.under));
+            if !later {
+                self.diags.push(
+                    Diagnostic::warning(
+                        "pol::no-effect",
+                        r.span,
+                        "this `allow` has no effect: no later rule could match the same events",
+                    )
+                    .with_label("changes nothing")
+                    .with_help("events no rule matches are let through unrecorded anyway; `allow` matters only before a `log` or `deny` rule it should exempt events from"),
                 );
             }
         }

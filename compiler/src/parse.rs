@@ -1,6 +1,6 @@
 //! The `.pol` parser: source text → [`ast::File`] with byte spans.
 //!
-//! Built on nom 8 with one error type, [`PError`], that remembers where the
+//! Built on nom 8 with one error type, `PError`, that remembers where the
 //! parse failed and which tokens would have been accepted there. Branches
 //! commit with `cut` once their keyword has been seen (after `under` a path
 //! *must* follow), and `context` names what was being parsed, so an error

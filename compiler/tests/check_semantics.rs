@@ -472,6 +472,29 @@ fn advisory_warnings() {
 }
 
 #[test]
+fn allow_matters_only_before_a_rule_it_exempts_from() {
+    let warns = |src: &str| {
+        let (_, d) = checked(src, W);
+        d.iter().map(|d| d.code).collect::<Vec<_>>()
+    };
+    assert_eq!(warns("allow any under C:\\Temp"), ["pol::no-effect"]);
+    assert_eq!(warns("allow write\nlog read"), ["pol::no-effect"]);
+    assert_eq!(
+        warns("allow write under C:\\A\nlog write under C:\\B"),
+        ["pol::no-effect"]
+    );
+    assert_eq!(
+        warns("log write under C:\\A where pid == 1\nallow write under C:\\A\\x"),
+        ["pol::no-effect"]
+    );
+    // a later rule that may match the same events: the allow exempts them
+    assert!(warns("allow write under C:\\A\\tmp\nlog write under C:\\A").is_empty());
+    assert!(warns("allow write under C:\\A where name == y\nlog write under C:\\A\\x").is_empty());
+    assert!(warns("allow write where pid == 4\nlog any").is_empty());
+    assert!(warns("allow any under C:\\A\nlog read where name == x").is_empty());
+}
+
+#[test]
 fn conditions_alone() {
     let e = parse_condition("Name startswith secret and not paging").unwrap();
     assert_eq!(

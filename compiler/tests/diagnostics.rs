@@ -635,6 +635,24 @@ pol::syntax
 }
 
 #[test]
+fn allow_without_effect() {
+    golden(
+        "log write under C:\\Data\nallow read under C:\\Temp\n",
+        r#"pol::no-effect
+
+  ! this `allow` has no effect: no later rule could match the same events
+   ,-[policy.pol:2:1]
+ 1 | log write under C:\Data
+ 2 | allow read under C:\Temp
+   : ^^^^^^^^^^^^|^^^^^^^^^^^
+   :             `-- changes nothing
+   `----
+  help: events no rule matches are let through unrecorded anyway; `allow` matters only before a `log` or `deny` rule it should exempt events from
+"#,
+    );
+}
+
+#[test]
 fn several_statements_report_one_error_each_in_one_pass() {
     // The open `(` on line 3 does not swallow the unindented line 4.
     let src = "log wirte under C:\\Data\nlog write under C:\\Data\nlog write where (a == 1\nfrob\nlet = 3\n";
