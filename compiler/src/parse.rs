@@ -548,9 +548,57 @@ impl<'s> P<'s> {
         d
     }
 
+    /// When a bare path is followed by stray words (`under C:\Program Files\App`),
+    /// the quoted path the author probably meant: the path and everything up
+    /// to the next clause keyword.
+    fn quote_hint(&self, rule: &ast::Rule, stray: &str) -> Option<String> {
+        let (kw, value) = match (&rule.from, &rule.under) {
+            (Some(w), _) if w.span.end <= self.off(stray) && matches!(w.node, Who::Image(_)) => {
+                let Who::Image(v) = &w.node else { return None };
+                ("from image", v)
+            }
+            (_, Some(u)) => ("under", u),
+            _ => return None,
+        };
+        if !matches!(value.node, Value::Bare(_)) || value.span.end > self.off(stray) {
+            return None;
+        }
+        let mut k = stray;
+        let mut end = self.off(stray);
+        loop {
+            let t = token(k);
+            let is_clause = ["under", "from", "where", "unless", "as"]
+                .iter()
+                .any(|w| w.eq_ignore_ascii_case(t));
+            if t.is_empty() || t.contains('\n') || t.contains('"') || t.contains('#') || is_clause {
+                break;
+            }
+            k = &k[t.len()..];
+            if !t.trim().is_empty() {
+                end = self.off(k);
+            }
+        }
+        let text = self.src.get(value.span.start..end)?;
+        Some(format!("paths with spaces must be quoted: {kw} \"{text}\""))
+    }
+
     /// A hint for an "expected ..." error: a likely typo, or the list of
     /// words that fit there.
     fn hint(&self, e: &PError<'_>, tok: &str) -> Option<String> {
+        match tok {
+            "&&" | "&" => return Some("write `and` instead of `&&`".to_string()),
+            "||" | "|" => return Some("write `or` instead of `||`".to_string()),
+            "," if e.expected.contains(&"`and`") => {
+                return Some(
+                    "to compare with several values, write a list: ext in [\".docx\", \".xlsx\"]"
+                        .to_string(),
+                )
+            }
+            _ if tok.starts_with('!') && !tok.starts_with("!=") => {
+                return Some("write `not` instead of `!`".to_string())
+            }
+            _ => {}
+        }
         let mut candidates: Vec<&'static str> = Vec::new();
         for x in &e.expected {
             if let Some(w) = x.strip_prefix('`').and_then(|x| x.strip_suffix('`')) {
@@ -712,10 +760,11 @@ impl<'s> P<'s> {
                     let (r, v) =
                         nom::combinator::cut(nom::error::context("path", |i| self.value(i, 0)))
                             .parse(body)?;
+                    // A bare path followed by stray words probably had a space.
+                    after_ctx = matches!(v.node, Value::Bare(_)).then_some("after-path");
                     rule.under = Some(v);
                     i = r;
                     after = &[];
-                    after_ctx = Some("after-path");
                 }
                 "from" => {
                     if rule.from.is_some() {
@@ -723,10 +772,9 @@ impl<'s> P<'s> {
                     }
                     let (r, w) = nom::combinator::cut(nom::error::context("who", |i| self.who(i)))
                         .parse(body)?;
-                    after_ctx = if matches!(w.node, Who::Image(_)) {
-                        Some("after-path")
-                    } else {
-                        None
+                    after_ctx = match &w.node {
+                        Who::Image(v) if matches!(v.node, Value::Bare(_)) => Some("after-path"),
+                        _ => None,
                     };
                     rule.from = Some(w);
                     i = r;
@@ -790,6 +838,9 @@ impl<'s> P<'s> {
             expected.push("end of line");
             let mut e = PError::expected_many(j, &expected);
             e.context = after_ctx;
+            if let Some(help) = self.quote_hint(&rule, j) {
+                e = e.help(help);
+            }
             return fail(e);
         }
         rule.span = self.span(start, i);

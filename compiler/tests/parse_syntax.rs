@@ -332,3 +332,50 @@ fn syntax_errors_name_the_expected_tokens() {
         );
     }
 }
+
+#[test]
+fn hints_for_habits_from_other_languages() {
+    for (src, help) in [
+        (
+            "log write under C:\\Program Files\\App where x == 1",
+            "paths with spaces must be quoted: under \"C:\\Program Files\\App\"",
+        ),
+        (
+            "log write under C:\\Program Files (x86)\\App",
+            "paths with spaces must be quoted: under \"C:\\Program Files (x86)\\App\"",
+        ),
+        (
+            "log write from image C:\\Program Files\\x.exe as \"t\"",
+            "paths with spaces must be quoted: from image \"C:\\Program Files\\x.exe\"",
+        ),
+        (
+            "log write where a == 1 && b == 2",
+            "write `and` instead of `&&`",
+        ),
+        (
+            "log write where a == 1 || b == 2",
+            "write `or` instead of `||`",
+        ),
+        ("log write where !paging", "write `not` instead of `!`"),
+        (
+            "log write where ext in .docx, .xlsx",
+            "to compare with several values, write a list: ext in [\".docx\", \".xlsx\"]",
+        ),
+        ("log write where name = x", "compare with `==`: name == ..."),
+        ("log wrte", "did you mean `write`?"),
+        ("log writes, delets", "did you mean `delete`?"),
+        ("log write wehre a == 1", "did you mean `where`?"),
+        ("log write where a == 1 adn b == 2", "did you mean `and`?"),
+        ("log write where name endwith x", "did you mean `endswith`?"),
+        ("lgo write", "did you mean `log`?"),
+    ] {
+        let errs = parse(src).unwrap_err();
+        assert_eq!(errs[0].help.as_deref(), Some(help), "{src}: {errs:?}");
+    }
+    // a quoted path followed by junk is not a spacing problem
+    let errs = parse("log read under \"C:\\x\" y").unwrap_err();
+    assert!(
+        !errs[0].help.clone().unwrap_or_default().contains("quoted"),
+        "{errs:?}"
+    );
+}
