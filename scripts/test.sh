@@ -13,4 +13,8 @@ cargo test --workspace --locked
 scripts/fuzz-compiler.sh 20
 # Linux engine: overhead benchmark smoke run (300 files per configuration, a few seconds; needs root)
 scripts/bench-linux-overhead.sh --smoke
+# audit queue: loom models of the real queue code (release; own target dir so
+# the --cfg loom build does not evict the normal one). About 10 s after build.
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/loom" RUSTFLAGS="--cfg loom" \
+  cargo test -p fltpolicy-core --release --locked --lib queue_loom
 # -- end of extra checks --

@@ -8,6 +8,13 @@ use std::vec::Vec;
 
 use super::*;
 
+/// Counts model executions: a model that ran once explored nothing.
+static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn explored() -> usize {
+    RUNS.swap(0, std::sync::atomic::Ordering::Relaxed)
+}
+
 fn storage(words: usize) -> Vec<AtomicU64> {
     (0..words).map(|_| AtomicU64::new(0)).collect()
 }
@@ -30,7 +37,9 @@ fn drain<W: AsRef<[AtomicU64]>, const R: usize>(
 /// exactly once, and pushes that failed were counted.
 #[test]
 fn queue_loom_two_producers_one_ring() {
+    explored();
     loom::model(|| {
+        RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let q = Arc::new(Queue::<_, 1>::with_small_rings(storage(4)).unwrap());
         let handles: Vec<_> = (0..2u8)
             .map(|t| {
@@ -38,16 +47,23 @@ fn queue_loom_two_producers_one_ring() {
                 thread::spawn(move || q.push_bytes(0, &[t + 1; 3]).is_ok())
             })
             .collect();
-        let mut got = Vec::new();
-        {
-            let mut c = q.consumer().unwrap();
-            drain(&mut c, &mut got);
-        }
+        // The consumer runs in its own loom thread: loom explores the
+        // interleavings of spawned threads with each other.
+        let cons = {
+            let q = Arc::clone(&q);
+            thread::spawn(move || {
+                let mut got = Vec::new();
+                let mut c = q.consumer().unwrap();
+                drain(&mut c, &mut got);
+                got
+            })
+        };
         let ok = handles
             .into_iter()
             .map(|h| h.join().unwrap())
             .filter(|b| *b)
             .count();
+        let mut got = cons.join().unwrap();
         let mut c = q.consumer().unwrap();
         drain(&mut c, &mut got);
         let drops: u64 = q.drop_totals().iter().sum();
@@ -57,13 +73,18 @@ fn queue_loom_two_producers_one_ring() {
             assert!(e == &[1, 1, 1] || e == &[2, 2, 2], "torn entry {e:?}");
         }
     });
+    let n = explored();
+    std::eprintln!("queue_loom_two_producers_one_ring: {n} interleavings");
+    assert!(n > 100, "loom explored only {n} executions");
 }
 
 /// One producer per ring (driver case) with wrap-around: the consumer frees
 /// space concurrently and the producer reuses it.
 #[test]
 fn queue_loom_wraparound_reuse() {
+    explored();
     loom::model(|| {
+        RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let q = Arc::new(Queue::<_, 2>::with_small_rings(storage(8)).unwrap());
         let p = {
             let q = Arc::clone(&q);
@@ -77,12 +98,17 @@ fn queue_loom_wraparound_reuse() {
                 ok
             })
         };
-        let mut got = Vec::new();
-        {
-            let mut c = q.consumer().unwrap();
-            drain(&mut c, &mut got);
-        }
+        let cons = {
+            let q = Arc::clone(&q);
+            thread::spawn(move || {
+                let mut got = Vec::new();
+                let mut c = q.consumer().unwrap();
+                drain(&mut c, &mut got);
+                got
+            })
+        };
         let ok = p.join().unwrap();
+        let mut got = cons.join().unwrap();
         let mut c = q.consumer().unwrap();
         drain(&mut c, &mut got);
         let drops: u64 = q.drop_totals().iter().sum();
@@ -96,4 +122,7 @@ fn queue_loom_wraparound_reuse() {
             last = Some(e[0]);
         }
     });
+    let n = explored();
+    std::eprintln!("queue_loom_wraparound_reuse: {n} interleavings");
+    assert!(n > 100, "loom explored only {n} executions");
 }

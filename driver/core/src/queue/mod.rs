@@ -444,7 +444,25 @@ impl postcard::ser_flavors::Flavor for WordWriter<'_> {
         if data.len() > self.cap - self.len {
             return Err(postcard::Error::SerializeBufferFull);
         }
-        for &b in data {
+        // Bytes up to the next word boundary, then whole words (strings are
+        // most of a record), then the rest.
+        let mut rest = data;
+        while self.len % 8 != 0 {
+            let Some((&b, tail)) = rest.split_first() else {
+                return Ok(());
+            };
+            self.try_push(b)?;
+            rest = tail;
+        }
+        let mut words = rest.chunks_exact(8);
+        for w in &mut words {
+            let mut le = [0u8; 8];
+            le.copy_from_slice(w);
+            self.acc = u64::from_le_bytes(le);
+            self.len += 8;
+            self.store_acc();
+        }
+        for &b in words.remainder() {
             self.try_push(b)?;
         }
         Ok(())

@@ -212,3 +212,19 @@ fn concurrent_producers_lose_nothing_uncounted() {
         assert_eq!(sorted.len(), s.len());
     }
 }
+
+#[test]
+fn every_length_and_alignment_round_trips() {
+    let q = Queue::<_, 1>::with_small_rings(storage(64)).unwrap();
+    let mut c = q.consumer().unwrap();
+    let mut buf = [0u8; 256];
+    let data: Vec<u8> = (0..=255u8).collect();
+    for len in 0..100usize {
+        for skew in 0..8usize {
+            let payload = &data[skew..skew + len];
+            q.push_bytes(0, payload).unwrap();
+            let n = c.pop(0, &mut buf).unwrap().unwrap();
+            assert_eq!(&buf[..n], payload, "len {len} skew {skew}");
+        }
+    }
+}
