@@ -42,8 +42,9 @@
 //! * A statement is one line. It continues on the next line only while a
 //!   `[` or `(` is open, or when the line ends with `,`, `and`, `or`, `not`,
 //!   `where` or `unless` — and then only onto lines that are indented or
-//!   start with `]` or `)`. A blank line, an unindented line, or a line that
-//!   starts with `let`, `log`, `deny` or `allow` always starts afresh. Each
+//!   start with `]` or `)` (comment-only lines in between are skipped). A
+//!   blank line, an unindented line, or a line that starts with `let`,
+//!   `log`, `deny` or `allow` always starts afresh. Each
 //!   statement is parsed on its own, so one bad line does not hide errors on
 //!   the next, and a forgotten `]` swallows nothing but indented lines.
 //!
@@ -213,6 +214,12 @@ fn logical_lines(source: &str) -> Vec<(usize, usize)> {
             let first = first_word(next.trim_start());
             let raw = &source[ns..ne];
             let blank = raw.trim().is_empty();
+            if !blank && next.trim().is_empty() {
+                // A comment-only line, however indented, is transparent.
+                end = ne;
+                k += 1;
+                continue;
+            }
             let indented = raw.starts_with([' ', '\t']);
             let closes = raw.starts_with([']', ')']);
             if blank
@@ -225,10 +232,6 @@ fn logical_lines(source: &str) -> Vec<(usize, usize)> {
             }
             end = ne;
             k += 1;
-            if next.trim().is_empty() {
-                // a comment-only line inside a continued statement
-                continue;
-            }
             unfinished = scan_line(next, &mut depth);
         }
         out.push((start, end));
@@ -1217,13 +1220,13 @@ mod tests {
 
     #[test]
     fn splits_statements_on_lines_and_open_brackets() {
-        let src = "let a = [1,\n  2\n]\nlog write\n\nlog read where a == 1 and\n b == 2\nlog x\nlog y where (\nz == 1)\n";
+        let src = "let a = [1,\n# c\n  2\n]\nlog write\n\nlog read where a == 1 and\n b == 2\nlog x\nlog y where (\nz == 1)\n";
         let l = logical_lines(src);
         let texts: Vec<&str> = l.iter().map(|&(s, e)| &src[s..e]).collect();
         assert_eq!(
             texts,
             [
-                "let a = [1,\n  2\n]",
+                "let a = [1,\n# c\n  2\n]",
                 "log write",
                 "log read where a == 1 and\n b == 2",
                 "log x",
