@@ -1,0 +1,317 @@
+//! DriverEntry, the single cleanup path, and the filter unload callback.
+//!
+//! DriverEntry performs these steps, in this order, recording each success
+//! in [`Globals::steps`]:
+//!
+//! 1. allocate [`Globals`] (queue storage, pid table) and publish it;
+//! 2. register the process-creation notify routine (pid → image table);
+//! 3. register the filter (FltRegisterFilter);
+//! 4. create the control device and its symbolic link;
+//! 5. start the flush thread;
+//! 6. start filtering (FltStartFiltering).
+//!
+//! [`teardown`] is the only cleanup path — used by a failing DriverEntry
+//! and by unload — and undoes exactly the recorded steps in reverse:
+//! stop producing (6), stop the flush thread after a final drain (5),
+//! delete the control device (4), unregister the filter (3), remove the
+//! notify routine (2), free the state (1).
+//!
+//! All of it runs at PASSIVE_LEVEL.
+
+use core::sync::atomic::Ordering;
+
+use windows_sys::Wdk::Foundation::{DRIVER_OBJECT, KEVENT};
+use windows_sys::Wdk::Storage::FileSystem::Minifilters::FLTFL_FILTER_UNLOAD_MANDATORY;
+use windows_sys::Wdk::System::SystemServices::PS_CREATE_NOTIFY_INFO;
+use windows_sys::Win32::Foundation::{HANDLE, NTSTATUS, UNICODE_STRING};
+
+use crate::globals::{self, step, Counters, FlushShared, Globals, Rundown};
+use crate::kernel::{self, status::*, ThreadObject};
+use crate::policy::PolicySlot;
+use crate::process::ProcessTable;
+
+/// `STATUS_FLT_DO_NOT_DETACH`: refuse a non-mandatory unload.
+pub const STATUS_FLT_DO_NOT_DETACH: NTSTATUS = 0xC01C_0010_u32 as i32;
+
+crate::kernel_callback! {
+/// The driver's entry point. PASSIVE_LEVEL.
+///
+/// # Safety
+/// Called once by the I/O manager with a valid driver object.
+#[no_mangle]
+pub unsafe fn DriverEntry(driver: *mut DRIVER_OBJECT, _registry: *const UNICODE_STRING) -> NTSTATUS {
+    let st = kernel::init();
+    if !nt_success(st) {
+        return st;
+    }
+    let g = match create_globals() {
+        Some(g) => g,
+        None => return STATUS_INSUFFICIENT_RESOURCES,
+    };
+    globals::publish(g);
+    // SAFETY: `g` was just created and published; only this thread (and,
+    // after the steps below, callbacks reading atomics) uses it.
+    let gr: &Globals = unsafe { &*g };
+    // SAFETY: driver object from the I/O manager; PASSIVE_LEVEL.
+    let st = unsafe { start(gr, driver) };
+    if !nt_success(st) {
+        // SAFETY: the one cleanup path; undoes what `start` recorded.
+        unsafe { teardown() };
+    }
+    st
+}
+}
+
+/// Steps 2–6. Stops at the first failure.
+///
+/// # Safety
+/// PASSIVE_LEVEL, DriverEntry.
+unsafe fn start(g: &Globals, driver: *mut DRIVER_OBJECT) -> NTSTATUS {
+    // SAFETY: PASSIVE_LEVEL; the routine stays valid until removed in teardown.
+    let st = unsafe { kernel::set_process_notify(process_notify, false) };
+    if !nt_success(st) {
+        return st;
+    }
+    g.steps.fetch_or(step::PROCESS_NOTIFY, Ordering::AcqRel);
+
+    // SAFETY: driver object from the I/O manager; the registration is static.
+    match unsafe { kernel::register_filter(driver, &crate::registration::REGISTRATION.0) } {
+        Ok(f) => g.filter_handle.store(f, Ordering::Release),
+        Err(st) => return st,
+    }
+    g.steps.fetch_or(step::FILTER_REGISTERED, Ordering::AcqRel);
+
+    // SAFETY: PASSIVE_LEVEL; the dispatch routines live as long as the image.
+    match unsafe { kernel::create_control_device(driver, crate::control::CONTROL_SDDL) } {
+        Ok(dev) => {
+            // SAFETY: Globals is only written here during DriverEntry, before
+            // any path that reads `control_device` can run.
+            unsafe { (*(g as *const Globals).cast_mut()).control_device = dev };
+        }
+        Err(st) => return st,
+    }
+    // SAFETY: the driver object is ours during DriverEntry.
+    unsafe {
+        let mf = &mut (*driver).MajorFunction;
+        mf[0x00] = crate::abi::dispatch(crate::control::dispatch_open_close); // IRP_MJ_CREATE
+        mf[0x02] = crate::abi::dispatch(crate::control::dispatch_open_close); // IRP_MJ_CLOSE
+        mf[0x12] = crate::abi::dispatch(crate::control::dispatch_open_close); // IRP_MJ_CLEANUP
+        mf[0x0E] = crate::abi::dispatch(crate::control::dispatch_device_control);
+        // IRP_MJ_DEVICE_CONTROL
+    }
+    g.steps.fetch_or(step::CONTROL_DEVICE, Ordering::AcqRel);
+
+    // SAFETY: Globals outlives the thread (teardown joins it before freeing).
+    match unsafe {
+        kernel::start_system_thread(
+            crate::flush::flush_thread,
+            (g as *const Globals).cast_mut().cast(),
+        )
+    } {
+        Ok(t) => {
+            // SAFETY: as for control_device above.
+            unsafe { (*(g as *const Globals).cast_mut()).flush_thread = t };
+        }
+        Err(st) => return st,
+    }
+    g.steps.fetch_or(step::FLUSH_THREAD, Ordering::AcqRel);
+
+    // SAFETY: the filter is registered.
+    let st = unsafe { kernel::start_filtering(g.filter()) };
+    if !nt_success(st) {
+        return st;
+    }
+    g.steps.fetch_or(step::FILTERING, Ordering::AcqRel);
+    STATUS_SUCCESS
+}
+
+crate::kernel_callback! {
+/// FLT_REGISTRATION::FilterUnloadCallback. PASSIVE_LEVEL.
+///
+/// A non-mandatory unload is refused while a control handle is open (its
+/// next request would reach freed state); a mandatory one proceeds, and the
+/// dispatch routines then answer STATUS_DEVICE_NOT_READY.
+///
+/// # Safety
+/// Called by FltMgr.
+pub unsafe fn filter_unload(flags: u32) -> NTSTATUS {
+    if let Some(g) = globals::get() {
+        if flags & FLTFL_FILTER_UNLOAD_MANDATORY == 0 && g.control_opens.load(Ordering::Acquire) != 0 {
+            return STATUS_FLT_DO_NOT_DETACH;
+        }
+    }
+    // SAFETY: FltMgr calls unload once, at PASSIVE_LEVEL.
+    unsafe { teardown() };
+    STATUS_SUCCESS
+}
+}
+
+/// The one cleanup path. PASSIVE_LEVEL.
+///
+/// # Safety
+/// Called once, by DriverEntry on failure or by unload.
+unsafe fn teardown() {
+    let Some(g) = globals::get() else {
+        return;
+    };
+    let steps = g.steps.load(Ordering::Acquire);
+    // (6) Stop producing: callbacks see `stopping` and return at once; wait
+    // for producers already inside `audit::record`.
+    g.stopping.store(true, Ordering::Release);
+    g.producers.close_and_wait();
+    // (5) Final drain, End record, close the log, join.
+    if steps & step::FLUSH_THREAD != 0 {
+        g.flush.stop.store(true, Ordering::Release);
+        // SAFETY: the event lives in Globals; PASSIVE_LEVEL.
+        unsafe { kernel::event_set(g.flush.wake.get()) };
+        // SAFETY: the thread object was referenced by start_system_thread.
+        unsafe { kernel::join_system_thread(g.flush_thread) };
+    }
+    // (4) Control device: refuse new requests, wait for running ones.
+    if steps & step::CONTROL_DEVICE != 0 {
+        g.control.close_and_wait();
+        // SAFETY: created in `start`; no request is running.
+        unsafe { kernel::delete_control_device(g.control_device) };
+    }
+    // (3) Unregister: FltMgr waits for in-flight callbacks and tears down
+    // instances and their contexts.
+    if steps & step::FILTER_REGISTERED != 0 {
+        // SAFETY: registered in `start`.
+        unsafe { kernel::unregister_filter(g.filter()) };
+    }
+    // (2) The notify routine (removal waits for running callbacks).
+    if steps & step::PROCESS_NOTIFY != 0 {
+        // SAFETY: registered in `start`.
+        unsafe { kernel::set_process_notify(process_notify, true) };
+    }
+    // (1) Free the state: nothing can reach it any more.
+    g.policy.clear();
+    let pending = g
+        .flush
+        .pending_path
+        .swap(core::ptr::null_mut(), Ordering::AcqRel);
+    if !pending.is_null() {
+        // SAFETY: unclaimed by the (joined) flush thread; ours.
+        unsafe { crate::flush::LogPath::destroy(pending) };
+    }
+    let raw = globals::retire();
+    // SAFETY: every path that could reach the block has been shut down.
+    unsafe { destroy_globals(raw) };
+}
+
+/// Step 1. PASSIVE_LEVEL.
+fn create_globals() -> Option<*mut Globals> {
+    let words = crate::audit::alloc_storage()?;
+    let table = kernel::alloc_nonpaged(core::mem::size_of::<ProcessTable>());
+    if table.is_null() {
+        // SAFETY: unused storage from alloc_storage.
+        unsafe { crate::audit::free_storage(words) };
+        return None;
+    }
+    let raw = crate::pool::alloc_for::<Globals>();
+    let queue = crate::audit::AuditQueue::new(words).ok();
+    let (Some(queue), false) = (queue, raw.is_null()) else {
+        // SAFETY: nothing else refers to these fresh allocations.
+        unsafe { kernel::free_pool(table) };
+        // SAFETY: as above.
+        unsafe { crate::audit::free_storage(words) };
+        if !raw.is_null() {
+            // SAFETY: as above.
+            unsafe { crate::pool::free_for(raw) };
+        }
+        return None;
+    };
+    // SAFETY: `table` is a zeroed allocation of a ProcessTable, whose
+    // fields are all atomic integers (zero = empty); it lives until
+    // destroy_globals.
+    let processes: &'static ProcessTable = unsafe { &*table.cast::<ProcessTable>() };
+    // SAFETY: `raw` is a fresh, suitably aligned allocation of a Globals.
+    unsafe {
+        raw.write(Globals {
+            filter_handle: core::sync::atomic::AtomicIsize::new(0),
+            control_device: core::ptr::null_mut(),
+            flush_thread: ThreadObject(core::ptr::null_mut()),
+            steps: Default::default(),
+            stopping: Default::default(),
+            policy: PolicySlot::new(),
+            counters: Counters::default(),
+            queue,
+            queue_storage: words,
+            processes,
+            flush: FlushShared {
+                // Zeroed storage (valid for the plain-data KEVENT);
+                // initialised by event_init below.
+                wake: core::cell::UnsafeCell::new(core::mem::zeroed::<KEVENT>()),
+                stop: Default::default(),
+                pending_path: Default::default(),
+                paused: Default::default(),
+            },
+            control: Rundown::default(),
+            loading: Default::default(),
+            control_opens: Default::default(),
+            producers: Rundown::default(),
+        })
+    };
+    // SAFETY: the event is in non-paged pool inside the block; PASSIVE_LEVEL.
+    unsafe { kernel::event_init((*raw).flush.wake.get()) };
+    Some(raw)
+}
+
+/// Frees what [`create_globals`] allocated.
+///
+/// # Safety
+/// `raw` came from create_globals and nothing can reach it.
+unsafe fn destroy_globals(raw: *mut Globals) {
+    if raw.is_null() {
+        return;
+    }
+    // SAFETY: per the caller.
+    let g = unsafe { &*raw };
+    let words = g.queue_storage;
+    let table = (g.processes as *const ProcessTable).cast_mut().cast::<u8>();
+    // SAFETY: dropping in place; Globals owns no resources with Drop impls
+    // beyond plain data (the queue only borrows its storage).
+    unsafe { core::ptr::drop_in_place(raw) };
+    // SAFETY: nothing refers to these allocations any more.
+    unsafe { kernel::free_pool(table) };
+    // SAFETY: as above.
+    unsafe { crate::audit::free_storage(words) };
+    // SAFETY: as above.
+    unsafe { crate::pool::free_for(raw) };
+}
+
+crate::kernel_callback! {
+/// `PsSetCreateProcessNotifyRoutineEx` callback. PASSIVE_LEVEL.
+///
+/// # Safety
+/// Called by the process manager.
+pub unsafe fn process_notify(
+    _process: windows_sys::Wdk::Foundation::PEPROCESS,
+    pid: HANDLE,
+    info: *mut PS_CREATE_NOTIFY_INFO,
+) {
+    let Some(g) = globals::get() else {
+        return;
+    };
+    let pid = pid as usize as u64;
+    if info.is_null() {
+        g.processes.remove(pid);
+        return;
+    }
+    // SAFETY: the process manager passes a valid info block for a create.
+    let info = unsafe { &*info };
+    let mut image = [0u8; crate::process::MAX_IMAGE];
+    let n = if info.ImageFileName.is_null() {
+        0
+    } else {
+        // SAFETY: ImageFileName is a valid UNICODE_STRING during the call.
+        let units = unsafe { crate::names::units(&*info.ImageFileName) };
+        // `\??\C:\Windows\...` → `C:\Windows\...`
+        let q: [u16; 4] = [b'\\' as u16, b'?' as u16, b'?' as u16, b'\\' as u16];
+        let units = units.strip_prefix(&q[..]).unwrap_or(units);
+        crate::utf::utf16_to_utf8(units, &mut image).0
+    };
+    let image = core::str::from_utf8(&image[..n]).unwrap_or("");
+    g.processes.insert(pid, info.ParentProcessId as usize as u64, image);
+}
+}

@@ -1,0 +1,869 @@
+//! The real kernel: FFI into fltmgr.sys and ntoskrnl.exe (feature `kernel`).
+//!
+//! Most declarations come from windows-sys (Microsoft's metadata), linked
+//! through `raw-dylib` with `+verbatim` library names (`fltmgr.sys`,
+//! `ntoskrnl.exe`). The [`nt`] block below declares, from `ntoskrnl.exe`,
+//! the exports windows-sys maps to the user-mode `ntdll.dll` (Zw*, Rtl*)
+//! or declares with a wrong signature (`PsCreateSystemThread`'s start
+//! routine lacks its context parameter in the metadata), plus the C
+//! runtime routines the compiler emits calls to (`memcpy`, `memset`,
+//! `memmove`, `memcmp`), which ntoskrnl exports. The image test
+//! (`tests/image.rs`) fails if any user-mode DLL is imported.
+//!
+//! Each function's IRQL contract is the one stated on the simulation's
+//! implementation (`sim/kernel.rs`); the `// SAFETY:` comments here name the
+//! IRQL the caller guarantees.
+
+use core::ffi::c_void;
+
+use windows_sys::Wdk::Foundation::{
+    DEVICE_OBJECT, DRIVER_OBJECT, FILE_OBJECT, IRP, KEVENT, OBJECT_ATTRIBUTES,
+    SECURITY_SUBJECT_CONTEXT,
+};
+use windows_sys::Wdk::Storage::FileSystem::Minifilters::*;
+use windows_sys::Wdk::Storage::FileSystem::{FileEndOfFileInformation, FileRenameInformation};
+use windows_sys::Wdk::Storage::FileSystem::{ObOpenObjectByPointer, SeTokenIsAdmin};
+use windows_sys::Wdk::System::SystemServices::{
+    ExAllocatePool2, ExFreePool, ExFreePoolWithTag, Executive, IoCreateDevice,
+    IoCreateSymbolicLink, IoDeleteDevice, IoDeleteSymbolicLink, IoVolumeDeviceToDosName,
+    IofCompleteRequest, KeDelayExecutionThread, KeGetCurrentProcessorNumberEx, KeInitializeEvent,
+    KeQuerySystemTimePrecise, KeSetEvent, KeWaitForSingleObject, ObReferenceObjectByHandle,
+    ObfDereferenceObject, PsSetCreateProcessNotifyRoutineEx, PsTerminateSystemThread,
+    SeCaptureSubjectContext, SeReleaseSubjectContext,
+};
+use windows_sys::Wdk::System::SystemServices::{MmGetSystemRoutineAddress, ObCloseHandle};
+use windows_sys::Win32::Foundation::{HANDLE, NTSTATUS, UNICODE_STRING};
+use windows_sys::Win32::System::Kernel::SynchronizationEvent;
+use windows_sys::Win32::System::IO::IO_STATUS_BLOCK;
+
+use super::status::*;
+use super::{CreateMode, Irql, OwnFile, ThreadObject, POOL_TAG, STATUS_OBJECT_NAME_COLLISION};
+use crate::abi;
+
+/// ntoskrnl.exe exports that windows-sys declares with another signature
+/// (`PsCreateSystemThread`, whose start routine lacks its context in the
+/// metadata) or not at all (`KeBugCheckEx` without extra features, the
+/// C runtime routines). Reviewed against the WDK headers (`wdm.h`,
+/// `ntifs.h`): every function here is documented for kernel-mode callers.
+///
+/// The exports windows-sys maps to ntdll.dll (Zw*, Rtl*) cannot be declared
+/// here under their own names: a raw-dylib import symbol (`__imp_ZwClose`)
+/// is global, windows-sys's ntdll declaration of the same name wins at link
+/// time, and the image would import user-mode ntdll.dll (the image test
+/// caught exactly that). So ZwClose is replaced by ObCloseHandle, the Rtl*
+/// security builders by [`crate::sddl::Dacl::to_self_relative`], and the
+/// three remaining Zw* routines are looked up in ntoskrnl by name with
+/// MmGetSystemRoutineAddress at DriverEntry ([`init`]).
+mod nt {
+    use core::ffi::c_void;
+
+    use windows_sys::Wdk::Foundation::OBJECT_ATTRIBUTES;
+    use windows_sys::Win32::Foundation::{HANDLE, NTSTATUS, UNICODE_STRING};
+
+    pub type ZwOpenSymbolicLinkObject =
+        unsafe extern "system" fn(*mut HANDLE, u32, *const OBJECT_ATTRIBUTES) -> NTSTATUS;
+    pub type ZwQuerySymbolicLinkObject =
+        unsafe extern "system" fn(HANDLE, *mut UNICODE_STRING, *mut u32) -> NTSTATUS;
+    pub type ZwSetSecurityObject =
+        unsafe extern "system" fn(HANDLE, u32, *const c_void) -> NTSTATUS;
+
+    /// `KSTART_ROUTINE`: `VOID (PVOID StartContext)`.
+    pub type StartRoutine = unsafe extern "system" fn(*mut c_void);
+
+    #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+    extern "system" {
+        pub fn PsCreateSystemThread(
+            handle: *mut HANDLE,
+            access: u32,
+            attributes: *const OBJECT_ATTRIBUTES,
+            process: HANDLE,
+            client_id: *mut c_void,
+            start: StartRoutine,
+            context: *mut c_void,
+        ) -> NTSTATUS;
+        pub fn KeBugCheckEx(code: u32, p1: usize, p2: usize, p3: usize, p4: usize) -> !;
+    }
+
+    // The compiler lowers copies and fills to these C runtime symbols;
+    // ntoskrnl exports them, so no CRT is linked (/NODEFAULTLIB).
+    #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+    extern "C" {
+        pub fn memcpy(dst: *mut c_void, src: *const c_void, n: usize) -> *mut c_void;
+        pub fn memmove(dst: *mut c_void, src: *const c_void, n: usize) -> *mut c_void;
+        pub fn memset(dst: *mut c_void, c: i32, n: usize) -> *mut c_void;
+        pub fn memcmp(a: *const c_void, b: *const c_void, n: usize) -> i32;
+        /// Stack probe the compiler emits for frames over one page (the
+        /// flush thread's path buffers); ntoskrnl exports it.
+        pub fn __chkstk();
+    }
+}
+
+/// Keeps the CRT imports referenced so the linker resolves compiler-emitted
+/// calls against them (they are otherwise only named by codegen).
+#[used]
+static CRT: [unsafe extern "C" fn(); 5] = [
+    nt::__chkstk,
+    // SAFETY: only the addresses are taken; never called through these
+    // pointers with this signature.
+    unsafe {
+        core::mem::transmute::<
+            unsafe extern "C" fn(*mut c_void, *const c_void, usize) -> *mut c_void,
+            unsafe extern "C" fn(),
+        >(nt::memcpy)
+    },
+    // SAFETY: as above.
+    unsafe {
+        core::mem::transmute::<
+            unsafe extern "C" fn(*mut c_void, *const c_void, usize) -> *mut c_void,
+            unsafe extern "C" fn(),
+        >(nt::memmove)
+    },
+    // SAFETY: as above.
+    unsafe {
+        core::mem::transmute::<
+            unsafe extern "C" fn(*mut c_void, i32, usize) -> *mut c_void,
+            unsafe extern "C" fn(),
+        >(nt::memset)
+    },
+    // SAFETY: as above.
+    unsafe {
+        core::mem::transmute::<
+            unsafe extern "C" fn(*const c_void, *const c_void, usize) -> i32,
+            unsafe extern "C" fn(),
+        >(nt::memcmp)
+    },
+];
+
+/// ntoskrnl routines resolved by name at DriverEntry (see the [`nt`] docs
+/// for why they are not imported).
+struct Zw {
+    open_link: nt::ZwOpenSymbolicLinkObject,
+    query_link: nt::ZwQuerySymbolicLinkObject,
+    set_security: nt::ZwSetSecurityObject,
+}
+
+/// Written once by [`init`] (DriverEntry, PASSIVE_LEVEL, before anything
+/// that uses them can run); read-only afterwards.
+static ZW: [core::sync::atomic::AtomicUsize; 3] =
+    [const { core::sync::atomic::AtomicUsize::new(0) }; 3];
+
+fn zw() -> Zw {
+    use core::sync::atomic::Ordering::Acquire;
+    // SAFETY: `init` stored non-null addresses of these exact ntoskrnl
+    // routines (DriverEntry fails otherwise, and nothing calls zw() then);
+    // the function types match their documented prototypes.
+    unsafe {
+        Zw {
+            open_link: core::mem::transmute::<usize, nt::ZwOpenSymbolicLinkObject>(
+                ZW[0].load(Acquire),
+            ),
+            query_link: core::mem::transmute::<usize, nt::ZwQuerySymbolicLinkObject>(
+                ZW[1].load(Acquire),
+            ),
+            set_security: core::mem::transmute::<usize, nt::ZwSetSecurityObject>(
+                ZW[2].load(Acquire),
+            ),
+        }
+    }
+}
+
+/// Resolves the routines of [`Zw`]. PASSIVE_LEVEL (DriverEntry).
+pub fn init() -> NTSTATUS {
+    const NAMES: [&str; 3] = [
+        "ZwOpenSymbolicLinkObject",
+        "ZwQuerySymbolicLinkObject",
+        "ZwSetSecurityObject",
+    ];
+    for (slot, name) in ZW.iter().zip(NAMES) {
+        let (w, n) = wide::<32>(name);
+        let us = unicode(&w[..n]);
+        // SAFETY: PASSIVE_LEVEL; looks up an ntoskrnl export by name.
+        let p = unsafe { MmGetSystemRoutineAddress(&us) };
+        if p.is_null() {
+            return STATUS_PROCEDURE_NOT_FOUND;
+        }
+        slot.store(p as usize, core::sync::atomic::Ordering::Release);
+    }
+    STATUS_SUCCESS
+}
+
+/// `STATUS_PROCEDURE_NOT_FOUND`.
+const STATUS_PROCEDURE_NOT_FOUND: NTSTATUS = 0xC000_007A_u32 as i32;
+
+const KERNEL_MODE: i8 = 0;
+const POOL_FLAG_NON_PAGED: u64 = 0x0000_0000_0000_0040;
+const OBJ_CASE_INSENSITIVE: u32 = 0x40;
+const OBJ_KERNEL_HANDLE: u32 = 0x200;
+const STATUS_TIMEOUT: NTSTATUS = 0x102;
+const FILE_DEVICE_SECURE_OPEN: u32 = 0x100;
+const DO_DEVICE_INITIALIZING: u32 = 0x80;
+const WRITE_DAC: u32 = 0x0004_0000;
+const DACL_SECURITY_INFORMATION: u32 = 0x4;
+const GENERIC_READ: u32 = 0x8000_0000;
+const SYNCHRONIZE: u32 = 0x0010_0000;
+const DELETE: u32 = 0x0001_0000;
+const FILE_WRITE_DATA: u32 = 0x2;
+const FILE_READ_ATTRIBUTES: u32 = 0x80;
+const FILE_WRITE_ATTRIBUTES: u32 = 0x100;
+const FILE_SHARE_READ: u32 = 0x1;
+const FILE_OPEN: u32 = 1;
+const FILE_CREATE: u32 = 2;
+const FILE_SYNCHRONOUS_IO_NONALERT: u32 = 0x20;
+const FILE_NON_DIRECTORY_FILE: u32 = 0x40;
+/// 100 ns intervals between 1601-01-01 and 1970-01-01.
+const EPOCH_DIFF_100NS: i64 = 116_444_736_000_000_000;
+
+fn unicode(s: &[u16]) -> UNICODE_STRING {
+    UNICODE_STRING {
+        Length: (s.len() * 2) as u16,
+        MaximumLength: (s.len() * 2) as u16,
+        Buffer: s.as_ptr().cast_mut(),
+    }
+}
+
+fn attributes(name: &UNICODE_STRING) -> OBJECT_ATTRIBUTES {
+    OBJECT_ATTRIBUTES {
+        Length: core::mem::size_of::<OBJECT_ATTRIBUTES>() as u32,
+        RootDirectory: core::ptr::null_mut(),
+        ObjectName: name,
+        Attributes: (OBJ_KERNEL_HANDLE | OBJ_CASE_INSENSITIVE) as _,
+        SecurityDescriptor: core::ptr::null(),
+        SecurityQualityOfService: core::ptr::null(),
+    }
+}
+
+pub fn current_irql() -> Irql {
+    // KeGetCurrentIrql is an inline function on x64 (not an export): the
+    // IRQL is the task-priority register CR8.
+    let irql: u64;
+    // SAFETY: reading CR8 is allowed in kernel mode at any IRQL and has no
+    // side effects.
+    unsafe {
+        core::arch::asm!("mov {}, cr8", out(reg) irql, options(nomem, nostack, preserves_flags))
+    };
+    irql as Irql
+}
+
+pub fn current_processor() -> usize {
+    // SAFETY: callable at any IRQL; a null out-parameter is allowed.
+    unsafe { KeGetCurrentProcessorNumberEx(core::ptr::null_mut()) as usize }
+}
+
+pub fn alloc_nonpaged(size: usize) -> *mut u8 {
+    // SAFETY: non-paged allocation is valid at IRQL <= DISPATCH_LEVEL, which
+    // every caller guarantees; ExAllocatePool2 zeroes the block.
+    unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, size, POOL_TAG).cast() }
+}
+
+pub unsafe fn free_pool(p: *mut u8) {
+    // SAFETY: `p` came from alloc_nonpaged with POOL_TAG; IRQL <= DISPATCH.
+    unsafe { ExFreePoolWithTag(p.cast(), POOL_TAG) }
+}
+
+pub fn yield_passive() {
+    let interval: i64 = -10_000; // 1 ms, relative
+                                 // SAFETY: callers run at PASSIVE_LEVEL (control path, unload).
+    unsafe { KeDelayExecutionThread(KERNEL_MODE, false, &interval) };
+}
+
+pub fn system_time_ns() -> u64 {
+    let mut t: i64 = 0;
+    // SAFETY: any IRQL; writes one i64.
+    unsafe { KeQuerySystemTimePrecise(&mut t) };
+    (t.saturating_sub(EPOCH_DIFF_100NS).max(0) as u64).saturating_mul(100)
+}
+
+pub unsafe fn register_filter(
+    driver: *mut DRIVER_OBJECT,
+    reg: &'static FLT_REGISTRATION,
+) -> Result<PFLT_FILTER, NTSTATUS> {
+    let mut f: PFLT_FILTER = 0;
+    // SAFETY: DriverEntry, PASSIVE_LEVEL; the registration is static.
+    let st = unsafe { FltRegisterFilter(driver, reg, &mut f) };
+    if nt_success(st) {
+        Ok(f)
+    } else {
+        Err(st)
+    }
+}
+
+pub unsafe fn start_filtering(filter: PFLT_FILTER) -> NTSTATUS {
+    // SAFETY: PASSIVE_LEVEL, registered filter.
+    unsafe { FltStartFiltering(filter) }
+}
+
+pub unsafe fn unregister_filter(filter: PFLT_FILTER) {
+    // SAFETY: PASSIVE_LEVEL, registered filter (unload).
+    unsafe { FltUnregisterFilter(filter) }
+}
+
+pub unsafe fn allocate_context(
+    filter: PFLT_FILTER,
+    ctype: u16,
+    size: usize,
+) -> Result<PFLT_CONTEXT, NTSTATUS> {
+    let mut c: PFLT_CONTEXT = core::ptr::null_mut();
+    // SAFETY: NonPagedPoolNx (512) at IRQL <= DISPATCH_LEVEL.
+    let st = unsafe { FltAllocateContext(filter, ctype, size, 512, &mut c) };
+    if nt_success(st) {
+        Ok(c)
+    } else {
+        Err(st)
+    }
+}
+
+pub unsafe fn release_context(ctx: PFLT_CONTEXT) {
+    // SAFETY: IRQL <= DISPATCH_LEVEL; the caller owns one reference.
+    unsafe { FltReleaseContext(ctx) }
+}
+
+pub unsafe fn set_instance_context(instance: PFLT_INSTANCE, ctx: PFLT_CONTEXT) -> NTSTATUS {
+    // SAFETY: IRQL <= APC_LEVEL (InstanceSetup).
+    unsafe {
+        FltSetInstanceContext(
+            instance,
+            FLT_SET_CONTEXT_KEEP_IF_EXISTS,
+            ctx,
+            core::ptr::null_mut(),
+        )
+    }
+}
+
+pub unsafe fn get_instance_context(instance: PFLT_INSTANCE) -> Result<PFLT_CONTEXT, NTSTATUS> {
+    let mut c: PFLT_CONTEXT = core::ptr::null_mut();
+    // SAFETY: IRQL <= DISPATCH_LEVEL.
+    let st = unsafe { FltGetInstanceContext(instance, &mut c) };
+    if nt_success(st) {
+        Ok(c)
+    } else {
+        Err(st)
+    }
+}
+
+pub unsafe fn set_stream_handle_context(
+    instance: PFLT_INSTANCE,
+    fo: *const FILE_OBJECT,
+    ctx: PFLT_CONTEXT,
+) -> NTSTATUS {
+    // SAFETY: IRQL <= APC_LEVEL (post-create runs at PASSIVE_LEVEL).
+    unsafe {
+        FltSetStreamHandleContext(
+            instance,
+            fo,
+            FLT_SET_CONTEXT_KEEP_IF_EXISTS,
+            ctx,
+            core::ptr::null_mut(),
+        )
+    }
+}
+
+pub unsafe fn get_stream_handle_context(
+    instance: PFLT_INSTANCE,
+    fo: *const FILE_OBJECT,
+) -> Result<PFLT_CONTEXT, NTSTATUS> {
+    let mut c: PFLT_CONTEXT = core::ptr::null_mut();
+    // SAFETY: IRQL <= DISPATCH_LEVEL.
+    let st = unsafe { FltGetStreamHandleContext(instance, fo, &mut c) };
+    if nt_success(st) {
+        Ok(c)
+    } else {
+        Err(st)
+    }
+}
+
+pub unsafe fn get_file_name(
+    data: *mut FLT_CALLBACK_DATA,
+    flags: u32,
+) -> Result<*mut FLT_FILE_NAME_INFORMATION, NTSTATUS> {
+    let mut info: *mut FLT_FILE_NAME_INFORMATION = core::ptr::null_mut();
+    // SAFETY: IRQL <= APC_LEVEL (create path only).
+    let st = unsafe { FltGetFileNameInformation(data, flags, &mut info) };
+    if !nt_success(st) {
+        return Err(st);
+    }
+    // SAFETY: `info` is a valid name block we own.
+    let st = unsafe { FltParseFileNameInformation(info) };
+    if !nt_success(st) {
+        // SAFETY: as above.
+        unsafe { FltReleaseFileNameInformation(info) };
+        return Err(st);
+    }
+    Ok(info)
+}
+
+pub unsafe fn release_file_name(info: *mut FLT_FILE_NAME_INFORMATION) {
+    // SAFETY: IRQL <= APC_LEVEL; we own the reference.
+    unsafe { FltReleaseFileNameInformation(info) }
+}
+
+pub unsafe fn requestor_pid(data: *const FLT_CALLBACK_DATA) -> u64 {
+    // SAFETY: IRQL <= DISPATCH_LEVEL.
+    u64::from(unsafe { FltGetRequestorProcessId(data) })
+}
+
+pub unsafe fn volume_dos_name(volume: PFLT_VOLUME, out: &mut [u16]) -> Result<usize, NTSTATUS> {
+    let mut disk: *mut DEVICE_OBJECT = core::ptr::null_mut();
+    // SAFETY: PASSIVE_LEVEL (InstanceSetup); the volume is valid.
+    let st = unsafe { FltGetDiskDeviceObject(volume, &mut disk) };
+    if !nt_success(st) {
+        return Err(st);
+    }
+    let mut name = UNICODE_STRING {
+        Length: 0,
+        MaximumLength: 0,
+        Buffer: core::ptr::null_mut(),
+    };
+    // SAFETY: PASSIVE_LEVEL; `disk` is referenced.
+    let st = unsafe { IoVolumeDeviceToDosName(disk.cast(), &mut name) };
+    // SAFETY: drop the reference FltGetDiskDeviceObject took.
+    unsafe { ObfDereferenceObject(disk.cast()) };
+    if !nt_success(st) {
+        return Err(st);
+    }
+    // SAFETY: the I/O manager allocated Length bytes of UTF-16.
+    let units = unsafe { crate::names::units(&name) };
+    let r = if units.len() <= out.len() {
+        out[..units.len()].copy_from_slice(units);
+        Ok(units.len())
+    } else {
+        Err(STATUS_BUFFER_OVERFLOW)
+    };
+    // SAFETY: IoVolumeDeviceToDosName's buffer is freed with ExFreePool.
+    unsafe { ExFreePool(name.Buffer.cast()) };
+    r
+}
+
+pub unsafe fn resolve_symbolic_link(name: &[u16], out: &mut [u16]) -> Result<usize, NTSTATUS> {
+    let us = unicode(name);
+    let oa = attributes(&us);
+    let mut h: HANDLE = core::ptr::null_mut();
+    // SAFETY: PASSIVE_LEVEL (flush thread); kernel handle.
+    let st = unsafe { (zw().open_link)(&mut h, GENERIC_READ, &oa) };
+    if !nt_success(st) {
+        return Err(st);
+    }
+    let mut target = UNICODE_STRING {
+        Length: 0,
+        MaximumLength: (out.len().min(32767) * 2) as u16,
+        Buffer: out.as_mut_ptr(),
+    };
+    // SAFETY: `target` describes `out`; PASSIVE_LEVEL.
+    let st = unsafe { (zw().query_link)(h, &mut target, core::ptr::null_mut()) };
+    // SAFETY: our kernel handle.
+    unsafe { ObCloseHandle(h, KERNEL_MODE) };
+    if nt_success(st) {
+        Ok(usize::from(target.Length) / 2)
+    } else {
+        Err(st)
+    }
+}
+
+pub unsafe fn volume_instance_by_name(
+    filter: PFLT_FILTER,
+    device: &[u16],
+) -> Result<PFLT_INSTANCE, NTSTATUS> {
+    let us = unicode(device);
+    let mut vol: PFLT_VOLUME = 0;
+    // SAFETY: PASSIVE_LEVEL; registered filter.
+    let st = unsafe { FltGetVolumeFromName(filter, &us, &mut vol) };
+    if !nt_success(st) {
+        return Err(st);
+    }
+    let mut inst: PFLT_INSTANCE = 0;
+    // SAFETY: PASSIVE_LEVEL; a null instance name selects this filter's
+    // highest instance on the volume.
+    let st = unsafe { FltGetVolumeInstanceFromName(filter, vol, core::ptr::null(), &mut inst) };
+    // SAFETY: release the volume reference FltGetVolumeFromName took.
+    unsafe { FltObjectDereference(vol as *mut c_void) };
+    if nt_success(st) {
+        Ok(inst)
+    } else {
+        Err(st)
+    }
+}
+
+pub unsafe fn object_dereference(obj: *mut c_void) {
+    // SAFETY: IRQL <= DISPATCH_LEVEL; the caller owns the reference.
+    unsafe { FltObjectDereference(obj) }
+}
+
+pub unsafe fn create_file(
+    filter: PFLT_FILTER,
+    instance: PFLT_INSTANCE,
+    path: &[u16],
+    mode: CreateMode,
+) -> Result<OwnFile, NTSTATUS> {
+    let us = unicode(path);
+    let oa = attributes(&us);
+    let mut handle: HANDLE = core::ptr::null_mut();
+    let mut fo: *mut FILE_OBJECT = core::ptr::null_mut();
+    // SAFETY: all-zero is a valid IO_STATUS_BLOCK.
+    let mut iosb: IO_STATUS_BLOCK = unsafe { core::mem::zeroed() };
+    let disposition = match mode {
+        CreateMode::New => FILE_CREATE,
+        CreateMode::Existing => FILE_OPEN,
+    };
+    // SAFETY: PASSIVE_LEVEL on the flush thread; the instance is this
+    // filter's on the file's volume, so the create goes below the filter.
+    let st = unsafe {
+        FltCreateFileEx2(
+            filter,
+            instance,
+            &mut handle,
+            &mut fo,
+            FILE_WRITE_DATA | FILE_READ_ATTRIBUTES | FILE_WRITE_ATTRIBUTES | DELETE | SYNCHRONIZE,
+            &oa,
+            &mut iosb,
+            core::ptr::null(),
+            0,
+            FILE_SHARE_READ,
+            disposition,
+            FILE_NON_DIRECTORY_FILE | FILE_SYNCHRONOUS_IO_NONALERT,
+            core::ptr::null(),
+            0,
+            0,
+            core::ptr::null(),
+        )
+    };
+    match st {
+        s if nt_success(s) => Ok(OwnFile {
+            handle,
+            file_object: fo,
+        }),
+        s if s == STATUS_OBJECT_NAME_COLLISION => Err(s),
+        s => Err(s),
+    }
+}
+
+pub unsafe fn write_file(
+    instance: PFLT_INSTANCE,
+    fo: *mut FILE_OBJECT,
+    offset: u64,
+    bytes: &[u8],
+) -> Result<(), NTSTATUS> {
+    let mut at = 0usize;
+    while at < bytes.len() {
+        let chunk = (bytes.len() - at).min(u32::MAX as usize & !0xFFF) as u32;
+        let off = (offset + at as u64) as i64;
+        let mut written = 0u32;
+        // SAFETY: PASSIVE_LEVEL on the flush thread, our own file object;
+        // synchronous (no completion routine).
+        let st = unsafe {
+            FltWriteFile(
+                instance,
+                fo,
+                &off,
+                chunk,
+                bytes[at..].as_ptr().cast(),
+                0,
+                &mut written,
+                None,
+                core::ptr::null(),
+            )
+        };
+        if !nt_success(st) {
+            return Err(st);
+        }
+        if written == 0 {
+            return Err(STATUS_UNSUCCESSFUL);
+        }
+        at += written as usize;
+    }
+    Ok(())
+}
+
+pub unsafe fn set_file_size(instance: PFLT_INSTANCE, fo: *mut FILE_OBJECT, len: u64) -> NTSTATUS {
+    let eof: i64 = len as i64;
+    // SAFETY: PASSIVE_LEVEL; FILE_END_OF_FILE_INFORMATION is one LARGE_INTEGER.
+    unsafe {
+        FltSetInformationFile(
+            instance,
+            fo,
+            (&eof as *const i64).cast(),
+            8,
+            FileEndOfFileInformation,
+        )
+    }
+}
+
+pub unsafe fn flush_file(instance: PFLT_INSTANCE, fo: *mut FILE_OBJECT) -> NTSTATUS {
+    // SAFETY: PASSIVE_LEVEL; flush type 0 = flush data and metadata.
+    unsafe { FltFlushBuffers2(instance, fo, 0, core::ptr::null()) }
+}
+
+/// `FILE_RENAME_INFORMATION` header size on x64: flags (4) + padding (4) +
+/// RootDirectory (8) + FileNameLength (4).
+const RENAME_HEADER: usize = 20;
+
+pub unsafe fn rename_file(
+    instance: PFLT_INSTANCE,
+    fo: *mut FILE_OBJECT,
+    new_path: &[u16],
+) -> NTSTATUS {
+    let bytes = new_path.len() * 2;
+    let total = RENAME_HEADER + bytes;
+    let buf = alloc_nonpaged(total + 8);
+    if buf.is_null() {
+        return STATUS_INSUFFICIENT_RESOURCES;
+    }
+    // SAFETY: `buf` holds total + 8 zeroed bytes: ReplaceIfExists = TRUE at
+    // 0, RootDirectory = NULL at 8, FileNameLength at 16, the name at 20.
+    unsafe {
+        buf.write(1);
+    }
+    // SAFETY: as above, in bounds and 4-aligned (pool alignment 16).
+    unsafe {
+        buf.add(16).cast::<u32>().write(bytes as u32);
+    }
+    // SAFETY: as above; the name fits at offset 20.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            new_path.as_ptr().cast::<u8>(),
+            buf.add(RENAME_HEADER),
+            bytes,
+        );
+    }
+    // SAFETY: PASSIVE_LEVEL; our own file object opened with DELETE access.
+    let st = unsafe {
+        FltSetInformationFile(
+            instance,
+            fo,
+            buf.cast(),
+            total as u32,
+            FileRenameInformation,
+        )
+    };
+    // SAFETY: allocated above.
+    unsafe { free_pool(buf) };
+    st
+}
+
+pub unsafe fn close_file(file: OwnFile) {
+    // SAFETY: drop the reference FltCreateFileEx2 returned; PASSIVE_LEVEL.
+    unsafe { ObfDereferenceObject(file.file_object.cast()) };
+    // SAFETY: our kernel handle from FltCreateFileEx2.
+    unsafe { FltClose(file.handle) };
+}
+
+pub unsafe fn event_init(e: *mut KEVENT) {
+    // SAFETY: the event is in non-paged memory owned by the caller.
+    unsafe { KeInitializeEvent(e, SynchronizationEvent, false) }
+}
+
+pub unsafe fn event_set(e: *mut KEVENT) {
+    // SAFETY: IRQL <= DISPATCH_LEVEL with Wait = FALSE.
+    unsafe { KeSetEvent(e, 0, false) };
+}
+
+pub unsafe fn event_wait(e: *mut KEVENT, timeout_ms: u32) -> bool {
+    let timeout: i64 = -(i64::from(timeout_ms) * 10_000);
+    // SAFETY: PASSIVE_LEVEL (flush thread), bounded wait.
+    let st = unsafe { KeWaitForSingleObject(e.cast(), Executive, KERNEL_MODE, false, &timeout) };
+    st != STATUS_TIMEOUT && nt_success(st)
+}
+
+pub unsafe fn start_system_thread(
+    routine: abi::ThreadStart,
+    ctx: *mut c_void,
+) -> Result<ThreadObject, NTSTATUS> {
+    let mut h: HANDLE = core::ptr::null_mut();
+    let oa = OBJECT_ATTRIBUTES {
+        Length: core::mem::size_of::<OBJECT_ATTRIBUTES>() as u32,
+        RootDirectory: core::ptr::null_mut(),
+        ObjectName: core::ptr::null(),
+        Attributes: OBJ_KERNEL_HANDLE as _,
+        SecurityDescriptor: core::ptr::null(),
+        SecurityQualityOfService: core::ptr::null(),
+    };
+    // SAFETY: PASSIVE_LEVEL (DriverEntry); a system thread in the System
+    // process (null process handle).
+    let st = unsafe {
+        nt::PsCreateSystemThread(
+            &mut h,
+            0,
+            &oa,
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+            routine,
+            ctx,
+        )
+    };
+    if !nt_success(st) {
+        return Err(st);
+    }
+    let mut obj: *mut c_void = core::ptr::null_mut();
+    // SAFETY: our kernel handle; kernel-mode access needs no type check.
+    let st = unsafe {
+        ObReferenceObjectByHandle(
+            h,
+            SYNCHRONIZE,
+            0,
+            KERNEL_MODE,
+            &mut obj,
+            core::ptr::null_mut(),
+        )
+    };
+    // SAFETY: the handle is no longer needed (the reference keeps the
+    // thread object alive).
+    unsafe { ObCloseHandle(h, KERNEL_MODE) };
+    if nt_success(st) {
+        Ok(ThreadObject(obj))
+    } else {
+        Err(st)
+    }
+}
+
+pub unsafe fn join_system_thread(t: ThreadObject) {
+    // SAFETY: PASSIVE_LEVEL (unload); unbounded wait for our own thread,
+    // which exits after its final drain.
+    unsafe { KeWaitForSingleObject(t.0, Executive, KERNEL_MODE, false, core::ptr::null()) };
+    // SAFETY: the reference from start_system_thread.
+    unsafe { ObfDereferenceObject(t.0) };
+}
+
+pub fn exit_system_thread() -> ! {
+    // SAFETY: called on the flush thread itself at PASSIVE_LEVEL.
+    unsafe { PsTerminateSystemThread(STATUS_SUCCESS) };
+    // PsTerminateSystemThread does not return for a system thread.
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+pub unsafe fn set_process_notify(cb: abi::ProcessNotify, remove: bool) -> NTSTATUS {
+    // SAFETY: PASSIVE_LEVEL; requires an image linked with /INTEGRITYCHECK.
+    unsafe { PsSetCreateProcessNotifyRoutineEx(Some(cb), remove) }
+}
+
+/// The control device's names as UTF-16, built once into buffers.
+fn wide<const N: usize>(s: &str) -> ([u16; N], usize) {
+    let mut b = [0u16; N];
+    let n = crate::utf::utf8_to_utf16(s, &mut b).unwrap_or(0);
+    (b, n)
+}
+
+pub unsafe fn create_control_device(
+    driver: *mut DRIVER_OBJECT,
+    sddl: &str,
+) -> Result<*mut DEVICE_OBJECT, NTSTATUS> {
+    let dacl = crate::sddl::parse(sddl).map_err(|_| STATUS_INVALID_PARAMETER_FFI)?;
+    let (name, nn) = wide::<32>(fltpolicy_core::control::DEVICE_NT_NAME);
+    let (link, ln) = wide::<32>(fltpolicy_core::control::DEVICE_DOS_LINK);
+    let us_name = unicode(&name[..nn]);
+    let us_link = unicode(&link[..ln]);
+    let mut dev: *mut DEVICE_OBJECT = core::ptr::null_mut();
+    // SAFETY: PASSIVE_LEVEL (DriverEntry).
+    let st = unsafe {
+        IoCreateDevice(
+            driver,
+            0,
+            &us_name,
+            fltpolicy_core::control::DEVICE_TYPE,
+            FILE_DEVICE_SECURE_OPEN,
+            false,
+            &mut dev,
+        )
+    };
+    if !nt_success(st) {
+        return Err(st);
+    }
+    // SAFETY: `dev` was just created; PASSIVE_LEVEL.
+    let st = unsafe { secure(dev, &dacl) };
+    let st = if nt_success(st) {
+        // SAFETY: PASSIVE_LEVEL.
+        unsafe { IoCreateSymbolicLink(&us_link, &us_name) }
+    } else {
+        st
+    };
+    if !nt_success(st) {
+        // SAFETY: undo IoCreateDevice.
+        unsafe { IoDeleteDevice(dev) };
+        return Err(st);
+    }
+    // SAFETY: our device; clearing DO_DEVICE_INITIALIZING lets opens in.
+    unsafe { (*dev).Flags &= !DO_DEVICE_INITIALIZING };
+    Ok(dev)
+}
+
+const STATUS_INVALID_PARAMETER_FFI: NTSTATUS = 0xC000_000D_u32 as i32;
+
+/// Applies the protected DACL to the device object.
+///
+/// # Safety
+/// PASSIVE_LEVEL; `dev` is a device object this driver created.
+unsafe fn secure(dev: *mut DEVICE_OBJECT, dacl: &crate::sddl::Dacl) -> NTSTATUS {
+    let mut sd = [0u8; crate::sddl::MAX_DESCRIPTOR];
+    dacl.to_self_relative(&mut sd);
+    let mut h: HANDLE = core::ptr::null_mut();
+    // SAFETY: PASSIVE_LEVEL; kernel handle with WRITE_DAC on our device.
+    let st = unsafe {
+        ObOpenObjectByPointer(
+            dev.cast(),
+            OBJ_KERNEL_HANDLE,
+            core::ptr::null(),
+            WRITE_DAC,
+            0,
+            KERNEL_MODE,
+            &mut h,
+        )
+    };
+    if !nt_success(st) {
+        return st;
+    }
+    // SAFETY: a valid handle and a well-formed self-relative descriptor
+    // (checked byte for byte by the sddl tests).
+    let st = unsafe { (zw().set_security)(h, DACL_SECURITY_INFORMATION, sd.as_ptr().cast()) };
+    // SAFETY: our kernel handle.
+    unsafe { ObCloseHandle(h, KERNEL_MODE) };
+    st
+}
+
+pub unsafe fn delete_control_device(dev: *mut DEVICE_OBJECT) {
+    let (link, ln) = wide::<32>(fltpolicy_core::control::DEVICE_DOS_LINK);
+    let us_link = unicode(&link[..ln]);
+    // SAFETY: PASSIVE_LEVEL (unload); link created in create_control_device.
+    unsafe { IoDeleteSymbolicLink(&us_link) };
+    // SAFETY: our device, no request running.
+    unsafe { IoDeleteDevice(dev) };
+}
+
+pub unsafe fn complete_irp(irp: *mut IRP, status: NTSTATUS, info: usize) {
+    // SAFETY: the IRP is being dispatched to us.
+    unsafe {
+        (*irp).IoStatus.Anonymous.Status = status;
+    }
+    // SAFETY: as above.
+    unsafe {
+        (*irp).IoStatus.Information = info;
+    }
+    // SAFETY: IRQL <= DISPATCH_LEVEL; completed exactly once.
+    unsafe { IofCompleteRequest(irp, 0) };
+}
+
+pub fn caller_is_admin() -> bool {
+    // SAFETY: all-zero is a valid context to capture into.
+    let mut ctx: SECURITY_SUBJECT_CONTEXT = unsafe { core::mem::zeroed() };
+    // SAFETY: PASSIVE_LEVEL, in the requestor's thread (the control device
+    // is opened directly, so its dispatch routines run in the caller's
+    // context).
+    unsafe { SeCaptureSubjectContext(&mut ctx) };
+    // SeQuerySubjectContextToken: the impersonation token if any, else the
+    // primary token.
+    let token = if ctx.ClientToken.is_null() {
+        ctx.PrimaryToken
+    } else {
+        ctx.ClientToken
+    };
+    // SAFETY: a token from the captured context; PASSIVE_LEVEL.
+    let admin = unsafe { SeTokenIsAdmin(token) };
+    // SAFETY: releases what SeCaptureSubjectContext captured.
+    unsafe { SeReleaseSubjectContext(&mut ctx) };
+    admin
+}
+
+/// Panics cannot unwind in the kernel: stop the machine with a code that
+/// names this driver rather than continue with broken invariants.
+pub fn bugcheck(line: u32) -> ! {
+    // SAFETY: KeBugCheckEx never returns; any IRQL.
+    unsafe { nt::KeBugCheckEx(0xF17E_0001, line as usize, 0, 0, 0) }
+}

@@ -1,0 +1,689 @@
+//! The simulated kernel: the host implementation of [`crate::kernel`].
+//!
+//! Each function checks what Driver Verifier (or the documented contract)
+//! would check before doing the work, and panics with a message starting
+//! `DRIVER VERIFIER:` on a violation:
+//!
+//! | rule | check |
+//! |---|---|
+//! | IRQL ceilings | every function asserts the current simulated IRQL against its documented maximum |
+//! | no I/O from callbacks (rule 2) | FltCreateFileEx2 / FltWriteFile / set-size / flush / rename / close panic inside a callback |
+//! | own instance (rule 3) | the log must be created with this filter's instance on the file's volume |
+//! | name queries (rule 6) | FltGetFileNameInformation above APC_LEVEL panics |
+//! | waits (rule 1) | KeWaitForSingleObject / KeDelayExecutionThread above APC_LEVEL panic |
+//! | pool | freeing an unknown block (double free) panics; leaks are reported at unload |
+//! | contexts | reference counts are tracked; a release of a dead context panics; leaks at unload |
+//! | IRPs | each IRP must be completed exactly once |
+#![allow(clippy::missing_safety_doc)]
+
+#[allow(unused_imports)]
+use std::prelude::rust_2021::*;
+#[allow(unused_imports)]
+use std::{format, thread_local, vec};
+
+use std::ffi::c_void;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use windows_sys::Wdk::Foundation::{DEVICE_OBJECT, DRIVER_OBJECT, FILE_OBJECT, IRP, KEVENT};
+use windows_sys::Wdk::Storage::FileSystem::Minifilters::*;
+use windows_sys::Win32::Foundation::{HANDLE, NTSTATUS, UNICODE_STRING};
+
+use super::{state, violation, with_state, CtxKey, OwnFileState, ThreadSlot, CURRENT};
+use crate::kernel::status::*;
+use crate::kernel::{
+    CreateMode, Irql, OwnFile, ThreadObject, APC_LEVEL, DISPATCH_LEVEL, PASSIVE_LEVEL,
+    STATUS_OBJECT_NAME_COLLISION,
+};
+
+/// Asserts the current IRQL is at most `max`.
+pub(crate) fn check_irql(api: &str, max: Irql) {
+    let irql = current_irql();
+    if irql > max {
+        violation(&format!(
+            "{api} called at IRQL {irql}, above its limit {max}"
+        ));
+    }
+}
+
+/// Asserts we are not inside a pre/post callback (kernel rule 2).
+fn check_not_in_callback(api: &str) {
+    if CURRENT.with(|c| c.in_callback.get()) > 0 {
+        violation(&format!(
+            "{api} issued from inside a filter callback (synchronous I/O in the I/O path)"
+        ));
+    }
+}
+
+pub fn current_irql() -> Irql {
+    CURRENT.with(|c| c.irql.get())
+}
+
+pub fn current_processor() -> usize {
+    CURRENT.with(|c| c.cpu.get())
+}
+
+/// ExAllocatePool2(POOL_FLAG_NON_PAGED): IRQL <= DISPATCH_LEVEL. Zeroed.
+pub fn alloc_nonpaged(size: usize) -> *mut u8 {
+    check_irql("ExAllocatePool2(NonPaged)", DISPATCH_LEVEL);
+    if with_state(|s| {
+        s.fail_allocations_after
+            .is_some_and(|n| s.allocations_made >= n)
+    }) {
+        return std::ptr::null_mut();
+    }
+    let layout = std::alloc::Layout::from_size_align(size.max(1), 16).expect("layout");
+    // SAFETY: non-zero size, valid alignment.
+    let p = unsafe { std::alloc::alloc_zeroed(layout) };
+    with_state(|s| {
+        s.allocations_made += 1;
+        s.pool.insert(p as usize, layout);
+    });
+    p
+}
+
+/// Paged pool is never used by the driver; the simulation offers it only to
+/// prove the IRQL check (PASSIVE/APC only).
+pub fn alloc_paged(size: usize) -> *mut u8 {
+    check_irql("ExAllocatePool2(Paged)", APC_LEVEL);
+    alloc_nonpaged(size)
+}
+
+/// ExFreePoolWithTag: IRQL <= DISPATCH_LEVEL.
+pub unsafe fn free_pool(p: *mut u8) {
+    check_irql("ExFreePoolWithTag", DISPATCH_LEVEL);
+    let layout = with_state(|s| {
+        // Drop events that lived inside the block.
+        let layout = s.pool.remove(&(p as usize));
+        if let Some(l) = layout {
+            let lo = p as usize;
+            s.events.retain(|&a, _| a < lo || a >= lo + l.size());
+        }
+        layout
+    });
+    let Some(layout) = layout else {
+        violation(&format!(
+            "ExFreePoolWithTag of {p:p}, which is not an allocated pool block (double free?)"
+        ));
+    };
+    // SAFETY: allocated by alloc_nonpaged with this layout.
+    unsafe { std::alloc::dealloc(p, layout) };
+}
+
+/// KeDelayExecutionThread: IRQL <= APC_LEVEL.
+pub fn yield_passive() {
+    check_irql("KeDelayExecutionThread", APC_LEVEL);
+    std::thread::sleep(Duration::from_micros(200));
+}
+
+pub fn system_time_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+pub unsafe fn register_filter(
+    driver: *mut DRIVER_OBJECT,
+    reg: &'static FLT_REGISTRATION,
+) -> Result<PFLT_FILTER, NTSTATUS> {
+    check_irql("FltRegisterFilter", PASSIVE_LEVEL);
+    if reg.Size as usize != std::mem::size_of::<FLT_REGISTRATION>()
+        || reg.Version as u32 != FLT_REGISTRATION_VERSION
+    {
+        return Err(STATUS_INVALID_PARAMETER_SIM);
+    }
+    with_state(|s| {
+        if s.registration.is_some() {
+            violation("FltRegisterFilter called twice");
+        }
+        s.registration = Some(reg as *const _ as usize);
+        s.driver = driver as usize;
+    });
+    Ok(super::FILTER)
+}
+
+const STATUS_INVALID_PARAMETER_SIM: NTSTATUS = 0xC000_000D_u32 as i32;
+
+pub unsafe fn start_filtering(filter: PFLT_FILTER) -> NTSTATUS {
+    check_irql("FltStartFiltering", PASSIVE_LEVEL);
+    if filter != super::FILTER || with_state(|s| s.registration.is_none()) {
+        violation("FltStartFiltering without a registered filter");
+    }
+    with_state(|s| s.filtering = true);
+    super::attach_all();
+    STATUS_SUCCESS
+}
+
+pub unsafe fn unregister_filter(filter: PFLT_FILTER) {
+    check_irql("FltUnregisterFilter", PASSIVE_LEVEL);
+    check_not_in_callback("FltUnregisterFilter");
+    if filter != super::FILTER {
+        violation("FltUnregisterFilter with a foreign filter handle");
+    }
+    super::teardown_instances();
+    with_state(|s| {
+        s.registration = None;
+        s.filtering = false;
+    });
+}
+
+pub unsafe fn allocate_context(
+    filter: PFLT_FILTER,
+    ctype: u16,
+    size: usize,
+) -> Result<PFLT_CONTEXT, NTSTATUS> {
+    check_irql("FltAllocateContext(NonPagedPoolNx)", DISPATCH_LEVEL);
+    if filter != super::FILTER {
+        violation("FltAllocateContext with a foreign filter handle");
+    }
+    if !super::context_registered(ctype, size) {
+        violation(&format!(
+            "FltAllocateContext of type {ctype:#x} size {size} not matching the registration"
+        ));
+    }
+    let layout = std::alloc::Layout::from_size_align(size.max(1), 16).expect("layout");
+    // SAFETY: non-zero size.
+    let p = unsafe { std::alloc::alloc_zeroed(layout) };
+    with_state(|s| {
+        s.contexts.insert(
+            p as usize,
+            super::CtxInfo {
+                ctype,
+                layout,
+                refs: 1,
+            },
+        )
+    });
+    Ok(p.cast())
+}
+
+pub unsafe fn release_context(ctx: PFLT_CONTEXT) {
+    check_irql("FltReleaseContext", DISPATCH_LEVEL);
+    super::context_release(ctx as usize, "FltReleaseContext");
+}
+
+pub unsafe fn set_instance_context(instance: PFLT_INSTANCE, ctx: PFLT_CONTEXT) -> NTSTATUS {
+    check_irql("FltSetInstanceContext", APC_LEVEL);
+    super::context_attach(
+        CtxKey::Instance(instance),
+        ctx as usize,
+        FLT_INSTANCE_CONTEXT as u16,
+    )
+}
+
+pub unsafe fn get_instance_context(instance: PFLT_INSTANCE) -> Result<PFLT_CONTEXT, NTSTATUS> {
+    check_irql("FltGetInstanceContext", DISPATCH_LEVEL);
+    super::context_get(CtxKey::Instance(instance)).map(|p| p as PFLT_CONTEXT)
+}
+
+pub unsafe fn set_stream_handle_context(
+    instance: PFLT_INSTANCE,
+    fo: *const FILE_OBJECT,
+    ctx: PFLT_CONTEXT,
+) -> NTSTATUS {
+    check_irql("FltSetStreamHandleContext", APC_LEVEL);
+    super::context_attach(
+        CtxKey::StreamHandle(instance, fo as usize),
+        ctx as usize,
+        FLT_STREAMHANDLE_CONTEXT as u16,
+    )
+}
+
+pub unsafe fn get_stream_handle_context(
+    instance: PFLT_INSTANCE,
+    fo: *const FILE_OBJECT,
+) -> Result<PFLT_CONTEXT, NTSTATUS> {
+    check_irql("FltGetStreamHandleContext", DISPATCH_LEVEL);
+    super::context_get(CtxKey::StreamHandle(instance, fo as usize)).map(|p| p as PFLT_CONTEXT)
+}
+
+/// FltGetFileNameInformation + FltParseFileNameInformation: IRQL <= APC_LEVEL.
+pub unsafe fn get_file_name(
+    data: *mut FLT_CALLBACK_DATA,
+    flags: u32,
+) -> Result<*mut FLT_FILE_NAME_INFORMATION, NTSTATUS> {
+    check_irql("FltGetFileNameInformation", APC_LEVEL);
+    let _ = flags;
+    super::name_for(data as usize)
+}
+
+pub unsafe fn release_file_name(info: *mut FLT_FILE_NAME_INFORMATION) {
+    check_irql("FltReleaseFileNameInformation", APC_LEVEL);
+    if with_state(|s| s.names.remove(&(info as usize))).is_none() {
+        violation("FltReleaseFileNameInformation of a name block not handed out (double release?)");
+    }
+}
+
+/// FltGetRequestorProcessId: IRQL <= DISPATCH_LEVEL.
+pub unsafe fn requestor_pid(data: *const FLT_CALLBACK_DATA) -> u64 {
+    check_irql("FltGetRequestorProcessId", DISPATCH_LEVEL);
+    with_state(|s| s.ops.get(&(data as usize)).map(|o| o.pid))
+        .unwrap_or_else(|| violation("requestor of an unknown callback data"))
+}
+
+/// FltGetDiskDeviceObject + IoVolumeDeviceToDosName: PASSIVE_LEVEL.
+pub unsafe fn volume_dos_name(volume: PFLT_VOLUME, out: &mut [u16]) -> Result<usize, NTSTATUS> {
+    check_irql("IoVolumeDeviceToDosName", PASSIVE_LEVEL);
+    let dos = with_state(|s| {
+        s.volumes
+            .iter()
+            .find(|v| v.handle == volume)
+            .map(|v| v.dos.clone())
+    })
+    .unwrap_or_else(|| violation("IoVolumeDeviceToDosName of an unknown volume"));
+    let Some(dos) = dos else {
+        return Err(STATUS_NOT_FOUND);
+    };
+    let w: Vec<u16> = dos.encode_utf16().collect();
+    if w.len() > out.len() {
+        return Err(STATUS_BUFFER_OVERFLOW);
+    }
+    out[..w.len()].copy_from_slice(&w);
+    Ok(w.len())
+}
+
+/// ZwOpenSymbolicLinkObject + ZwQuerySymbolicLinkObject: PASSIVE_LEVEL.
+pub unsafe fn resolve_symbolic_link(name: &[u16], out: &mut [u16]) -> Result<usize, NTSTATUS> {
+    check_irql("ZwOpenSymbolicLinkObject", PASSIVE_LEVEL);
+    let name = String::from_utf16_lossy(name);
+    let target = with_state(|s| {
+        s.volumes
+            .iter()
+            .find(|v| {
+                v.dos
+                    .as_deref()
+                    .is_some_and(|d| name.eq_ignore_ascii_case(&format!(r"\??\{d}")))
+            })
+            .map(|v| v.device.clone())
+    })
+    .ok_or(STATUS_OBJECT_NAME_NOT_FOUND)?;
+    let w: Vec<u16> = target.encode_utf16().collect();
+    if w.len() > out.len() {
+        return Err(STATUS_BUFFER_OVERFLOW);
+    }
+    out[..w.len()].copy_from_slice(&w);
+    Ok(w.len())
+}
+
+/// FltGetVolumeFromName + FltGetVolumeInstanceFromName (+ dereferencing
+/// the volume): PASSIVE_LEVEL. The returned instance is referenced.
+pub unsafe fn volume_instance_by_name(
+    filter: PFLT_FILTER,
+    device: &[u16],
+) -> Result<PFLT_INSTANCE, NTSTATUS> {
+    check_irql("FltGetVolumeFromName", PASSIVE_LEVEL);
+    if filter != super::FILTER {
+        violation("FltGetVolumeFromName with a foreign filter handle");
+    }
+    let device = String::from_utf16_lossy(device);
+    with_state(|s| {
+        let v = s
+            .volumes
+            .iter()
+            .find(|v| v.device.eq_ignore_ascii_case(&device))
+            .ok_or(STATUS_OBJECT_NAME_NOT_FOUND)?;
+        // STATUS_FLT_INSTANCE_NOT_FOUND
+        let inst = v.instance.ok_or(0xC01C_0011_u32 as i32)?;
+        *s.object_refs.entry(inst).or_insert(0) += 1;
+        Ok(inst)
+    })
+}
+
+/// FltObjectDereference: IRQL <= DISPATCH_LEVEL.
+pub unsafe fn object_dereference(obj: *mut c_void) {
+    check_irql("FltObjectDereference", DISPATCH_LEVEL);
+    with_state(|s| match s.object_refs.get_mut(&(obj as isize)) {
+        Some(n) if *n > 0 => *n -= 1,
+        _ => violation("FltObjectDereference of an object without a reference"),
+    });
+}
+
+/// FltCreateFileEx2 with this filter's instance: PASSIVE_LEVEL, never from
+/// a callback, and the instance must be ours on the file's volume.
+pub unsafe fn create_file(
+    filter: PFLT_FILTER,
+    instance: PFLT_INSTANCE,
+    path: &[u16],
+    mode: CreateMode,
+) -> Result<OwnFile, NTSTATUS> {
+    check_irql("FltCreateFileEx2", PASSIVE_LEVEL);
+    check_not_in_callback("FltCreateFileEx2");
+    if filter != super::FILTER {
+        violation("FltCreateFileEx2 with a foreign filter handle");
+    }
+    let path = String::from_utf16_lossy(path);
+    let device_path = super::nt_to_device(&path).ok_or(STATUS_OBJECT_NAME_NOT_FOUND)?;
+    with_state(|s| {
+        let vol = s
+            .volumes
+            .iter()
+            .find(|v| super::starts_with_ci(&device_path, &v.device))
+            .ok_or(STATUS_OBJECT_NAME_NOT_FOUND)?;
+        if vol.instance != Some(instance) {
+            violation("FltCreateFileEx2 for a file on another volume than the instance passed (I/O would enter the stack at the top)");
+        }
+        let key = device_path.to_uppercase();
+        let exists = s.files.contains_key(&key);
+        match mode {
+            CreateMode::New if exists => return Err(STATUS_OBJECT_NAME_COLLISION),
+            CreateMode::Existing if !exists => return Err(STATUS_OBJECT_NAME_NOT_FOUND),
+            CreateMode::New => {
+                s.files.insert(key.clone(), Vec::new());
+            }
+            CreateMode::Existing => {}
+        }
+        let fo = Box::into_raw(Box::<FILE_OBJECT>::default());
+        s.next_handle += 4;
+        let handle = s.next_handle as HANDLE;
+        s.own_files.insert(
+            fo as usize,
+            OwnFileState {
+                key,
+                instance,
+                handle: handle as usize,
+            },
+        );
+        Ok(OwnFile {
+            handle,
+            file_object: fo,
+        })
+    })
+}
+
+fn own_file<R>(
+    api: &str,
+    instance: PFLT_INSTANCE,
+    fo: *mut FILE_OBJECT,
+    f: impl FnOnce(&mut super::State, String) -> R,
+) -> R {
+    check_irql(api, PASSIVE_LEVEL);
+    check_not_in_callback(api);
+    with_state(|s| {
+        let Some(of) = s.own_files.get(&(fo as usize)) else {
+            violation(&format!("{api} on a file object the filter did not open"));
+        };
+        if of.instance != instance {
+            violation(&format!(
+                "{api} with an instance other than the one the file was opened with"
+            ));
+        }
+        let key = of.key.clone();
+        f(s, key)
+    })
+}
+
+/// FltWriteFile (synchronous): PASSIVE_LEVEL, never from a callback.
+pub unsafe fn write_file(
+    instance: PFLT_INSTANCE,
+    fo: *mut FILE_OBJECT,
+    offset: u64,
+    bytes: &[u8],
+) -> Result<(), NTSTATUS> {
+    own_file("FltWriteFile", instance, fo, |s, key| {
+        if s.fail_writes {
+            return Err(0xC000_007F_u32 as i32); // STATUS_DISK_FULL
+        }
+        let f = s.files.entry(key).or_default();
+        let end = offset as usize + bytes.len();
+        if f.len() < end {
+            f.resize(end, 0);
+        }
+        f[offset as usize..end].copy_from_slice(bytes);
+        Ok(())
+    })
+}
+
+/// FltSetInformationFile(FileEndOfFileInformation): PASSIVE_LEVEL.
+pub unsafe fn set_file_size(instance: PFLT_INSTANCE, fo: *mut FILE_OBJECT, len: u64) -> NTSTATUS {
+    own_file("FltSetInformationFile", instance, fo, |s, key| {
+        s.files.entry(key).or_default().resize(len as usize, 0);
+        STATUS_SUCCESS
+    })
+}
+
+/// FltFlushBuffers2: PASSIVE_LEVEL.
+pub unsafe fn flush_file(instance: PFLT_INSTANCE, fo: *mut FILE_OBJECT) -> NTSTATUS {
+    own_file("FltFlushBuffers2", instance, fo, |_, _| STATUS_SUCCESS)
+}
+
+/// FltSetInformationFile(FileRenameInformation): PASSIVE_LEVEL.
+pub unsafe fn rename_file(
+    instance: PFLT_INSTANCE,
+    fo: *mut FILE_OBJECT,
+    new_path: &[u16],
+) -> NTSTATUS {
+    let new_path = String::from_utf16_lossy(new_path);
+    let Some(new_dev) = super::nt_to_device(&new_path) else {
+        return STATUS_OBJECT_NAME_NOT_FOUND;
+    };
+    own_file("FltSetInformationFile(Rename)", instance, fo, |s, key| {
+        let new_key = new_dev.to_uppercase();
+        let data = s.files.remove(&key).unwrap_or_default();
+        s.files.insert(new_key.clone(), data);
+        if let Some(of) = s.own_files.get_mut(&(fo as usize)) {
+            of.key = new_key;
+        }
+        STATUS_SUCCESS
+    })
+}
+
+/// ObDereferenceObject(FileObject) + FltClose(Handle): PASSIVE_LEVEL.
+pub unsafe fn close_file(file: OwnFile) {
+    check_irql("FltClose", PASSIVE_LEVEL);
+    check_not_in_callback("FltClose");
+    let of = with_state(|s| s.own_files.remove(&(file.file_object as usize)));
+    match of {
+        Some(of) if of.handle == file.handle as usize => {
+            // SAFETY: created by Box::into_raw in create_file.
+            drop(unsafe { Box::from_raw(file.file_object) });
+        }
+        _ => violation("FltClose of a handle/file object pair the filter does not own"),
+    }
+}
+
+fn event_of(e: *mut KEVENT) -> Arc<(Mutex<bool>, Condvar)> {
+    with_state(|s| s.events.get(&(e as usize)).cloned())
+        .unwrap_or_else(|| violation("use of an uninitialised KEVENT"))
+}
+
+/// KeInitializeEvent(SynchronizationEvent): any IRQL.
+pub unsafe fn event_init(e: *mut KEVENT) {
+    if !with_state(|s| {
+        s.pool
+            .iter()
+            .any(|(&a, l)| (e as usize) >= a && (e as usize) < a + l.size())
+    }) {
+        violation("KEVENT not in non-paged pool");
+    }
+    with_state(|s| {
+        s.events
+            .insert(e as usize, Arc::new((Mutex::new(false), Condvar::new())))
+    });
+}
+
+/// KeSetEvent(Wait = FALSE): IRQL <= DISPATCH_LEVEL.
+pub unsafe fn event_set(e: *mut KEVENT) {
+    check_irql("KeSetEvent", DISPATCH_LEVEL);
+    let ev = event_of(e);
+    *ev.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
+    ev.1.notify_one();
+}
+
+/// KeWaitForSingleObject with a timeout: IRQL <= APC_LEVEL. Returns true
+/// when signalled (a synchronization event auto-resets).
+pub unsafe fn event_wait(e: *mut KEVENT, timeout_ms: u32) -> bool {
+    check_irql("KeWaitForSingleObject", APC_LEVEL);
+    check_not_in_callback("KeWaitForSingleObject");
+    let ev = event_of(e);
+    let g = ev.0.lock().unwrap_or_else(|p| p.into_inner());
+    let (mut g, _) =
+        ev.1.wait_timeout_while(g, Duration::from_millis(timeout_ms.into()), |set| !*set)
+            .unwrap_or_else(|p| p.into_inner());
+    std::mem::replace(&mut *g, false)
+}
+
+struct ThreadExit;
+
+/// PsCreateSystemThread + ObReferenceObjectByHandle + ZwClose: PASSIVE_LEVEL.
+pub unsafe fn start_system_thread(
+    routine: crate::abi::ThreadStart,
+    ctx: *mut c_void,
+) -> Result<ThreadObject, NTSTATUS> {
+    check_irql("PsCreateSystemThread", PASSIVE_LEVEL);
+    let ctx = ctx as usize;
+    let panic_slot: Arc<Mutex<Option<String>>> = Arc::default();
+    let slot = panic_slot.clone();
+    let cpu = with_state(|s| {
+        s.next_cpu += 1;
+        s.next_cpu
+    });
+    let handle = std::thread::Builder::new()
+        .name("fltpolicy-flush".into())
+        .spawn(move || {
+            CURRENT.with(|c| {
+                c.irql.set(PASSIVE_LEVEL);
+                c.in_callback.set(0);
+                c.cpu.set(cpu);
+            });
+            // SAFETY: the routine and context come from the driver, which
+            // guarantees the context outlives the thread.
+            let r = std::panic::catch_unwind(|| unsafe { routine(ctx as *mut c_void) });
+            if let Err(e) = r {
+                if e.downcast_ref::<ThreadExit>().is_none() {
+                    let msg = e
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "system thread panicked".into());
+                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(msg);
+                }
+            }
+        })
+        .map_err(|_| STATUS_INSUFFICIENT_RESOURCES)?;
+    let id = with_state(|s| {
+        s.next_handle += 4;
+        s.threads.insert(
+            s.next_handle,
+            ThreadSlot {
+                handle,
+                panic: panic_slot,
+            },
+        );
+        s.next_handle
+    });
+    Ok(ThreadObject(id as *mut c_void))
+}
+
+/// KeWaitForSingleObject(thread) + ObDereferenceObject: PASSIVE_LEVEL.
+pub unsafe fn join_system_thread(t: ThreadObject) {
+    check_irql("KeWaitForSingleObject(Thread)", PASSIVE_LEVEL);
+    let slot = with_state(|s| s.threads.remove(&(t.0 as usize)))
+        .unwrap_or_else(|| violation("wait on an unknown thread object"));
+    let _ = slot.handle.join();
+    let msg = slot.panic.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(msg) = msg {
+        std::panic::panic_any(msg);
+    }
+}
+
+/// PsTerminateSystemThread: PASSIVE_LEVEL, on the thread itself.
+pub fn exit_system_thread() -> ! {
+    check_irql("PsTerminateSystemThread", PASSIVE_LEVEL);
+    std::panic::resume_unwind(Box::new(ThreadExit))
+}
+
+/// PsSetCreateProcessNotifyRoutineEx: PASSIVE_LEVEL.
+pub unsafe fn set_process_notify(cb: crate::abi::ProcessNotify, remove: bool) -> NTSTATUS {
+    check_irql("PsSetCreateProcessNotifyRoutineEx", PASSIVE_LEVEL);
+    with_state(|s| {
+        if remove {
+            if s.process_notify.take().is_none() {
+                violation("removing a process notify routine that is not registered");
+            }
+        } else {
+            if s.process_notify.is_some() {
+                violation("process notify routine registered twice");
+            }
+            if s.fail_process_notify {
+                // STATUS_ACCESS_DENIED: an image linked without /INTEGRITYCHECK.
+                return STATUS_ACCESS_DENIED;
+            }
+            s.process_notify = Some(cb);
+        }
+        STATUS_SUCCESS
+    })
+}
+
+/// IoCreateDevice + security from `sddl` + IoCreateSymbolicLink: PASSIVE_LEVEL.
+pub unsafe fn create_control_device(
+    driver: *mut DRIVER_OBJECT,
+    sddl: &str,
+) -> Result<*mut DEVICE_OBJECT, NTSTATUS> {
+    check_irql("IoCreateDevice", PASSIVE_LEVEL);
+    let acl = crate::sddl::parse(sddl)
+        .unwrap_or_else(|_| violation("control device SDDL does not parse"));
+    let dev = Box::into_raw(Box::<DEVICE_OBJECT>::default());
+    // SAFETY: both valid.
+    unsafe { (*dev).DriverObject = driver };
+    with_state(|s| {
+        if s.control_device.is_some() {
+            violation("control device created twice");
+        }
+        s.control_device = Some((dev as usize, acl));
+    });
+    Ok(dev)
+}
+
+/// IoDeleteSymbolicLink + IoDeleteDevice: PASSIVE_LEVEL.
+pub unsafe fn delete_control_device(dev: *mut DEVICE_OBJECT) {
+    check_irql("IoDeleteDevice", PASSIVE_LEVEL);
+    match with_state(|s| s.control_device.take()) {
+        Some((d, _)) if d == dev as usize => {
+            // SAFETY: created by Box::into_raw above.
+            drop(unsafe { Box::from_raw(dev) });
+        }
+        _ => violation("IoDeleteDevice of a device the driver did not create"),
+    }
+}
+
+/// IofCompleteRequest: IRQL <= DISPATCH_LEVEL; exactly once per IRP.
+pub unsafe fn complete_irp(irp: *mut IRP, status: NTSTATUS, info: usize) {
+    check_irql("IoCompleteRequest", DISPATCH_LEVEL);
+    // SAFETY: the IRP is the one being dispatched.
+    unsafe {
+        (*irp).IoStatus.Anonymous.Status = status;
+    }
+    // SAFETY: as above.
+    unsafe {
+        (*irp).IoStatus.Information = info;
+    }
+    with_state(|s| {
+        if !s.completed_irps.insert(irp as usize) {
+            violation("IRP completed twice");
+        }
+    });
+}
+
+/// SeCaptureSubjectContext + SeTokenIsAdmin on the requestor's token.
+pub fn caller_is_admin() -> bool {
+    CURRENT.with(|c| c.admin.get())
+}
+
+pub(crate) fn unicode(s: &[u16]) -> UNICODE_STRING {
+    UNICODE_STRING {
+        Length: (s.len() * 2) as u16,
+        MaximumLength: (s.len() * 2) as u16,
+        Buffer: s.as_ptr().cast_mut(),
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_state_is_used() {
+    let _ = state;
+}
+
+/// Kernel-layer initialisation (the real layer resolves routines by name).
+pub fn init() -> NTSTATUS {
+    check_irql("DriverEntry", PASSIVE_LEVEL);
+    STATUS_SUCCESS
+}

@@ -1,0 +1,1159 @@
+//! A strict Filter Manager simulation (host only).
+//!
+//! The driver cannot run here, so its callback code runs against this
+//! stand-in for fltmgr.sys and ntoskrnl.exe ([`kernel`] implements
+//! [`crate::kernel`]). The simulation builds real `FLT_CALLBACK_DATA`,
+//! `FLT_IO_PARAMETER_BLOCK`, `FLT_RELATED_OBJECTS`, `IRP` and
+//! `PS_CREATE_NOTIFY_INFO` structures (the windows-sys types), calls the
+//! callbacks through the driver's own `FLT_REGISTRATION` table, keeps a
+//! current IRQL per simulated CPU (thread), and checks every kernel call
+//! like Driver Verifier — a violation panics with `DRIVER VERIFIER:`. At
+//! unload it checks that every context, name block, object reference, pool
+//! block, thread, device and file was released.
+//!
+//! One simulation runs at a time per process (the driver's state is global,
+//! as in a kernel); [`Sim::new`] takes a process-wide lock.
+
+#[allow(unused_imports)]
+use std::prelude::rust_2021::*;
+#[allow(unused_imports)]
+use std::{format, thread_local, vec};
+
+pub mod kernel;
+
+use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use windows_sys::Wdk::Foundation::{
+    DEVICE_OBJECT, DRIVER_OBJECT, FILE_OBJECT, IO_SECURITY_CONTEXT, IO_STACK_LOCATION, IRP,
+};
+use windows_sys::Wdk::Storage::FileSystem::Minifilters::*;
+use windows_sys::Wdk::System::SystemServices::PS_CREATE_NOTIFY_INFO;
+use windows_sys::Win32::Foundation::{HANDLE, NTSTATUS, UNICODE_STRING};
+use windows_sys::Win32::Storage::InstallableFileSystems::{
+    FLT_FILESYSTEM_TYPE, FLT_FSTYPE_CDFS, FLT_FSTYPE_FAT, FLT_FSTYPE_MUP, FLT_FSTYPE_NTFS,
+};
+
+use crate::kernel::status::*;
+use crate::kernel::{Irql, APC_LEVEL, DISPATCH_LEVEL, PASSIVE_LEVEL};
+
+/// The filter handle the simulation hands out.
+pub(crate) const FILTER: PFLT_FILTER = 0x0F17;
+
+/// Per-thread (per simulated CPU) state.
+pub(crate) struct Current {
+    pub irql: Cell<Irql>,
+    pub in_callback: Cell<u32>,
+    pub admin: Cell<bool>,
+    pub cpu: Cell<usize>,
+}
+
+thread_local! {
+    pub(crate) static CURRENT: Current = const {
+        Current { irql: Cell::new(0), in_callback: Cell::new(0), admin: Cell::new(false), cpu: Cell::new(0) }
+    };
+}
+
+/// Reports a rule violation the way a verifier bugcheck would.
+pub fn violation(msg: &str) -> ! {
+    std::panic::panic_any(format!("DRIVER VERIFIER: {msg}"))
+}
+
+pub(crate) struct CtxInfo {
+    pub ctype: u16,
+    pub layout: std::alloc::Layout,
+    pub refs: u32,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) enum CtxKey {
+    Instance(PFLT_INSTANCE),
+    StreamHandle(PFLT_INSTANCE, usize),
+}
+
+pub(crate) struct OwnFileState {
+    pub key: String,
+    pub instance: PFLT_INSTANCE,
+    pub handle: usize,
+}
+
+pub(crate) struct ThreadSlot {
+    pub handle: std::thread::JoinHandle<()>,
+    pub panic: Arc<Mutex<Option<String>>>,
+}
+
+/// A simulated volume.
+#[derive(Clone, Debug)]
+pub struct Volume {
+    pub handle: PFLT_VOLUME,
+    pub device: String,
+    pub dos: Option<String>,
+    pub device_type: u32,
+    pub fs: FLT_FILESYSTEM_TYPE,
+    pub instance: Option<PFLT_INSTANCE>,
+}
+
+/// An operation in flight: what the name query and requestor lookups see.
+pub(crate) struct OpInfo {
+    pub pid: u64,
+    pub device_path: String,
+    pub volume: String,
+}
+
+/// A user's open file.
+struct UserFile {
+    fo: *mut FILE_OBJECT,
+    device_path: String,
+    instance: PFLT_INSTANCE,
+    volume: PFLT_VOLUME,
+    pid: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    pub registration: Option<usize>,
+    pub driver: usize,
+    pub filtering: bool,
+    pub pool: HashMap<usize, std::alloc::Layout>,
+    pub allocations_made: u64,
+    pub fail_allocations_after: Option<u64>,
+    pub contexts: HashMap<usize, CtxInfo>,
+    pub attached: HashMap<CtxKey, usize>,
+    pub names: HashMap<usize, Box<NameBlock>>,
+    pub ops: HashMap<usize, OpInfo>,
+    pub volumes: Vec<Volume>,
+    pub object_refs: HashMap<isize, u32>,
+    pub files: HashMap<String, Vec<u8>>,
+    pub own_files: HashMap<usize, OwnFileState>,
+    pub next_handle: usize,
+    pub events: HashMap<usize, Arc<(Mutex<bool>, Condvar)>>,
+    pub threads: HashMap<usize, ThreadSlot>,
+    pub next_cpu: usize,
+    pub process_notify: Option<crate::abi::ProcessNotify>,
+    pub fail_process_notify: bool,
+    pub control_device: Option<(usize, crate::sddl::Dacl)>,
+    pub completed_irps: HashSet<usize>,
+    pub fail_writes: bool,
+}
+
+// SAFETY (not unsafe code, a note): State holds raw addresses as integers
+// only; Box<NameBlock> contains pointers into its own buffer.
+unsafe impl Send for State {}
+
+pub(crate) struct NameBlock {
+    pub info: FLT_FILE_NAME_INFORMATION,
+    pub buf: Vec<u16>,
+}
+
+static STATE: Mutex<Option<State>> = Mutex::new(None);
+static EXCLUSIVE: Mutex<()> = Mutex::new(());
+
+pub(crate) fn state() -> MutexGuard<'static, Option<State>> {
+    STATE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub(crate) fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
+    let mut g = state();
+    let s = g.as_mut().unwrap_or_else(|| {
+        drop(std::mem::replace(
+            &mut *STATE.lock().unwrap_or_else(|p| p.into_inner()),
+            None,
+        ));
+        std::panic::panic_any("the driver called the kernel outside a simulation")
+    });
+    f(s)
+}
+
+pub(crate) fn starts_with_ci(s: &str, prefix: &str) -> bool {
+    s.len() >= prefix.len()
+        && s.is_char_boundary(prefix.len())
+        && s[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+/// `\??\C:\x` or `\Device\HarddiskVolume3\x` → the device form.
+pub(crate) fn nt_to_device(path: &str) -> Option<String> {
+    if let Some(rest) = path.strip_prefix(r"\??\") {
+        let (drive, tail) = rest.split_at(rest.find('\\').unwrap_or(rest.len()));
+        let dev = with_state(|s| {
+            s.volumes
+                .iter()
+                .find(|v| {
+                    v.dos
+                        .as_deref()
+                        .is_some_and(|d| d.eq_ignore_ascii_case(drive))
+                })
+                .map(|v| v.device.clone())
+        })?;
+        Some(format!("{dev}{tail}"))
+    } else {
+        Some(path.to_string())
+    }
+}
+
+fn registration() -> &'static FLT_REGISTRATION {
+    let p = with_state(|s| s.registration).unwrap_or_else(|| violation("no filter registered"));
+    // SAFETY: the driver registered a 'static FLT_REGISTRATION.
+    unsafe { &*(p as *const FLT_REGISTRATION) }
+}
+
+pub(crate) fn context_registered(ctype: u16, size: usize) -> bool {
+    let reg = registration();
+    let mut p = reg.ContextRegistration;
+    // SAFETY: the table is a static array terminated by FLT_CONTEXT_END.
+    while !p.is_null() && unsafe { (*p).ContextType } != FLT_CONTEXT_END as u16 {
+        // SAFETY: as above.
+        let c = unsafe { &*p };
+        if c.ContextType == ctype && (c.Size == usize::MAX || c.Size == size) {
+            return true;
+        }
+        // SAFETY: within the terminated table.
+        p = unsafe { p.add(1) };
+    }
+    false
+}
+
+pub(crate) fn context_release(ctx: usize, api: &str) {
+    let freed = with_state(|s| {
+        let Some(c) = s.contexts.get_mut(&ctx) else {
+            violation(&format!(
+                "{api} of a context that does not exist (released too often?)"
+            ));
+        };
+        c.refs -= 1;
+        if c.refs == 0 {
+            s.contexts.remove(&ctx).map(|c| c.layout)
+        } else {
+            None
+        }
+    });
+    if let Some(layout) = freed {
+        // SAFETY: allocated in allocate_context with this layout.
+        unsafe { std::alloc::dealloc(ctx as *mut u8, layout) };
+    }
+}
+
+pub(crate) fn context_attach(key: CtxKey, ctx: usize, ctype: u16) -> NTSTATUS {
+    with_state(|s| {
+        let Some(c) = s.contexts.get_mut(&ctx) else {
+            violation("setting a context that does not exist");
+        };
+        if c.ctype != ctype {
+            violation("setting a context of the wrong type");
+        }
+        if s.attached.contains_key(&key) {
+            return STATUS_FLT_CONTEXT_ALREADY_DEFINED;
+        }
+        c.refs += 1;
+        s.attached.insert(key, ctx);
+        STATUS_SUCCESS
+    })
+}
+
+pub(crate) fn context_get(key: CtxKey) -> Result<usize, NTSTATUS> {
+    with_state(|s| {
+        let ctx = *s.attached.get(&key).ok_or(STATUS_NOT_FOUND)?;
+        s.contexts
+            .get_mut(&ctx)
+            .expect("attached context exists")
+            .refs += 1;
+        Ok(ctx)
+    })
+}
+
+fn context_detach(key: CtxKey) {
+    if let Some(ctx) = with_state(|s| s.attached.remove(&key)) {
+        context_release(ctx, "context teardown");
+    }
+}
+
+pub(crate) fn name_for(data: usize) -> Result<*mut FLT_FILE_NAME_INFORMATION, NTSTATUS> {
+    with_state(|s| {
+        let op = s
+            .ops
+            .get(&data)
+            .unwrap_or_else(|| violation("name query with unknown callback data"));
+        let buf: Vec<u16> = op.device_path.encode_utf16().collect();
+        let vol_units = op.volume.encode_utf16().count();
+        let mut block = Box::new(NameBlock {
+            info: FLT_FILE_NAME_INFORMATION {
+                Size: std::mem::size_of::<FLT_FILE_NAME_INFORMATION>() as u16,
+                NamesParsed: 0xF,
+                Format: FLT_FILE_NAME_NORMALIZED,
+                Name: UNICODE_STRING {
+                    Length: 0,
+                    MaximumLength: 0,
+                    Buffer: std::ptr::null_mut(),
+                },
+                Volume: UNICODE_STRING {
+                    Length: 0,
+                    MaximumLength: 0,
+                    Buffer: std::ptr::null_mut(),
+                },
+                Share: UNICODE_STRING {
+                    Length: 0,
+                    MaximumLength: 0,
+                    Buffer: std::ptr::null_mut(),
+                },
+                Extension: UNICODE_STRING {
+                    Length: 0,
+                    MaximumLength: 0,
+                    Buffer: std::ptr::null_mut(),
+                },
+                Stream: UNICODE_STRING {
+                    Length: 0,
+                    MaximumLength: 0,
+                    Buffer: std::ptr::null_mut(),
+                },
+                FinalComponent: UNICODE_STRING {
+                    Length: 0,
+                    MaximumLength: 0,
+                    Buffer: std::ptr::null_mut(),
+                },
+                ParentDir: UNICODE_STRING {
+                    Length: 0,
+                    MaximumLength: 0,
+                    Buffer: std::ptr::null_mut(),
+                },
+            },
+            buf,
+        });
+        let whole = kernel::unicode(&block.buf);
+        let vol = kernel::unicode(&block.buf[..vol_units]);
+        let last = block
+            .buf
+            .iter()
+            .rposition(|&c| c == u16::from(b'\\'))
+            .map_or(0, |i| i + 1);
+        let fin = kernel::unicode(&block.buf[last..]);
+        block.info.Name = whole;
+        block.info.Volume = vol;
+        block.info.FinalComponent = fin;
+        let p = &mut block.info as *mut FLT_FILE_NAME_INFORMATION;
+        s.names.insert(p as usize, block);
+        Ok(p)
+    })
+}
+
+/// FltStartFiltering: InstanceSetup for every mounted volume.
+pub(crate) fn attach_all() {
+    let vols = with_state(|s| s.volumes.clone());
+    let reg = registration();
+    for (i, v) in vols.iter().enumerate() {
+        let inst: PFLT_INSTANCE = 0x1000 + i as isize;
+        let objs = FLT_RELATED_OBJECTS {
+            Size: std::mem::size_of::<FLT_RELATED_OBJECTS>() as u16,
+            TransactionContext: 0,
+            Filter: FILTER,
+            Volume: v.handle,
+            Instance: inst,
+            FileObject: std::ptr::null(),
+            Transaction: std::ptr::null(),
+        };
+        let st = match crate::abi::from_instance_setup(reg.InstanceSetupCallback) {
+            // SAFETY: the driver's callback with valid related objects, at
+            // PASSIVE_LEVEL as FltMgr calls it.
+            Some(cb) => with_irql(PASSIVE_LEVEL, true, || unsafe {
+                cb(&objs, 0, v.device_type, v.fs)
+            }),
+            None => STATUS_SUCCESS,
+        };
+        if nt_success(st) {
+            with_state(|s| s.volumes[i].instance = Some(inst));
+        } else {
+            // A refused instance must not keep a context.
+            context_detach(CtxKey::Instance(inst));
+        }
+    }
+}
+
+/// FltUnregisterFilter: close our view of every open handle and instance.
+pub(crate) fn teardown_instances() {
+    let keys: Vec<CtxKey> = with_state(|s| s.attached.keys().copied().collect());
+    for k in keys {
+        context_detach(k);
+    }
+    with_state(|s| {
+        for v in &mut s.volumes {
+            v.instance = None;
+        }
+        if let Some((inst, n)) = s.object_refs.iter().find(|(_, n)| **n > 0) {
+            violation(&format!(
+                "instance {inst:#x} still referenced ({n}) at FltUnregisterFilter"
+            ));
+        }
+        if let Some((addr, c)) = s.contexts.iter().next() {
+            violation(&format!(
+                "context {addr:#x} (type {:#x}) leaked: {} reference(s) left at FltUnregisterFilter",
+                c.ctype, c.refs
+            ));
+        }
+    });
+}
+
+/// Runs `f` at `irql`, optionally marked as a filter callback.
+pub fn with_irql<R>(irql: Irql, callback: bool, f: impl FnOnce() -> R) -> R {
+    let (old, depth) = CURRENT.with(|c| (c.irql.replace(irql), c.in_callback.get()));
+    if callback {
+        CURRENT.with(|c| c.in_callback.set(depth + 1));
+    }
+    struct Restore(Irql, u32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CURRENT.with(|c| {
+                c.irql.set(self.0);
+                c.in_callback.set(self.1);
+            });
+        }
+    }
+    let _r = Restore(old, depth);
+    f()
+}
+
+/// How a read or write arrives.
+#[derive(Clone, Copy, Debug)]
+pub struct Io {
+    pub pid: u64,
+    /// IRQL of the pre-operation callback.
+    pub irql: Irql,
+    /// IRQL of the post-operation callback (completion; may be DISPATCH).
+    pub post_irql: Irql,
+    pub paging: bool,
+}
+
+impl Io {
+    /// A normal cached I/O from `pid` at PASSIVE_LEVEL.
+    pub fn from(pid: u64) -> Io {
+        Io {
+            pid,
+            irql: PASSIVE_LEVEL,
+            post_irql: PASSIVE_LEVEL,
+            paging: false,
+        }
+    }
+    /// A paging write from the modified page writer (System, pid 4),
+    /// completed at DISPATCH_LEVEL.
+    pub fn paging_at_dispatch() -> Io {
+        Io {
+            pid: 4,
+            irql: APC_LEVEL,
+            post_irql: DISPATCH_LEVEL,
+            paging: true,
+        }
+    }
+}
+
+/// An open user handle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Handle(usize);
+
+/// The simulated machine.
+pub struct Sim {
+    _exclusive: MutexGuard<'static, ()>,
+    driver: Box<DRIVER_OBJECT>,
+    handles: Mutex<HashMap<usize, UserFile>>,
+    loaded: bool,
+}
+
+// SAFETY (note): the raw pointers in UserFile are owned boxes of this Sim.
+unsafe impl Sync for Sim {}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim").field("loaded", &self.loaded).finish()
+    }
+}
+
+/// Access masks and dispositions for [`Sim::open`].
+pub mod access {
+    pub const READ: u32 = 0x0001;
+    pub const WRITE: u32 = 0x0002;
+    pub const DELETE: u32 = 0x0001_0000;
+    pub const OPEN: u32 = 1;
+    pub const OPEN_IF: u32 = 3;
+    pub const CREATE: u32 = 2;
+}
+
+impl Sim {
+    /// A machine with C: (NTFS), E: (FAT), a network share (MUP) and a
+    /// CD-ROM; only C: and E: get instances.
+    pub fn new() -> Sim {
+        let exclusive = EXCLUSIVE.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = State::default();
+        let disk = crate::instance::FILE_DEVICE_DISK_FILE_SYSTEM;
+        st.volumes = vec![
+            Volume {
+                handle: 0x2000,
+                device: r"\Device\HarddiskVolume3".into(),
+                dos: Some("C:".into()),
+                device_type: disk,
+                fs: FLT_FSTYPE_NTFS,
+                instance: None,
+            },
+            Volume {
+                handle: 0x2001,
+                device: r"\Device\HarddiskVolume4".into(),
+                dos: Some("E:".into()),
+                device_type: disk,
+                fs: FLT_FSTYPE_FAT,
+                instance: None,
+            },
+            Volume {
+                handle: 0x2002,
+                device: r"\Device\Mup".into(),
+                dos: None,
+                device_type: 0x14,
+                fs: FLT_FSTYPE_MUP,
+                instance: None,
+            },
+            Volume {
+                handle: 0x2003,
+                device: r"\Device\CdRom0".into(),
+                dos: Some("D:".into()),
+                device_type: 0x03,
+                fs: FLT_FSTYPE_CDFS,
+                instance: None,
+            },
+        ];
+        *state() = Some(st);
+        CURRENT.with(|c| {
+            c.irql.set(PASSIVE_LEVEL);
+            c.in_callback.set(0);
+        });
+        Sim {
+            _exclusive: exclusive,
+            driver: Box::default(),
+            handles: Mutex::default(),
+            loaded: false,
+        }
+    }
+
+    /// Makes the next allocations after `n` fail (resource exhaustion).
+    pub fn fail_allocations_after(&self, n: u64) {
+        with_state(|s| s.fail_allocations_after = Some(s.allocations_made + n));
+    }
+    /// Makes PsSetCreateProcessNotifyRoutineEx fail.
+    pub fn fail_process_notify(&self) {
+        with_state(|s| s.fail_process_notify = true);
+    }
+    /// Pool blocks currently allocated.
+    pub fn pool_blocks(&self) -> usize {
+        with_state(|s| s.pool.len())
+    }
+    /// Which volumes have an instance.
+    pub fn attached(&self) -> Vec<String> {
+        with_state(|s| {
+            s.volumes
+                .iter()
+                .filter(|v| v.instance.is_some())
+                .map(|v| v.device.clone())
+                .collect()
+        })
+    }
+
+    /// Calls DriverEntry at PASSIVE_LEVEL.
+    pub fn load(&mut self) -> NTSTATUS {
+        let drv: *mut DRIVER_OBJECT = &mut *self.driver;
+        // SAFETY: a valid driver object; PASSIVE_LEVEL.
+        let st = with_irql(PASSIVE_LEVEL, false, || unsafe {
+            crate::entry::DriverEntry(drv, std::ptr::null())
+        });
+        self.loaded = nt_success(st);
+        if !self.loaded {
+            self.check_clean("after a failed DriverEntry");
+        }
+        st
+    }
+
+    /// Closes every handle still open, calls the filter's unload callback
+    /// and checks that nothing leaked.
+    pub fn unload(&mut self) -> NTSTATUS {
+        let open: Vec<usize> = self.handles.lock().unwrap().keys().copied().collect();
+        for h in open {
+            self.close(Handle(h));
+        }
+        let reg = registration();
+        let cb =
+            crate::abi::from_unload(reg.FilterUnloadCallback).expect("unload callback registered");
+        // SAFETY: FltMgr calls unload at PASSIVE_LEVEL.
+        let st = with_irql(PASSIVE_LEVEL, false, || unsafe { cb(0) });
+        if nt_success(st) {
+            self.loaded = false;
+            self.check_clean("at unload");
+        }
+        st
+    }
+
+    fn check_clean(&self, when: &str) {
+        with_state(|s| {
+            if s.registration.is_some() {
+                violation(&format!("filter still registered {when}"));
+            }
+            if !s.pool.is_empty() {
+                violation(&format!("{} pool block(s) leaked {when}", s.pool.len()));
+            }
+            if !s.contexts.is_empty() {
+                violation(&format!("{} context(s) leaked {when}", s.contexts.len()));
+            }
+            if !s.names.is_empty() {
+                violation(&format!(
+                    "{} file name block(s) not released {when}",
+                    s.names.len()
+                ));
+            }
+            if !s.threads.is_empty() {
+                violation(&format!("system thread still running {when}"));
+            }
+            if s.process_notify.is_some() {
+                violation(&format!("process notify routine still registered {when}"));
+            }
+            if s.control_device.is_some() {
+                violation(&format!("control device not deleted {when}"));
+            }
+            if !s.own_files.is_empty() {
+                violation(&format!("filter-owned file still open {when}"));
+            }
+        });
+    }
+
+    /// The DOS path `C:\x` in device form, with its volume and instance.
+    fn resolve(&self, dos_path: &str) -> (String, String, PFLT_VOLUME, Option<PFLT_INSTANCE>) {
+        let (drive, rest) = dos_path.split_at(2);
+        with_state(|s| {
+            let v = s
+                .volumes
+                .iter()
+                .find(|v| {
+                    v.dos
+                        .as_deref()
+                        .is_some_and(|d| d.eq_ignore_ascii_case(drive))
+                })
+                .unwrap_or_else(|| std::panic::panic_any(format!("no volume {drive}")));
+            (
+                format!("{}{}", v.device, rest),
+                v.device.clone(),
+                v.handle,
+                v.instance,
+            )
+        })
+    }
+
+    /// A process starts (notify routine at PASSIVE_LEVEL).
+    pub fn process_start(&self, pid: u64, ppid: u64, image_dos: &str) {
+        let Some(cb) = with_state(|s| s.process_notify) else {
+            return;
+        };
+        let name: Vec<u16> = format!(r"\??\{image_dos}").encode_utf16().collect();
+        let mut us = kernel::unicode(&name);
+        // SAFETY: all-zero is a valid PS_CREATE_NOTIFY_INFO.
+        let mut info: PS_CREATE_NOTIFY_INFO = unsafe { std::mem::zeroed() };
+        info.Size = std::mem::size_of::<PS_CREATE_NOTIFY_INFO>();
+        info.ParentProcessId = ppid as usize as HANDLE;
+        info.ImageFileName = &mut us;
+        // SAFETY: the driver's routine with a valid info block.
+        with_irql(PASSIVE_LEVEL, false, || unsafe {
+            cb(0 as _, pid as usize as HANDLE, &mut info)
+        });
+    }
+
+    /// A process exits.
+    pub fn process_exit(&self, pid: u64) {
+        if let Some(cb) = with_state(|s| s.process_notify) {
+            // SAFETY: exit notification (null info).
+            with_irql(PASSIVE_LEVEL, false, || unsafe {
+                cb(0 as _, pid as usize as HANDLE, std::ptr::null_mut())
+            });
+        }
+    }
+
+    /// Runs one operation through the registered callbacks, the way FltMgr
+    /// does: pre at `irql`, the file system (`perform`), post at
+    /// `post_irql`. Returns the final status.
+    #[allow(clippy::too_many_arguments)]
+    fn dispatch(
+        &self,
+        major: u8,
+        fo: *mut FILE_OBJECT,
+        instance: PFLT_INSTANCE,
+        volume: PFLT_VOLUME,
+        info: OpInfo,
+        params: FLT_PARAMETERS,
+        irp_flags: u32,
+        irql: Irql,
+        post_irql: Irql,
+        perform: impl FnOnce(&mut FLT_CALLBACK_DATA) -> NTSTATUS,
+    ) -> NTSTATUS {
+        let reg = registration();
+        let mut entry = None;
+        let mut p = reg.OperationRegistration;
+        // SAFETY: static table terminated by IRP_MJ_OPERATION_END (0x80).
+        while unsafe { (*p).MajorFunction } != 0x80 {
+            // SAFETY: as above.
+            if unsafe { (*p).MajorFunction } == major {
+                // SAFETY: as above.
+                entry = Some(unsafe { &*p });
+            }
+            // SAFETY: within the table.
+            p = unsafe { p.add(1) };
+        }
+        let paging = irp_flags & crate::ops::IRP_PAGING_IO != 0;
+        let iopb = Box::new(FLT_IO_PARAMETER_BLOCK {
+            IrpFlags: irp_flags,
+            MajorFunction: major,
+            MinorFunction: 0,
+            OperationFlags: 0,
+            Reserved: 0,
+            TargetFileObject: fo,
+            TargetInstance: instance,
+            Parameters: params,
+        });
+        // SAFETY: all-zero is a valid FLT_CALLBACK_DATA.
+        let mut data: Box<FLT_CALLBACK_DATA> = Box::new(unsafe { std::mem::zeroed() });
+        data.Flags = FLTFL_CALLBACK_DATA_IRP_OPERATION;
+        data.Thread = (0x7000_0000 + info.pid as usize) as _;
+        data.Iopb = &*iopb;
+        let dp: *mut FLT_CALLBACK_DATA = &mut *data;
+        with_state(|s| s.ops.insert(dp as usize, info));
+        let objs = FLT_RELATED_OBJECTS {
+            Size: std::mem::size_of::<FLT_RELATED_OBJECTS>() as u16,
+            TransactionContext: 0,
+            Filter: FILTER,
+            Volume: volume,
+            Instance: instance,
+            FileObject: fo,
+            Transaction: std::ptr::null(),
+        };
+        let filtering = with_state(|s| s.filtering);
+        let (pre, post) = match (entry, filtering) {
+            (Some(e), true) => (
+                crate::abi::from_pre(e.PreOperation),
+                crate::abi::from_post(e.PostOperation),
+            ),
+            _ => (None, None),
+        };
+        let mut cc: *mut std::ffi::c_void = std::ptr::null_mut();
+        let pre_status = match pre {
+            // SAFETY: the driver's callback with FltMgr-shaped arguments.
+            Some(f) => with_irql(irql, true, || unsafe { f(dp, &objs, &mut cc) }),
+            None => FLT_PREOP_SUCCESS_NO_CALLBACK,
+        };
+        let status = match pre_status {
+            FLT_PREOP_COMPLETE => {
+                // SAFETY: reading the status the filter set.
+                unsafe { (*dp).IoStatus.Anonymous.Status }
+            }
+            FLT_PREOP_SUCCESS_NO_CALLBACK
+            | FLT_PREOP_SUCCESS_WITH_CALLBACK
+            | FLT_PREOP_SYNCHRONIZE => {
+                if pre_status == FLT_PREOP_SUCCESS_NO_CALLBACK && !cc.is_null() {
+                    violation("completion context set but no post-operation requested");
+                }
+                if pre_status != FLT_PREOP_SUCCESS_NO_CALLBACK && post.is_none() {
+                    violation("post-operation requested for an operation without a post callback");
+                }
+                // SAFETY: the data box is ours.
+                let st = perform(unsafe { &mut *dp });
+                // SAFETY: as above.
+                unsafe { (*dp).IoStatus.Anonymous.Status = st };
+                if pre_status != FLT_PREOP_SUCCESS_NO_CALLBACK {
+                    let at = if pre_status == FLT_PREOP_SYNCHRONIZE {
+                        irql
+                    } else {
+                        post_irql
+                    };
+                    if let Some(f) = post {
+                        // SAFETY: the driver's post callback.
+                        let r = with_irql(at, true, || unsafe { f(dp, &objs, cc, 0) });
+                        if r != FLT_POSTOP_FINISHED_PROCESSING {
+                            violation("post-operation did not finish processing (pending paging I/O is forbidden)");
+                        }
+                    }
+                }
+                st
+            }
+            FLT_PREOP_PENDING if paging => violation("paging I/O pended in pre-operation"),
+            other => violation(&format!(
+                "pre-operation returned unsupported status {other}"
+            )),
+        };
+        with_state(|s| s.ops.remove(&(dp as usize)));
+        drop(iopb);
+        status
+    }
+
+    /// Opens `dos_path` (`C:\Data\a.txt`) as `pid` with `access` and
+    /// `disposition` ([`access`]). Creates and opens run at PASSIVE_LEVEL.
+    pub fn open(
+        &self,
+        pid: u64,
+        dos_path: &str,
+        desired: u32,
+        disposition: u32,
+    ) -> Result<Handle, NTSTATUS> {
+        let (device_path, volume_name, volume, instance) = self.resolve(dos_path);
+        let fo = Box::into_raw(Box::<FILE_OBJECT>::default());
+        // SAFETY: all-zero is valid.
+        let mut sec: IO_SECURITY_CONTEXT = unsafe { std::mem::zeroed() };
+        sec.DesiredAccess = desired;
+        // SAFETY: all-zero is valid.
+        let mut params: FLT_PARAMETERS = unsafe { std::mem::zeroed() };
+        params.Create.SecurityContext = &mut sec;
+        params.Create.Options = disposition << 24;
+        let key = device_path.to_uppercase();
+        let info = OpInfo {
+            pid,
+            device_path: device_path.clone(),
+            volume: volume_name,
+        };
+        let st = self.dispatch(
+            0,
+            fo,
+            instance.unwrap_or(0),
+            volume,
+            info,
+            params,
+            0,
+            PASSIVE_LEVEL,
+            PASSIVE_LEVEL,
+            |d| {
+                with_state(|s| {
+                    let exists = s.files.contains_key(&key);
+                    match disposition {
+                        access::OPEN if !exists => STATUS_OBJECT_NAME_NOT_FOUND,
+                        access::CREATE if exists => crate::kernel::STATUS_OBJECT_NAME_COLLISION,
+                        _ => {
+                            s.files.entry(key.clone()).or_default();
+                            d.IoStatus.Information = if exists { 1 } else { 2 };
+                            STATUS_SUCCESS
+                        }
+                    }
+                })
+            },
+        );
+        if !nt_success(st) {
+            // The I/O manager frees the file object of a failed create; any
+            // stream-handle context set on it would be a leak.
+            if let Some(inst) = instance {
+                if with_state(|s| {
+                    s.attached
+                        .contains_key(&CtxKey::StreamHandle(inst, fo as usize))
+                }) {
+                    violation("stream-handle context left on a failed create's file object");
+                }
+            }
+            // SAFETY: created above.
+            drop(unsafe { Box::from_raw(fo) });
+            return Err(st);
+        }
+        self.handles.lock().unwrap().insert(
+            fo as usize,
+            UserFile {
+                fo,
+                device_path,
+                instance: instance.unwrap_or(0),
+                volume,
+                pid,
+            },
+        );
+        Ok(Handle(fo as usize))
+    }
+
+    fn file(&self, h: Handle) -> (*mut FILE_OBJECT, String, PFLT_INSTANCE, PFLT_VOLUME, u64) {
+        let hs = self.handles.lock().unwrap();
+        let f = hs.get(&h.0).expect("open handle");
+        (f.fo, f.device_path.clone(), f.instance, f.volume, f.pid)
+    }
+
+    fn volume_of(&self, device_path: &str) -> String {
+        with_state(|s| {
+            s.volumes
+                .iter()
+                .find(|v| starts_with_ci(device_path, &v.device))
+                .map(|v| v.device.clone())
+        })
+        .unwrap_or_default()
+    }
+
+    /// Writes `len` bytes at the end of the file.
+    pub fn write(&self, h: Handle, len: u32, io: Io) -> NTSTATUS {
+        self.rw(h, 0x04, len, io)
+    }
+
+    /// Reads `len` bytes.
+    pub fn read(&self, h: Handle, len: u32, io: Io) -> NTSTATUS {
+        self.rw(h, 0x03, len, io)
+    }
+
+    fn rw(&self, h: Handle, major: u8, len: u32, io: Io) -> NTSTATUS {
+        let (fo, path, inst, vol, _) = self.file(h);
+        // SAFETY: all-zero is valid.
+        let mut params: FLT_PARAMETERS = unsafe { std::mem::zeroed() };
+        params.Write.Length = len;
+        let flags = if io.paging {
+            crate::ops::IRP_PAGING_IO
+        } else {
+            0
+        };
+        let info = OpInfo {
+            pid: io.pid,
+            volume: self.volume_of(&path),
+            device_path: path.clone(),
+        };
+        let key = path.to_uppercase();
+        self.dispatch(
+            major,
+            fo,
+            inst,
+            vol,
+            info,
+            params,
+            flags,
+            io.irql,
+            io.post_irql,
+            |d| {
+                if major == 0x04 {
+                    with_state(|s| {
+                        s.files
+                            .entry(key)
+                            .or_default()
+                            .extend(std::iter::repeat_n(0u8, len as usize))
+                    });
+                }
+                d.IoStatus.Information = len as usize;
+                STATUS_SUCCESS
+            },
+        )
+    }
+
+    fn set_info(
+        &self,
+        h: Handle,
+        pid: u64,
+        class: i32,
+        buf: &mut [u8],
+        perform: impl FnOnce() -> NTSTATUS,
+    ) -> NTSTATUS {
+        let (fo, path, inst, vol, _) = self.file(h);
+        // SAFETY: all-zero is valid.
+        let mut params: FLT_PARAMETERS = unsafe { std::mem::zeroed() };
+        params.SetFileInformation.Length = buf.len() as u32;
+        params.SetFileInformation.FileInformationClass = class;
+        params.SetFileInformation.InfoBuffer = buf.as_mut_ptr().cast();
+        let info = OpInfo {
+            pid,
+            volume: self.volume_of(&path),
+            device_path: path,
+        };
+        self.dispatch(
+            0x06,
+            fo,
+            inst,
+            vol,
+            info,
+            params,
+            0,
+            PASSIVE_LEVEL,
+            PASSIVE_LEVEL,
+            |_| perform(),
+        )
+    }
+
+    /// Marks the file for deletion (FileDispositionInformation).
+    pub fn delete(&self, h: Handle, pid: u64) -> NTSTATUS {
+        let (_, path, ..) = self.file(h);
+        let mut buf = [1u8];
+        self.set_info(h, pid, 13, &mut buf, || {
+            with_state(|s| s.files.remove(&path.to_uppercase()));
+            STATUS_SUCCESS
+        })
+    }
+
+    /// Renames the file to `new_dos_path` (FileRenameInformation).
+    pub fn rename(&self, h: Handle, pid: u64, new_dos_path: &str) -> NTSTATUS {
+        let (_, path, ..) = self.file(h);
+        let (new_dev, ..) = self.resolve(new_dos_path);
+        let mut buf = vec![0u8; 64];
+        let st = self.set_info(h, pid, 10, &mut buf, || {
+            with_state(|s| {
+                if let Some(d) = s.files.remove(&path.to_uppercase()) {
+                    s.files.insert(new_dev.to_uppercase(), d);
+                }
+            });
+            STATUS_SUCCESS
+        });
+        if nt_success(st) {
+            if let Some(f) = self.handles.lock().unwrap().get_mut(&h.0) {
+                f.device_path = new_dev;
+            }
+        }
+        st
+    }
+
+    /// IRP_MJ_CLEANUP then close: the handle's contexts go away.
+    pub fn close(&self, h: Handle) {
+        let (fo, path, inst, vol, pid) = self.file(h);
+        // SAFETY: all-zero is valid.
+        let params: FLT_PARAMETERS = unsafe { std::mem::zeroed() };
+        let info = OpInfo {
+            pid,
+            volume: self.volume_of(&path),
+            device_path: path,
+        };
+        self.dispatch(
+            0x12,
+            fo,
+            inst,
+            vol,
+            info,
+            params,
+            0,
+            PASSIVE_LEVEL,
+            PASSIVE_LEVEL,
+            |_| STATUS_SUCCESS,
+        );
+        context_detach(CtxKey::StreamHandle(inst, fo as usize));
+        self.handles.lock().unwrap().remove(&h.0);
+        // SAFETY: created in open.
+        drop(unsafe { Box::from_raw(fo) });
+    }
+
+    fn irp(
+        &self,
+        major: u8,
+        code: u32,
+        input: &[u8],
+        out_len: usize,
+        admin: bool,
+    ) -> (NTSTATUS, Vec<u8>) {
+        let dev = with_state(|s| s.control_device.as_ref().map(|(d, _)| *d))
+            .expect("control device exists") as *const DEVICE_OBJECT;
+        let mut sysbuf = vec![0u8; input.len().max(out_len)];
+        sysbuf[..input.len()].copy_from_slice(input);
+        // SAFETY: all-zero is valid for both.
+        let mut stack: Box<IO_STACK_LOCATION> = Box::new(unsafe { std::mem::zeroed() });
+        // SAFETY: as above.
+        let mut irp: Box<IRP> = Box::new(unsafe { std::mem::zeroed() });
+        stack.MajorFunction = major;
+        stack.Parameters.DeviceIoControl.IoControlCode = code;
+        stack.Parameters.DeviceIoControl.InputBufferLength = input.len() as u32;
+        stack.Parameters.DeviceIoControl.OutputBufferLength = out_len as u32;
+        irp.AssociatedIrp.SystemBuffer = if sysbuf.is_empty() {
+            std::ptr::null_mut()
+        } else {
+            sysbuf.as_mut_ptr().cast()
+        };
+        irp.Tail.Overlay.Anonymous2.Anonymous.CurrentStackLocation = &mut *stack;
+        let f = crate::abi::from_dispatch(self.driver.MajorFunction[major as usize])
+            .expect("dispatch routine set");
+        let ip: *mut IRP = &mut *irp;
+        CURRENT.with(|c| c.admin.set(admin));
+        // SAFETY: a valid IRP for the driver's dispatch routine at PASSIVE.
+        let st = with_irql(PASSIVE_LEVEL, false, || unsafe { f(dev, ip) });
+        CURRENT.with(|c| c.admin.set(false));
+        if !with_state(|s| s.completed_irps.remove(&(ip as usize))) {
+            violation("dispatch routine returned without completing the IRP");
+        }
+        // SAFETY: the driver completed the IRP.
+        let (ist, info) = unsafe { (irp.IoStatus.Anonymous.Status, irp.IoStatus.Information) };
+        assert_eq!(st, ist, "returned status differs from IoStatus.Status");
+        if info > out_len {
+            violation("IoStatus.Information exceeds the output buffer");
+        }
+        (st, sysbuf[..info].to_vec())
+    }
+
+    /// CreateFile on `\\.\FltPolicy`: the I/O manager checks the device's
+    /// DACL, then the driver's create handler checks the caller again.
+    pub fn open_control(&self, admin: bool) -> NTSTATUS {
+        let acl = with_state(|s| s.control_device.as_ref().map(|(_, a)| *a))
+            .expect("control device exists");
+        let principal_ok = admin && acl.allows(crate::sddl::Principal::Administrators);
+        if !principal_ok {
+            return STATUS_ACCESS_DENIED;
+        }
+        self.irp(0x00, 0, &[], 0, admin).0
+    }
+
+    /// CloseHandle on the control device.
+    pub fn close_control(&self) {
+        self.irp(0x02, 0, &[], 0, true);
+    }
+
+    /// DeviceIoControl by an administrator.
+    pub fn ioctl(&self, code: u32, input: &[u8], out_len: usize) -> (NTSTATUS, Vec<u8>) {
+        self.irp(0x0E, code, input, out_len, true)
+    }
+
+    /// DeviceIoControl by a caller whose token is not elevated (a handle
+    /// inherited from an administrator, for instance).
+    pub fn ioctl_as_user(&self, code: u32, input: &[u8], out_len: usize) -> (NTSTATUS, Vec<u8>) {
+        self.irp(0x0E, code, input, out_len, false)
+    }
+
+    /// The bytes of a file on a simulated volume (DOS path), if it exists.
+    pub fn file_contents(&self, dos_path: &str) -> Option<Vec<u8>> {
+        let (dev, ..) = self.resolve(dos_path);
+        with_state(|s| s.files.get(&dev.to_uppercase()).cloned())
+    }
+
+    /// Every file whose DOS path starts with `prefix`.
+    pub fn files_under(&self, prefix: &str) -> Vec<String> {
+        let (dev, ..) = self.resolve(prefix);
+        let up = dev.to_uppercase();
+        let mut v: Vec<String> = with_state(|s| {
+            s.files
+                .keys()
+                .filter(|k| k.starts_with(&up))
+                .cloned()
+                .collect()
+        });
+        v.sort();
+        v
+    }
+
+    /// Makes the log's writes fail (disk full) or succeed again.
+    pub fn fail_log_writes(&self, fail: bool) {
+        with_state(|s| s.fail_writes = fail);
+    }
+
+    /// Test hook: stop (or resume) the flush thread's draining.
+    pub fn pause_flush(&self, paused: bool) {
+        if let Some(g) = crate::globals::get() {
+            g.flush
+                .paused
+                .store(paused, std::sync::atomic::Ordering::Release);
+            if !paused {
+                // SAFETY: the event lives in Globals.
+                unsafe { crate::kernel::event_set(g.flush.wake.get()) };
+            }
+        }
+    }
+
+    /// Runs `f` on this thread as simulated CPU `cpu`.
+    pub fn on_cpu<R>(cpu: usize, f: impl FnOnce() -> R) -> R {
+        CURRENT.with(|c| c.cpu.set(cpu));
+        f()
+    }
+}
+
+impl Default for Sim {
+    fn default() -> Self {
+        Sim::new()
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if self.loaded && !std::thread::panicking() {
+            let _ = self.unload();
+        }
+        if std::thread::panicking() {
+            // Stop a running flush thread so it does not outlive the test.
+            if let Some(g) = crate::globals::get() {
+                g.flush
+                    .stop
+                    .store(true, std::sync::atomic::Ordering::Release);
+            }
+        }
+    }
+}

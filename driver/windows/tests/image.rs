@@ -1,0 +1,207 @@
+//! Inspects the built kernel image (`cargo xtask driver` →
+//! `target/driver/fltpolicy.sys`) with the `object` crate.
+//!
+//! The image must be a native-subsystem driver with FORCE_INTEGRITY (which
+//! PsSetCreateProcessNotifyRoutineEx demands), enter at `DriverEntry`,
+//! import only from kernel modules, and keep all code in resident
+//! sections: a pageable (`PAGE*`) or discardable (`INIT`) code section
+//! could hold a callback that runs at DISPATCH_LEVEL (kernel rule 1, seed
+//! 002's DRIVER_IRQL_NOT_LESS_OR_EQUAL).
+//!
+//! A missing image is a failure, not a skip: `scripts/test.sh` builds it
+//! before `cargo test`.
+
+use std::path::PathBuf;
+
+use object::pe::{
+    IMAGE_DLLCHARACTERISTICS_FORCE_INTEGRITY, IMAGE_FILE_MACHINE_AMD64, IMAGE_SCN_CNT_CODE,
+    IMAGE_SCN_MEM_DISCARDABLE, IMAGE_SCN_MEM_EXECUTE, IMAGE_SUBSYSTEM_NATIVE,
+};
+use object::read::pe::{ImageNtHeaders, ImageOptionalHeader, PeFile64};
+use object::{Object, ObjectSection, SectionFlags};
+
+/// Modules a kernel driver may import from. Anything else — above all
+/// `ntdll.dll`, `kernel32.dll` or a CRT — cannot be resolved by the kernel
+/// loader (or would be the wrong code: ntdll's Zw* are the user-mode stubs).
+const KERNEL_MODULES: [&str; 3] = ["ntoskrnl.exe", "fltmgr.sys", "hal.dll"];
+
+fn image_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/driver/fltpolicy.sys")
+}
+
+fn image() -> Vec<u8> {
+    let p = image_path();
+    std::fs::read(&p).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}. Build it first with `cargo xtask driver` (scripts/test.sh does this before `cargo test`).",
+            p.display()
+        )
+    })
+}
+
+/// Every (module, function) the image imports.
+fn imports(data: &[u8]) -> Vec<(String, String)> {
+    let file = object::File::parse(data).expect("the image parses as an object file");
+    file.imports()
+        .expect("import table present")
+        .map(|i| i.expect("import table readable"))
+        .map(|i| {
+            (
+                String::from_utf8_lossy(i.library()).into_owned(),
+                match i.name() {
+                    object::NameOrOrdinal::Name(n) => String::from_utf8_lossy(n).into_owned(),
+                    object::NameOrOrdinal::Ordinal(o) => format!("#{o}"),
+                },
+            )
+        })
+        .collect()
+}
+
+/// The modules of `imports` that are not kernel modules.
+fn foreign_modules(imports: &[(String, String)]) -> Vec<String> {
+    let mut bad: Vec<String> = imports
+        .iter()
+        .map(|(m, _)| m.to_ascii_lowercase())
+        .filter(|m| !KERNEL_MODULES.contains(&m.as_str()))
+        .collect();
+    bad.sort();
+    bad.dedup();
+    bad
+}
+
+#[test]
+fn driver_image_is_a_native_force_integrity_driver() {
+    let data = image();
+    let pe = PeFile64::parse(&*data).expect("a PE32+ image");
+    let nt = pe.nt_headers();
+    assert_eq!(
+        nt.file_header().machine.get(object::LittleEndian),
+        IMAGE_FILE_MACHINE_AMD64
+    );
+    let opt = nt.optional_header();
+    assert_eq!(
+        opt.subsystem(),
+        IMAGE_SUBSYSTEM_NATIVE,
+        "subsystem must be NATIVE (/SUBSYSTEM:NATIVE)"
+    );
+    assert_ne!(
+        opt.dll_characteristics().0 & IMAGE_DLLCHARACTERISTICS_FORCE_INTEGRITY.0,
+        0,
+        "FORCE_INTEGRITY must be set (/INTEGRITYCHECK): PsSetCreateProcessNotifyRoutineEx refuses images without it"
+    );
+}
+
+#[test]
+fn driver_image_enters_at_driver_entry() {
+    let data = image();
+    let file = object::File::parse(&*data).unwrap();
+    let entry = file.entry();
+    let de = file
+        .exports()
+        .expect("export table present")
+        .map(|e| e.expect("export table readable"))
+        .find(|e| e.name().name() == Some(&b"DriverEntry"[..]))
+        .expect("DriverEntry is exported");
+    let object::ExportTarget::Address { address } = de.target() else {
+        panic!("DriverEntry is a code export")
+    };
+    assert_eq!(
+        address, entry,
+        "the entry point is DriverEntry (/ENTRY:DriverEntry)"
+    );
+}
+
+#[test]
+fn driver_image_imports_only_from_kernel_modules() {
+    let data = image();
+    let imports = imports(&data);
+    assert!(!imports.is_empty());
+    let bad = foreign_modules(&imports);
+    assert!(
+        bad.is_empty(),
+        "user-mode or unknown modules imported: {bad:?}\nall imports: {imports:#?}"
+    );
+    // The filter cannot work without these.
+    for f in [
+        "FltRegisterFilter",
+        "FltStartFiltering",
+        "FltCreateFileEx2",
+        "FltWriteFile",
+        "FltGetVolumeFromName",
+        "FltGetVolumeInstanceFromName",
+    ] {
+        assert!(
+            imports
+                .iter()
+                .any(|(m, n)| m.eq_ignore_ascii_case("fltmgr.sys") && n == f),
+            "{f} from fltmgr.sys"
+        );
+    }
+    for f in [
+        "PsSetCreateProcessNotifyRoutineEx",
+        "ObCloseHandle",
+        "MmGetSystemRoutineAddress",
+        "PsCreateSystemThread",
+    ] {
+        assert!(
+            imports
+                .iter()
+                .any(|(m, n)| m.eq_ignore_ascii_case("ntoskrnl.exe") && n == f),
+            "{f} from ntoskrnl.exe"
+        );
+    }
+    // Printed for the record (`cargo test -- --nocapture`).
+    let mut by_module: Vec<_> = imports.iter().map(|(m, n)| format!("{m}!{n}")).collect();
+    by_module.sort();
+    println!("{} imports:\n{}", by_module.len(), by_module.join("\n"));
+}
+
+#[test]
+fn import_check_rejects_user_mode_modules() {
+    // The check above must be able to fail: a user-mode import is caught.
+    let imports = vec![
+        ("ntoskrnl.exe".to_string(), "ZwClose".to_string()),
+        ("ntdll.dll".to_string(), "ZwClose".to_string()),
+        ("KERNEL32.dll".to_string(), "Sleep".to_string()),
+        ("FLTMGR.SYS".to_string(), "FltWriteFile".to_string()),
+    ];
+    assert_eq!(
+        foreign_modules(&imports),
+        vec!["kernel32.dll".to_string(), "ntdll.dll".to_string()]
+    );
+}
+
+#[test]
+fn driver_image_has_no_pageable_or_discardable_code() {
+    let data = image();
+    let file = object::File::parse(&*data).unwrap();
+    let mut code_sections = 0;
+    for s in file.sections() {
+        let name = s.name().unwrap_or("?").to_string();
+        let SectionFlags::Coff { characteristics } = s.flags() else {
+            panic!("PE sections carry COFF flags")
+        };
+        let characteristics = characteristics.0;
+        let code = characteristics & (IMAGE_SCN_CNT_CODE.0 | IMAGE_SCN_MEM_EXECUTE.0) != 0;
+        assert!(
+            !name.to_ascii_uppercase().starts_with("PAGE"),
+            "pageable section {name}: code or data there faults at DISPATCH_LEVEL"
+        );
+        if code {
+            code_sections += 1;
+            assert!(
+                !name.eq_ignore_ascii_case("INIT")
+                    && characteristics & IMAGE_SCN_MEM_DISCARDABLE.0 == 0,
+                "executable section {name} is discardable: callbacks would run freed code"
+            );
+        }
+    }
+    assert!(code_sections >= 1);
+    // No TLS: the kernel loader does not support it.
+    let pe = PeFile64::parse(&*data).unwrap();
+    let tls = pe.data_directory(object::pe::IMAGE_DIRECTORY_ENTRY_TLS);
+    assert!(
+        tls.is_none_or(|d| d.virtual_address.get(object::LittleEndian) == 0),
+        "TLS directory present"
+    );
+}
