@@ -112,7 +112,12 @@ fn node_path(p: &Policy<'_>, mut n: u32) -> String {
         let pn = rec::<NODE_LEN>(b.nodes, parent).map(|r| NodeRec::decode(&r));
         if let Some(pn) = pn {
             for e in pn.first_edge..pn.first_edge + pn.edge_count {
-                let (label, child) = pair(b.edges, e);
+                let (label, child) = rec::<EDGE_LEN>(b.edges, e).map_or((0, 0), |r| {
+                    (
+                        u32::from_le_bytes([r[4], r[5], r[6], r[7]]),
+                        u32::from_le_bytes([r[8], r[9], r[10], r[11]]),
+                    )
+                });
                 if child == n {
                     parts.push(p.string(label).unwrap_or("?").to_owned());
                 }

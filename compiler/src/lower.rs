@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use fltpolicy_core::event::{Action, Target};
 use fltpolicy_core::image::format::*;
+use fltpolicy_core::image::strmatch::label_hash_const;
 use sha2::{Digest, Sha256};
 
 use crate::ir::{Cond, NumField, NumOp, Policy, Rule, StrField, Test};
@@ -350,10 +351,18 @@ impl Builder {
         let trie = std::mem::take(&mut self.trie);
         let mut labelled = Vec::with_capacity(trie.len());
         for n in &trie {
+            // Edges sorted by (hash, label bytes): the evaluator binary
+            // searches the hash and compares strings only on a hash match.
             let mut es = Vec::with_capacity(n.children.len());
             for (label, &child) in &n.children {
-                es.push((self.string(label)?, child));
+                es.push((
+                    label_hash_const(label),
+                    label.as_str(),
+                    self.string(label)?,
+                    child,
+                ));
             }
+            es.sort_by(|a, b| (a.0, a.1.as_bytes()).cmp(&(b.0, b.1.as_bytes())));
             labelled.push(es);
         }
         for (n, es) in trie.iter().zip(labelled) {
@@ -366,7 +375,8 @@ impl Builder {
                 rule_count: idx(n.rules.len())?,
             };
             nodes.extend_from_slice(&rec.encode());
-            for (label, child) in es {
+            for (hash, _, label, child) in es {
+                edges.extend_from_slice(&hash.to_le_bytes());
                 edges.extend_from_slice(&label.to_le_bytes());
                 edges.extend_from_slice(&child.to_le_bytes());
             }

@@ -32,6 +32,10 @@ pub struct Args {
     /// Minimum duration of one run, in milliseconds.
     #[arg(long, default_value_t = 100)]
     run_ms: u64,
+    /// Passes over the events per run; default: calibrated so that a run
+    /// lasts `--run-ms`. Fix it to count instructions (callgrind).
+    #[arg(long)]
+    passes: Option<u64>,
     /// Print a JSON object as the last line.
     #[arg(long)]
     json: bool,
@@ -69,7 +73,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     // Calibrate: passes per run so that a run lasts at least run_ms.
     let min_run = Duration::from_millis(args.run_ms.max(1));
     let mut passes: u64 = 1;
-    loop {
+    while args.passes.is_none() {
         let t = Instant::now();
         for _ in 0..passes {
             pass();
@@ -80,6 +84,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             break;
         }
         passes *= 4;
+    }
+    if let Some(p) = args.passes {
+        passes = p.max(1);
     }
     let runs = args.runs.max(1);
     let mut ns: Vec<f64> = Vec::with_capacity(runs);

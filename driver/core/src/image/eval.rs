@@ -13,7 +13,7 @@ use core::cmp::Ordering;
 
 use super::format::*;
 use super::strmatch::Rules;
-use super::verify::{pair_rec, rec, u32_rec, u64_rec};
+use super::verify::{edge_rec, pair_rec, rec, u32_rec, u64_rec};
 use super::Policy;
 use crate::event::{Action, EventView, Op, Verdict};
 
@@ -29,28 +29,16 @@ impl<'a> Policy<'a> {
             return Verdict::NO_MATCH;
         };
         let rules = self.string_rules();
-        // Walk the path trie: the nodes for the path's prefixes.
-        let mut level_node = [0u32; LEVELS];
-        let mut levels: usize = 1;
-        self.walk(ev.path, rules, &mut level_node, &mut levels);
-        // Per level, the cursor into that node's rule list and its end.
-        let mut cursor = [0u32; LEVELS];
-        let mut end = [0u32; LEVELS];
-        for l in 0..levels {
-            let nd = self.node(level_node.get(l).copied().unwrap_or(0));
-            if let (Some(c), Some(e)) = (cursor.get_mut(l), end.get_mut(l)) {
-                *c = nd.first_rule;
-                *e = nd.first_rule.saturating_add(nd.rule_count);
-            }
-        }
-        // Merge the levels' ascending rule lists, lowest rule index first.
-        // Each iteration advances one cursor, so at most `rule_count` rounds.
+        // Walk the path trie; per visited node (root first), the cursor into
+        // its ascending rule list and the list's end. heapless keeps this on
+        // the stack without initializing the unused capacity.
+        let mut levels: heapless::Vec<(u32, u32), LEVELS> = heapless::Vec::new();
+        self.walk(ev.path, rules, &mut levels);
+        // Merge the levels' lists, lowest rule index first. Each round
+        // advances one cursor, so at most `rule_count` rounds.
         loop {
             let mut best: Option<(usize, u32)> = None;
-            for l in 0..levels {
-                let (Some(&c), Some(&e)) = (cursor.get(l), end.get(l)) else {
-                    continue;
-                };
+            for (l, &(c, e)) in levels.iter().enumerate() {
                 if c >= e {
                     continue;
                 }
@@ -62,7 +50,7 @@ impl<'a> Policy<'a> {
             let Some((l, r)) = best else {
                 return Verdict::NO_MATCH;
             };
-            if let Some(c) = cursor.get_mut(l) {
+            if let Some((c, _)) = levels.get_mut(l) {
                 *c = c.saturating_add(1);
             }
             if let Some(v) = self.try_rule(r, op, ev, rules) {
@@ -92,42 +80,96 @@ impl<'a> Policy<'a> {
         )
     }
 
-    /// Fills `out` with the trie nodes of `path`'s prefixes, root first.
-    fn walk(&self, path: &str, rules: Rules, out: &mut [u32; LEVELS], levels: &mut usize) {
+    /// Pushes the rule-list range of every trie node on `path`'s prefixes,
+    /// root first.
+    fn walk(&self, path: &str, rules: Rules, levels: &mut heapless::Vec<(u32, u32), LEVELS>) {
+        let push = |levels: &mut heapless::Vec<(u32, u32), LEVELS>, nd: NodeRec| {
+            // Capacity is MAX_TRIE_DEPTH + 1 and the verifier bounds node
+            // depth by MAX_TRIE_DEPTH, so this cannot fail; if it did, the
+            // deeper rules would simply not be candidates.
+            let _ = levels.push((nd.first_rule, nd.first_rule.saturating_add(nd.rule_count)));
+        };
+        let root = self.node(0);
+        push(levels, root);
         if path.is_empty() {
             return;
         }
-        // One trailing separator does not make a new component ("C:\" is
+        // One trailing separator does not make a new component ("C:" is
         // the component "C:").
         let path = path.strip_suffix(rules.sep).unwrap_or(path);
-        let mut cur = 0u32;
-        for comp in path.split(rules.sep) {
-            if *levels >= LEVELS {
+        let bytes = path.as_bytes();
+        // The separator is ASCII, so splitting at its bytes keeps every
+        // component on char boundaries.
+        let sep = rules.sep as u8;
+        let mut node = root;
+        let mut start = 0usize;
+        loop {
+            if node.edge_count == 0 || levels.is_full() {
                 return;
             }
-            let Some(child) = self.child(cur, comp, rules) else {
+            let rest = bytes.get(start..).unwrap_or(&[]);
+            let end = rest
+                .iter()
+                .position(|&b| b == sep)
+                .map_or(bytes.len(), |k| start.saturating_add(k));
+            let comp = path.get(start..end).unwrap_or("");
+            let Some(child) = self.child(node, comp, rules) else {
                 return;
             };
-            if let Some(slot) = out.get_mut(*levels) {
-                *slot = child;
+            node = self.node(child);
+            push(levels, node);
+            if end >= bytes.len() {
+                return;
             }
-            *levels = levels.saturating_add(1);
-            cur = child;
+            start = end.saturating_add(1);
         }
     }
 
-    /// Binary search of `node`'s edges (ascending by label bytes).
-    fn child(&self, node: u32, comp: &str, rules: Rules) -> Option<u32> {
-        let nd = self.node(node);
-        let (mut lo, mut hi) = (0u32, nd.edge_count);
+    /// The child of `node` labelled `comp`: binary search on the label hash.
+    ///
+    /// When exactly one edge has the hash, it is taken without comparing the
+    /// strings: the trie is only an index, and a rule reached through a hash
+    /// collision is still decided by the exact `UNDER` test at the start of
+    /// its program. Only when several siblings share a hash are the strings
+    /// compared, so that the walk never misses the right branch.
+    fn child(&self, node: NodeRec, comp: &str, rules: Rules) -> Option<u32> {
+        let hash = rules.label_hash(comp);
+        let (mut lo, mut hi) = (0u32, node.edge_count);
         while lo < hi {
             let mid = lo.saturating_add(hi.saturating_sub(lo) / 2);
-            let (label, child) = pair_rec(self.body.edges, nd.first_edge.saturating_add(mid))?;
-            match rules.cmp(comp, self.string(label)?) {
-                Ordering::Equal => return Some(child),
-                Ordering::Less => hi = mid,
-                Ordering::Greater => lo = mid.saturating_add(1),
+            let (h, _, _) = edge_rec(self.body.edges, node.first_edge.saturating_add(mid))?;
+            if h < hash {
+                lo = mid.saturating_add(1);
+            } else {
+                hi = mid;
             }
+        }
+        let (h, label, child) = edge_rec(self.body.edges, node.first_edge.saturating_add(lo))
+            .filter(|_| lo < node.edge_count)?;
+        if h != hash {
+            return None;
+        }
+        let next = lo.saturating_add(1);
+        let shared = next < node.edge_count
+            && edge_rec(self.body.edges, node.first_edge.saturating_add(next))
+                .is_some_and(|(h2, _, _)| h2 == hash);
+        if !shared {
+            return Some(child);
+        }
+        // Several siblings share the hash: find the one that is equal.
+        if rules.eq(comp, self.string(label)?) {
+            return Some(child);
+        }
+        let mut k = next;
+        while k < node.edge_count {
+            let (h, label, child) = edge_rec(self.body.edges, node.first_edge.saturating_add(k))?;
+            if h != hash {
+                return None;
+            }
+            if rules.eq(comp, self.string(label)?) {
+                return Some(child);
+            }
+            k = k.saturating_add(1);
         }
         None
     }

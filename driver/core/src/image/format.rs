@@ -36,7 +36,7 @@
 //! | `code` | 8 | instructions (below) |
 //! | `rules` | 24 | `action u8, ops u8, flags u16, code_start u32, code_len u32, line u32, tag u32, anchor u32` |
 //! | `nodes` | 24 | path trie: `parent u32, depth u32, first_edge u32, edge_count u32, first_rule u32, rule_count u32` |
-//! | `edges` | 8 | `label u32` (string id, one path component), `child u32`; sorted by label bytes per node |
+//! | `edges` | 12 | `hash u32` ([`label_hash`](super::strmatch::label_hash) of the label), `label u32` (string id, one path component), `child u32`; per node strictly ascending by `(hash, label bytes)` |
 //! | `rule_lists` | 4 | rule indices (0-based), ascending per node |
 //!
 //! `tag` is a string id or [`NO_STRING`]. `anchor` is the trie node the rule
@@ -92,6 +92,7 @@ pub const MAGIC: [u8; 8] = *b"FLTPOLIM";
 /// The only format version this build reads. Bumped on any change to the
 /// header, body tables or instruction set.
 pub const FORMAT_VERSION: u16 = 1;
+
 /// Size of the fixed header.
 pub const HEADER_LEN: usize = 64;
 /// Header flag: at least one rule denies (the engine needs blocking hooks).
@@ -130,7 +131,7 @@ pub const LIST_LEN: usize = 8; // str_lists and num_lists
 pub const LIST_ITEM_LEN: usize = 4;
 pub const RULE_LEN: usize = 24;
 pub const NODE_LEN: usize = 24;
-pub const EDGE_LEN: usize = 8;
+pub const EDGE_LEN: usize = 12;
 pub const RULE_LIST_ITEM_LEN: usize = 4;
 
 /// Opcodes (see the module table).

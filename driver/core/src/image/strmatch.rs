@@ -35,7 +35,45 @@ impl Rules {
         if !self.fold {
             return s.as_bytes().cmp(c.as_bytes());
         }
-        // Comparing chars in scalar order is comparing their UTF-8 bytes.
+        // ASCII fast path: most paths are ASCII; fold byte by byte until the
+        // first non-ASCII byte on either side, then continue char by char
+        // from there (both sides are at a char boundary: all before was ASCII).
+        let (a, b) = (s.as_bytes(), c.as_bytes());
+        let n = a.len().min(b.len());
+        let mut i = 0;
+        // Eight ASCII bytes at a time (SWAR upcase), then byte by byte.
+        while let (Some(x), Some(y)) = (chunk8(a, i), chunk8(b, i)) {
+            if (x | y) & HIGH_BITS != 0 {
+                break;
+            }
+            let ux = upper8(x);
+            if ux != y {
+                let k = ((ux ^ y).trailing_zeros() / 8) as usize;
+                let (bx, by) = (ux.to_le_bytes(), y.to_le_bytes());
+                return bx.get(k).cmp(&by.get(k));
+            }
+            i += 8;
+        }
+        while i < n {
+            let (x, y) = match (a.get(i), b.get(i)) {
+                (Some(&x), Some(&y)) => (x, y),
+                _ => break,
+            };
+            if x >= 0x80 || y >= 0x80 {
+                return Self::cmp_chars(s.get(i..).unwrap_or(s), c.get(i..).unwrap_or(c));
+            }
+            let x = x.to_ascii_uppercase();
+            if x != y {
+                return x.cmp(&y);
+            }
+            i += 1;
+        }
+        a.len().cmp(&b.len())
+    }
+
+    /// Folded comparison, one character at a time. Comparing chars in
+    /// scalar order is comparing their UTF-8 bytes.
+    fn cmp_chars(s: &str, c: &str) -> Ordering {
         let mut a = s.chars().map(fold_char);
         let mut b = c.chars();
         loop {
@@ -63,6 +101,35 @@ impl Rules {
         if !self.fold {
             return s.as_bytes().starts_with(c.as_bytes()).then_some(c.len());
         }
+        // ASCII fast paths, as in `cmp`.
+        let (a, b) = (s.as_bytes(), c.as_bytes());
+        let mut i = 0;
+        while let (Some(x), Some(y)) = (chunk8(a, i), chunk8(b, i)) {
+            if (x | y) & HIGH_BITS != 0 {
+                break;
+            }
+            if upper8(x) != y {
+                return None;
+            }
+            i += 8;
+        }
+        loop {
+            let Some(&y) = b.get(i) else {
+                return Some(i); // all of `c` matched
+            };
+            let x = *a.get(i)?;
+            if x >= 0x80 || y >= 0x80 {
+                let (s_rest, c_rest) = (s.get(i..)?, c.get(i..)?);
+                return Self::prefix_len_chars(s_rest, c_rest).map(|n| n + i);
+            }
+            if x.to_ascii_uppercase() != y {
+                return None;
+            }
+            i += 1;
+        }
+    }
+
+    fn prefix_len_chars(s: &str, c: &str) -> Option<usize> {
         let mut it = s.char_indices();
         for want in c.chars() {
             match it.next() {
@@ -181,6 +248,71 @@ impl Rules {
     }
 }
 
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// Eight bytes of `b` at `i`, little-endian, if that many remain.
+#[inline]
+fn chunk8(b: &[u8], i: usize) -> Option<u64> {
+    let end = i.checked_add(8)?;
+    b.get(i..end)?.try_into().ok().map(u64::from_le_bytes)
+}
+
+/// ASCII uppercase of eight bytes at once. Every byte must be below 0x80
+/// (checked by the caller), so the additions never carry between bytes.
+#[inline]
+fn upper8(x: u64) -> u64 {
+    let ge_a = x.wrapping_add(0x1f1f_1f1f_1f1f_1f1f); // high bit: byte >= b'a'
+    let gt_z = x.wrapping_add(0x0505_0505_0505_0505); // high bit: byte > b'z'
+    let lower = ge_a & !gt_z & HIGH_BITS;
+    x.wrapping_sub(lower >> 2) // 0x80 >> 2 == 0x20, the case bit
+}
+
+/// FNV-1a of a constant's bytes (already folded by the compiler): the hash
+/// trie edges are sorted by, so a walk compares integers, not strings.
+pub fn label_hash_const(s: &str) -> u32 {
+    s.bytes().fold(FNV_OFFSET, fnv_step)
+}
+
+const FNV_OFFSET: u32 = 0x811c_9dc5;
+const FNV_PRIME: u32 = 0x0100_0193;
+
+#[inline]
+fn fnv_step(h: u32, b: u8) -> u32 {
+    (h ^ u32::from(b)).wrapping_mul(FNV_PRIME)
+}
+
+impl Rules {
+    /// FNV-1a of the folded UTF-8 bytes of an event's path component; equal
+    /// to [`label_hash_const`] of the folded constant when they match.
+    pub fn label_hash(self, comp: &str) -> u32 {
+        if !self.fold {
+            return label_hash_const(comp);
+        }
+        let bytes = comp.as_bytes();
+        let mut h = FNV_OFFSET;
+        let mut i = 0;
+        while let Some(&b) = bytes.get(i) {
+            if b >= 0x80 {
+                return Self::label_hash_slow(h, comp.get(i..).unwrap_or(""));
+            }
+            h = fnv_step(h, b.to_ascii_uppercase());
+            i += 1;
+        }
+        h
+    }
+
+    /// Continues the hash over folded non-ASCII text.
+    fn label_hash_slow(mut h: u32, rest: &str) -> u32 {
+        let mut buf = [0u8; 4];
+        for ch in rest.chars() {
+            for &x in fold_char(ch).encode_utf8(&mut buf).as_bytes() {
+                h = fnv_step(h, x);
+            }
+        }
+        h
+    }
+}
+
 /// Iterator over the components of a path split on a separator; the empty
 /// string has one empty component, as `str::split` has.
 #[derive(Clone, Copy, Debug)]
@@ -268,6 +400,47 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn swar_upcase_matches_ascii_upcase() {
+        for b in 0u8..0x80 {
+            let x = u64::from_le_bytes([b, b'a', b'z', b'{', b'@', b'`', b'Z', b'0']);
+            let want = u64::from_le_bytes(x.to_le_bytes().map(|c| c.to_ascii_uppercase()));
+            assert_eq!(upper8(x), want, "byte {b:#x}");
+        }
+    }
+
+    #[test]
+    fn label_hash_of_event_equals_hash_of_folded_constant() {
+        for s in ["Data", "daTA", "ünïcödé", "C:", "", "ßx", "Program Files"] {
+            assert_eq!(
+                WIN.label_hash(s),
+                label_hash_const(&crate::text::fold(s)),
+                "{s}"
+            );
+            assert_eq!(LIN.label_hash(s), label_hash_const(s));
+        }
+    }
+
+    #[test]
+    fn long_ascii_and_mixed_comparisons() {
+        let c = r"C:\PROGRAM FILES\SOME VENDOR\APP\BIN";
+        assert!(WIN.eq(r"c:\Program Files\Some Vendor\App\bin", c));
+        assert!(WIN.under(r"c:\Program Files\Some Vendor\App\bin\x.exe", c));
+        assert!(!WIN.under(r"c:\Program Files\Some Vendor\App\binx", c));
+        assert!(WIN.eq(
+            r"c:\programme\größe\ÄÖÜ-long-name",
+            r"C:\PROGRAMME\GRÖßE\ÄÖÜ-LONG-NAME"
+        ));
+        assert_eq!(
+            WIN.cmp("abcdefghij", "ABCDEFGHIK"),
+            core::cmp::Ordering::Less
+        );
+        assert_eq!(
+            WIN.cmp("abcdefgh{", "ABCDEFGHZ"),
+            core::cmp::Ordering::Greater
+        );
     }
 
     #[test]

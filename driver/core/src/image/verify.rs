@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::{Table, VerifyError as E};
 use super::format::*;
+use super::strmatch::label_hash_const;
 use super::Policy;
 use crate::event::Target;
 
@@ -35,6 +36,16 @@ pub(super) fn u32_rec(table: &[u8], i: u32) -> Option<u32> {
 
 pub(super) fn u64_rec(table: &[u8], i: u32) -> Option<u64> {
     rec::<8>(table, i).map(u64::from_le_bytes)
+}
+
+/// `(hash, label, child)` of a trie edge.
+pub(super) fn edge_rec(table: &[u8], i: u32) -> Option<(u32, u32, u32)> {
+    let r = rec::<EDGE_LEN>(table, i)?;
+    Some((
+        u32::from_le_bytes([r[0], r[1], r[2], r[3]]),
+        u32::from_le_bytes([r[4], r[5], r[6], r[7]]),
+        u32::from_le_bytes([r[8], r[9], r[10], r[11]]),
+    ))
 }
 
 /// `(first, count)` of a list record.
@@ -432,20 +443,25 @@ fn verify_trie(p: &Policy<'_>, n: &Counts) -> Result<(), E> {
         {
             return Err(E::Node { node: i });
         }
-        let mut prev: Option<&str> = None;
+        let mut prev: Option<(u32, &str)> = None;
         for e in nd.first_edge..nd.first_edge + nd.edge_count {
-            let (label, child) = pair_rec(p.body.edges, e).ok_or(E::Edge { edge: e })?;
+            let (hash, label, child) = edge_rec(p.body.edges, e).ok_or(E::Edge { edge: e })?;
             let label = p.string(label).ok_or(E::Edge { edge: e })?;
+            if hash != label_hash_const(label) {
+                return Err(E::Edge { edge: e });
+            }
             if child <= i || child >= n.nodes {
                 return Err(E::Edge { edge: e });
             }
             if node(p, child).is_none_or(|c| c.parent != i) {
                 return Err(E::Edge { edge: e });
             }
-            if prev.is_some_and(|q| q.as_bytes().cmp(label.as_bytes()) != Ordering::Less) {
+            if prev.is_some_and(|(ph, q)| {
+                (ph, q.as_bytes()).cmp(&(hash, label.as_bytes())) != Ordering::Less
+            }) {
                 return Err(E::EdgesNotSorted { node: i });
             }
-            prev = Some(label);
+            prev = Some((hash, label));
         }
         let mut prev_rule: Option<u32> = None;
         for k in nd.first_rule..nd.first_rule + nd.rule_count {
