@@ -155,5 +155,49 @@ fn end_to_end(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, push, end_to_end);
+/// The flush side alone: a queue pre-filled with `N` events drained by the
+/// writer into a file (frame, CRC32C, SHA-256 chain, 1 MiB pwrites) on one
+/// thread — the pipeline's capacity when producers are not the limit.
+fn writer(c: &mut Criterion) {
+    use fltpolicy_core::record::writer::{LogWriter, WriterConfig};
+    const N: u64 = 2_000;
+    let mut g = c.benchmark_group("writer");
+    g.throughput(Throughput::Elements(N * HOST_RINGS as u64));
+    g.bench_function("drain_to_file", |b| {
+        let dir = tempfile::tempdir().unwrap();
+        let q = new_queue(1 << 16).unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        let cfg = WriterConfig {
+            host: "bench",
+            boot_id: [0; 16],
+            session_id: [1; 16],
+            key: None,
+            max_file_bytes: 1 << 40,
+            first_seq: 1,
+        };
+        let sink = FileSink::create(dir.path().join("w.fplog")).unwrap();
+        let mut w = LogWriter::new(sink, &mut buf, &cfg, 0)
+            .map_err(|e| e.0)
+            .unwrap();
+        let mut cons = q.consumer().unwrap();
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                for r in 0..HOST_RINGS {
+                    let ev = event(PATH, r as u64);
+                    for _ in 0..N {
+                        q.push(r, &ev).unwrap();
+                    }
+                }
+                let t = Instant::now();
+                w.drain(&mut cons, 1);
+                total += t.elapsed();
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, push, writer, end_to_end);
 criterion_main!(benches);

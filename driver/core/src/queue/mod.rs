@@ -41,8 +41,10 @@
 //! because it is not lock-free: a producer preempted between claiming a
 //! slot and publishing it blocks every consumer at that slot, and on
 //! wrap-around every producer behind it, so the queue can report full or
-//! empty while space and data exist. crossbeam's
-//! `ArrayQueue` has the same property and spins on contention. Either
+//! empty while space and data exist (heapless issue #583; deprecated by
+//! PR #624). crossbeam's `ArrayQueue` has the same property and hides it
+//! with exponential backoff, i.e. spinning, which a DISPATCH_LEVEL caller
+//! must not do either. Either
 //! would make one preempted producer stall the others, which rule 9
 //! forbids. Per-ring claims cannot stall anyone: a preempted claimer holds
 //! only its own ring.
