@@ -119,16 +119,6 @@ fn start(image: Vec<u8>, scratch: &Scratch) -> (Engine, Arc<MemorySink>) {
     (engine, sink)
 }
 
-fn sh(script: &str) -> (std::process::ExitStatus, u32) {
-    let mut child = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(script)
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    (child.wait().unwrap(), pid)
-}
-
 /// Polls `f` until it holds (generous: the machine may be loaded).
 fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -252,7 +242,7 @@ fn reload_switches_behaviour_without_losing_or_duplicating() {
     // One child process creates files until told to stop, so the reload
     // lands while events flow; it prints how many it created.
     let stop = s.path("STOP");
-    let mut writer = Command::new("/bin/sh")
+    let writer = Command::new("/bin/sh")
         .arg("-c")
         .arg(format!(
             "i=0; while [ ! -e {stop} ]; do : > {d}/f$i; i=$((i+1)); done; echo $i",

@@ -79,6 +79,37 @@ pub fn may_record(facts: &PolicyFacts, op: Op, path: &str) -> bool {
     }
 }
 
+/// The process table as one batch of events sees it: connector messages
+/// are applied once per batch, before the first lookup (a batch whose events
+/// are all filtered out costs no `recv`).
+#[derive(Debug)]
+pub struct BatchProcs {
+    table: Arc<ProcessTable>,
+    synced: bool,
+}
+
+impl BatchProcs {
+    pub fn new(table: Arc<ProcessTable>) -> BatchProcs {
+        BatchProcs {
+            table,
+            synced: false,
+        }
+    }
+
+    /// Marks the start of a new batch.
+    pub fn new_batch(&mut self) {
+        self.synced = false;
+    }
+
+    pub fn get(&mut self, pid: u32) -> Arc<crate::procinfo::ProcInfo> {
+        if !self.synced {
+            self.table.sync();
+            self.synced = true;
+        }
+        self.table.get(pid)
+    }
+}
+
 /// Builds the view, evaluates it, lets `enforce` act on the verdict (the
 /// permission thread answers the kernel there and returns the status the
 /// caller got: `Some(0)` allowed, `Some(-EPERM)` denied; the notification
@@ -88,7 +119,7 @@ pub fn may_record(facts: &PolicyFacts, op: Op, path: &str) -> bool {
 pub fn decide_and_record(
     shared: &Shared,
     policy: &LoadedPolicy,
-    procs: &ProcessTable,
+    procs: &mut BatchProcs,
     thread_hint: usize,
     op: Op,
     path: &str,

@@ -68,7 +68,7 @@ impl DirCache {
 /// Runs until `shared.stop` is set and the group is drained.
 pub fn run(group: Arc<Group>, shared: Arc<Shared>, wake: Arc<Wake>) {
     let mut buf = vec![0u8; EVENT_BUFFER_BYTES];
-    let procs = Arc::clone(&shared.procs);
+    let mut procs = super::BatchProcs::new(Arc::clone(&shared.procs));
     let mut reader = PolicyReader::new(&shared.slot);
     let mut dirs = DirCache::default();
     let mut path = String::new();
@@ -81,7 +81,7 @@ pub fn run(group: Arc<Group>, shared: Arc<Shared>, wake: Arc<Wake>) {
                 Ok(n) => n,
                 Err(_) => break,
             };
-            procs.sync();
+            procs.new_batch();
             let policy = Arc::clone(reader.refresh(&shared.slot));
             let perm_ops = shared.perm_ops();
             for ev in Events::new(&buf[..n]) {
@@ -142,7 +142,7 @@ pub fn run(group: Arc<Group>, shared: Arc<Shared>, wake: Arc<Wake>) {
                         let action = decide_and_record(
                             &shared,
                             &policy,
-                            &procs,
+                            &mut procs,
                             THREAD_HINT,
                             op,
                             p,

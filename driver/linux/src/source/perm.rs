@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use fltpolicy_core::event::Action;
 
 use crate::marks;
-use crate::procinfo::ProcessTable;
 use crate::sink::UpstreamLoss;
 use crate::slot::PolicyReader;
 use crate::stats::Counters;
@@ -113,7 +112,7 @@ pub fn watchdog(responder: Arc<Responder>, shared: Arc<Shared>) {
 /// group afterwards makes the kernel allow anything still queued.
 pub fn run(responder: Arc<Responder>, shared: Arc<Shared>, wake: Arc<Wake>) {
     let mut buf = vec![0u8; EVENT_BUFFER_BYTES];
-    let procs = Arc::clone(&shared.procs);
+    let mut procs = super::BatchProcs::new(Arc::clone(&shared.procs));
     let mut reader = PolicyReader::new(&shared.slot);
     let mut path = String::new();
     let group_fd = responder.group().as_raw_fd();
@@ -126,7 +125,7 @@ pub fn run(responder: Arc<Responder>, shared: Arc<Shared>, wake: Arc<Wake>) {
                 Err(_) => break,
             };
             responder.register(Events::new(&buf[..n]).filter_map(|e| e.fd));
-            procs.sync();
+            procs.new_batch();
             let policy = Arc::clone(reader.refresh(&shared.slot));
             for ev in Events::new(&buf[..n]) {
                 if ev.mask & mask::Q_OVERFLOW != 0 {
@@ -138,7 +137,7 @@ pub fn run(responder: Arc<Responder>, shared: Arc<Shared>, wake: Arc<Wake>) {
                     continue;
                 };
                 handle_one(
-                    &responder, &shared, &policy, &procs, &mut path, ev.mask, ev.pid, &event_fd,
+                    &responder, &shared, &policy, &mut procs, &mut path, ev.mask, ev.pid, &event_fd,
                 );
                 // `event_fd` closes here, after its answer.
             }
@@ -155,7 +154,7 @@ fn handle_one(
     responder: &Responder,
     shared: &Shared,
     policy: &crate::slot::LoadedPolicy,
-    procs: &ProcessTable,
+    procs: &mut super::BatchProcs,
     path: &mut String,
     ev_mask: u64,
     pid: i32,
