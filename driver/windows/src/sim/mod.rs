@@ -1157,3 +1157,18 @@ impl Drop for Sim {
         }
     }
 }
+
+impl Sim {
+    /// The FILE_OBJECT behind a user handle (for tests that call kernel
+    /// routines directly).
+    pub fn file_object(&self, h: Handle) -> *const FILE_OBJECT {
+        self.file(h).0
+    }
+
+    /// The filter's instance on the volume of `dos_path`.
+    pub fn instance_of(&self, dos_path: &str) -> PFLT_INSTANCE {
+        self.resolve(dos_path)
+            .3
+            .expect("the filter is attached to that volume")
+    }
+}
