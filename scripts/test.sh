@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # --- build steps the tests depend on ---
+# Windows minifilter: link target/driver/fltpolicy.sys (+ INF); driver/windows/tests/image.rs inspects it
+cargo xtask driver
 # -- end of build steps --
 
 cargo test --workspace --locked
@@ -17,4 +19,6 @@ scripts/bench-linux-overhead.sh --smoke
 # the --cfg loom build does not evict the normal one). About 10 s after build.
 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/loom" RUSTFLAGS="--cfg loom" \
   cargo test -p fltpolicy-core --release --locked --lib queue_loom
+# Windows CLI (`fltpolicy load/status` over DeviceIoControl): cross-build with mingw-w64 to prove it compiles and links
+cargo build -p fltpolicy --target x86_64-pc-windows-gnu --locked
 # -- end of extra checks --
