@@ -477,7 +477,7 @@ fn verify_trie(p: &Policy<'_>, n: &Counts) -> Result<(), E> {
         }
         listed += u64::from(nd.rule_count);
     }
-    if listed != u64::from(n.rules) {
+    if listed != u64::from(n.rules) || n.rule_lists != n.rules {
         return Err(E::RuleListTotal {
             listed,
             rules: n.rules,
