@@ -981,18 +981,28 @@ impl Checker {
 
     /// Warns about rules no event can reach: an earlier rule without a
     /// condition covers all their operations and their whole path.
+    ///
+    /// Indexed by path so a 10,000-rule policy checks in linear time: each
+    /// rule looks up only its own path's ancestors.
     fn warn_shadowed(&mut self, rules: &[ir::Rule]) {
+        // Unconditional rules seen so far: (index into `rules`, ops), the
+        // earliest per distinct op set, by `under` path (`None`: any path).
+        let mut seen: HashMap<Option<&str>, Vec<(usize, OpSet)>> = HashMap::new();
         for (k, r) in rules.iter().enumerate() {
-            let shadow = rules[..k].iter().find(|e| {
-                e.cond.is_none()
-                    && e.ops.union(r.ops) == e.ops
-                    && match (&e.under, &r.under) {
-                        (None, _) => true,
-                        (Some(_), None) => false,
-                        (Some(eu), Some(ru)) => path_under(ru, eu, self.target),
-                    }
-            });
-            if let Some(e) = shadow {
+            let covering = |list: Option<&Vec<(usize, OpSet)>>| {
+                list.into_iter()
+                    .flatten()
+                    .filter(|(_, ops)| ops.union(r.ops) == *ops)
+                    .map(|&(i, _)| i)
+                    .min()
+            };
+            let mut first = covering(seen.get(&None));
+            if let Some(u) = &r.under {
+                for a in ancestors(u, self.target) {
+                    first = first.into_iter().chain(covering(seen.get(&Some(a)))).min();
+                }
+            }
+            if let Some(e) = first.and_then(|i| rules.get(i)) {
                 self.diags.push(
                     Diagnostic::warning(
                         "pol::unreachable",
@@ -1007,42 +1017,85 @@ impl Checker {
                     .with_help("rules are tried in order and the first match decides; move the more specific rule first"),
                 );
             }
+            if r.cond.is_none() {
+                let list = seen.entry(r.under.as_deref()).or_default();
+                if !list.iter().any(|(_, ops)| *ops == r.ops) {
+                    list.push((k, r.ops));
+                }
+            }
         }
     }
-}
 
-impl Checker {
     /// Warns about `allow` rules that change nothing: an event they match
     /// would otherwise fall through to a later rule, and if no later rule
     /// can match any of the same operations and paths, it falls through to
     /// "no match", which lets it through and records nothing anyway.
     /// Conditions are ignored (a later rule with a condition counts as one
     /// that may match), so the warning is never wrong, only sometimes silent.
+    ///
+    /// One backward pass with path indexes, linear in the number of rules.
     fn warn_pointless_allows(&mut self, rules: &[ir::Rule]) {
-        let overlap = |a: &Option<String>, b: &Option<String>| match (a, b) {
-            (Some(a), Some(b)) => path_under(a, b, self.target) || path_under(b, a, self.target),
-            _ => true,
-        };
-        for (k, r) in rules.iter().enumerate() {
-            if r.action != Action::Allow {
-                continue;
+        // Operations of the later rules: with no path, with any path, with
+        // exactly this path, and at or below this path.
+        let mut no_path = OpSet::EMPTY;
+        let mut all = OpSet::EMPTY;
+        let mut at: HashMap<&str, OpSet> = HashMap::new();
+        let mut below: HashMap<&str, OpSet> = HashMap::new();
+        for r in rules.iter().rev() {
+            if r.action == Action::Allow {
+                let reach = match &r.under {
+                    None => all,
+                    Some(u) => {
+                        let mut reach = no_path;
+                        for a in ancestors(u, self.target) {
+                            reach = reach.union(at.get(a).copied().unwrap_or_default());
+                        }
+                        reach.union(below.get(u.as_str()).copied().unwrap_or_default())
+                    }
+                };
+                if OpSet(reach.0 & r.ops.0).is_empty() {
+                    self.diags.push(
+                        Diagnostic::warning(
+                            "pol::no-effect",
+                            r.span,
+                            "this `allow` has no effect: no later rule could match the same events",
+                        )
+                        .with_label("changes nothing")
+                        .with_help("events no rule matches are let through unrecorded anyway; `allow` matters only before a `log` or `deny` rule it should exempt events from"),
+                    );
+                }
             }
-            let later = rules[k + 1..]
-                .iter()
-                .any(|l| !OpSet(l.ops.0 & r.ops.0).is_empty() && overlap(&l.under, &r.under));
-            if !later {
-                self.diags.push(
-                    Diagnostic::warning(
-                        "pol::no-effect",
-                        r.span,
-                        "this `allow` has no effect: no later rule could match the same events",
-                    )
-                    .with_label("changes nothing")
-                    .with_help("events no rule matches are let through unrecorded anyway; `allow` matters only before a `log` or `deny` rule it should exempt events from"),
-                );
+            all = all.union(r.ops);
+            match &r.under {
+                None => no_path = no_path.union(r.ops),
+                Some(u) => {
+                    let e = at.entry(u.as_str()).or_default();
+                    *e = e.union(r.ops);
+                    for a in ancestors(u, self.target) {
+                        let e = below.entry(a).or_default();
+                        *e = e.union(r.ops);
+                    }
+                }
             }
         }
     }
+}
+
+/// `p` and every path it is [`path_under`]: each prefix that ends just
+/// before or just after a separator. Exactly the `outer`s for which
+/// `path_under(p, outer)` holds (tested against it).
+fn ancestors(p: &str, target: Target) -> Vec<&str> {
+    let sep = target.separator();
+    let mut out = vec![p];
+    for (i, b) in p.bytes().enumerate().rev() {
+        if b == sep {
+            // `sep` is ASCII, so both cuts are on character boundaries.
+            out.push(&p[..=i]);
+            out.push(&p[..i]);
+        }
+    }
+    out.dedup();
+    out
 }
 
 /// `and` of `parts`, flattened; `None` for no parts.
@@ -1084,6 +1137,105 @@ mod tests {
         assert_eq!(normalize("//srv//Data/", l, PathNorm::Full), "/srv/Data");
         assert_eq!(normalize("/", l, PathNorm::Full), "/");
         assert_eq!(normalize("a\\b", l, PathNorm::Full), "a\\b");
+    }
+
+    /// The definitions, quadratic and obvious, for the indexed passes.
+    fn naive_warnings(rules: &[ir::Rule], target: Target) -> Vec<(&'static str, u32)> {
+        let mut out = Vec::new();
+        for (k, r) in rules.iter().enumerate() {
+            let shadowed = rules[..k].iter().any(|e| {
+                e.cond.is_none()
+                    && e.ops.union(r.ops) == e.ops
+                    && match (&e.under, &r.under) {
+                        (None, _) => true,
+                        (Some(_), None) => false,
+                        (Some(eu), Some(ru)) => path_under(ru, eu, target),
+                    }
+            });
+            if shadowed {
+                out.push(("pol::unreachable", r.index));
+            }
+            let overlap = |a: &Option<String>, b: &Option<String>| match (a, b) {
+                (Some(a), Some(b)) => path_under(a, b, target) || path_under(b, a, target),
+                _ => true,
+            };
+            let later = rules[k + 1..]
+                .iter()
+                .any(|l| l.ops.0 & r.ops.0 != 0 && overlap(&l.under, &r.under));
+            if r.action == Action::Allow && !later {
+                out.push(("pol::no-effect", r.index));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn indexed_rule_warnings_match_their_definition(
+            spec in proptest::collection::vec(
+                (0u8..3, 1u8..=255, 0usize..8, proptest::bool::ANY),
+                0..24,
+            ),
+            linux in proptest::bool::ANY,
+        ) {
+            let target = if linux { Target::Linux } else { Target::Windows };
+            let paths: [Option<&str>; 8] = if linux {
+                [None, Some("/"), Some("/a"), Some("/a/b"), Some("/ab"), Some("/a/b/c"), Some(""), Some("/b")]
+            } else {
+                [None, Some("C:\\"), Some("C:\\A"), Some("C:\\A\\B"), Some("C:\\AB"), Some("\\"), Some("D:\\A"), Some("C:\\A\\B\\C")]
+            };
+            let rules: Vec<ir::Rule> = spec
+                .iter()
+                .enumerate()
+                .map(|(k, &(action, ops, path, cond))| ir::Rule {
+                    index: k as u32 + 1,
+                    line: k as u32 + 1,
+                    span: Span::new(k, k + 1),
+                    action: [Action::Allow, Action::Log, Action::Deny][action as usize],
+                    ops: OpSet(ops),
+                    under: paths[path].map(str::to_string),
+                    cond: cond.then(|| Cond::Test(Test::Paging { value: true })),
+                    tag: String::new(),
+                })
+                .collect();
+            let mut cx = Checker::new(target);
+            cx.warn_shadowed(&rules);
+            cx.warn_pointless_allows(&rules);
+            let mut got: Vec<(&'static str, u32)> = cx
+                .diags
+                .iter()
+                .map(|d| (d.code, d.span.start as u32 + 1))
+                .collect();
+            got.sort();
+            proptest::prop_assert_eq!(got, naive_warnings(&rules, target));
+        }
+    }
+
+    #[test]
+    fn ancestors_are_exactly_the_paths_under_holds_for() {
+        for (target, paths) in [
+            (
+                Target::Windows,
+                vec![
+                    "C:\\A\\B", "C:\\", "C:\\A", "\\\\S\\x", "\\", "", "C:\\AB", "C:",
+                ],
+            ),
+            (Target::Linux, vec!["/a/b", "/", "/a", "a", "", "/ab", "//"]),
+        ] {
+            for inner in &paths {
+                let anc = ancestors(inner, target);
+                // every prefix of inner is a candidate outer
+                for cut in 0..=inner.len() {
+                    let outer = &inner[..cut];
+                    assert_eq!(
+                        anc.contains(&outer),
+                        path_under(inner, outer, target),
+                        "{inner:?} under {outer:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
