@@ -233,8 +233,11 @@ fn is_absolute(p: &str, target: Target) -> bool {
 }
 
 /// Whether normalized path `inner` is `outer` or below it, at a separator
-/// boundary (the semantics of `under`).
-pub(crate) fn path_under(inner: &str, outer: &str, target: Target) -> bool {
+/// boundary (the semantics of `under`, as the evaluators implement it). The
+/// checker itself uses [`ancestors`], which lists every such `outer` at
+/// once; this definition is what the tests hold it to.
+#[cfg(test)]
+fn path_under(inner: &str, outer: &str, target: Target) -> bool {
     let sep = target.separator() as char;
     if inner == outer {
         return true;
@@ -1081,7 +1084,7 @@ impl Checker {
     }
 }
 
-/// `p` and every path it is [`path_under`]: each prefix that ends just
+/// `p` and every path it is under (see `path_under` in the tests): each prefix that ends just
 /// before or just after a separator. Exactly the `outer`s for which
 /// `path_under(p, outer)` holds (tested against it).
 fn ancestors(p: &str, target: Target) -> Vec<&str> {
@@ -1195,7 +1198,7 @@ mod tests {
                     action: [Action::Allow, Action::Log, Action::Deny][action as usize],
                     ops: OpSet(ops),
                     under: paths[path].map(str::to_string),
-                    cond: cond.then(|| Cond::Test(Test::Paging { value: true })),
+                    cond: cond.then_some(Cond::Test(Test::Paging { value: true })),
                     tag: String::new(),
                 })
                 .collect();
