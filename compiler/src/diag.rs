@@ -9,6 +9,24 @@
 //! several problems appear in one report.
 //!
 //! This module never decides *what* is wrong; it only carries and renders.
+//!
+//! # Codes
+//!
+//! | code | severity | meaning |
+//! |---|---|---|
+//! | `pol::syntax` | error | the text does not follow the grammar (see [`crate::parse`]) |
+//! | `pol::undefined` | error | `$name` used before (or without) its `let` |
+//! | `pol::redefined` | error | a second `let` of the same name |
+//! | `pol::unknown-field` | error | a condition names a field that does not exist |
+//! | `pol::type` | error | a comparison that makes no sense for the field (`pid == "twelve"`) |
+//! | `pol::unreachable` | warning | an earlier unconditional rule covers this rule's operations and path |
+//! | `pol::no-effect` | warning | an `allow` that no later rule could have overridden |
+//! | `pol::unused` | warning | a `let` nothing refers to |
+//! | `pol::relative-path` | warning | `under` a path that is not absolute for the target |
+//! | `pol::never-matches` | warning | `ext` without its dot, a separator in `name`/`ext`/`process` |
+//! | `pol::glob` | warning | `**` inside a component, a relative pattern for a full-path field |
+//! | `pol::always-false` | warning | `in []` |
+//! | `pol::duplicate-op` | warning | an operation listed twice |
 
 use std::fmt;
 
