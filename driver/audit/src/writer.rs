@@ -306,10 +306,14 @@ pub enum StartError {
     Spawn(io::Error),
 }
 
+/// What the flush thread returns: the sink and the final counters, or
+/// also the error that kept the last batch from the disk.
+pub type FlushResult<S> = Result<(S, WriterStats), (S, WriterStats, <S as Sink>::Error)>;
+
 /// The running flush thread.
 #[derive(Debug)]
 pub struct FlushThread<S: Sink + Send + 'static> {
-    handle: JoinHandle<Result<(S, WriterStats), (S, WriterStats, S::Error)>>,
+    handle: JoinHandle<FlushResult<S>>,
     stop: Arc<StdBool>,
     producers: AuditQueue,
 }

@@ -213,7 +213,7 @@ fn truncated_tail_is_torn_and_earlier_records_survive() {
     let (hlen, fr) = frames(&bytes);
     for cut in hlen..bytes.len() {
         std::fs::write(&base, &bytes[..cut]).unwrap();
-        let (recs, errs) = read_all(&[base.clone()]);
+        let (recs, errs) = read_all(std::slice::from_ref(&base));
         let complete = fr.iter().filter(|(_, end)| *end <= cut).count();
         assert_eq!(recs.len(), complete, "cut at {cut}");
         let at_boundary = fr.iter().any(|(s, _)| *s == cut);

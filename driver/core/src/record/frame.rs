@@ -166,7 +166,7 @@ pub fn decode_header(bytes: &[u8]) -> Result<(FileHeader<'_>, usize), HeaderErro
         return Err(HeaderError::BadChecksum);
     }
     match postcard::take_from_bytes::<FileHeader<'_>>(&bytes[HEADER_PREFIX..end]) {
-        Ok((h, rest)) if rest.is_empty() => Ok((h, end + 4)),
+        Ok((h, [])) => Ok((h, end + 4)),
         _ => Err(HeaderError::BadBody),
     }
 }
@@ -262,7 +262,7 @@ pub fn parse_frame(buf: &[u8]) -> FrameParse<'_> {
 /// Decodes a frame body. The whole body must be one record.
 pub fn decode_body(body: &[u8]) -> Result<Record<'_>, FrameError> {
     match postcard::take_from_bytes::<Record<'_>>(body) {
-        Ok((r, rest)) if rest.is_empty() => Ok(r),
+        Ok((r, [])) => Ok(r),
         _ => Err(FrameError::BadBody),
     }
 }
