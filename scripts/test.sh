@@ -21,4 +21,6 @@ CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/loom" RUSTFLAGS="--cfg loom" \
   cargo test -p fltpolicy-core --release --locked --lib queue_loom
 # Windows CLI (`fltpolicy load/status` over DeviceIoControl): cross-build with mingw-w64 to prove it compiles and links
 cargo build -p fltpolicy --target x86_64-pc-windows-gnu --locked
+# audit log decoder: 20 s of fuzzing (header, frames, record bodies)
+scripts/fuzz-record.sh 20
 # -- end of extra checks --
