@@ -23,4 +23,6 @@ CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/loom" RUSTFLAGS="--cfg loom" \
 cargo build -p fltpolicy --target x86_64-pc-windows-gnu --locked
 # audit log decoder: 20 s of fuzzing (header, frames, record bodies)
 scripts/fuzz-record.sh 20
+# image verifier + evaluator: 10 s of fuzzing per target (raw bytes; re-sealed bodies)
+scripts/fuzz-verifier.sh 10
 # -- end of extra checks --
