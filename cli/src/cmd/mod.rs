@@ -2,6 +2,8 @@
 pub mod bench;
 pub mod check;
 pub mod compile;
+#[cfg(windows)]
+pub mod control_windows;
 pub mod disasm;
 pub mod eval;
 pub mod fmt;
