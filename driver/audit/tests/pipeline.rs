@@ -400,3 +400,33 @@ fn keyed_chain_needs_the_key_and_catches_a_recomputed_chain() {
         Some(ReadError::ChainBroken { .. })
     ));
 }
+
+#[test]
+fn shutdown_drains_rings_holding_more_than_one_drain_pass() {
+    // Tiny entries: a ring of 64 Ki words holds ~32 Ki of them, more than
+    // one drain pass takes; shutdown must still write every one.
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("big.fplog");
+    let q = new_queue(1 << 16).unwrap();
+    let mut pushed = 0u64;
+    while q.push_bytes(0, &[0u8; 8]).is_ok() {
+        pushed += 1;
+    }
+    assert!(pushed > 20_000, "{pushed}");
+    let mut buf = vec![0u8; 1 << 20];
+    let wcfg = WriterConfig {
+        host: "h",
+        boot_id: [0; 16],
+        session_id: [2; 16],
+        key: None,
+        max_file_bytes: 1 << 30,
+        first_seq: 1,
+    };
+    let w = LogWriter::new(FileSink::create(&base).unwrap(), &mut buf, &wcfg, 1)
+        .map_err(|e| e.0)
+        .unwrap();
+    let mut c = q.consumer().unwrap();
+    let (_, stats) = w.finish(&mut c, 2).map_err(|e| e.2).unwrap();
+    assert_eq!(stats.events_written, pushed);
+    assert!(q.is_empty());
+}

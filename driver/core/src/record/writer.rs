@@ -515,7 +515,7 @@ impl<'b, S: Sink> LogWriter<'b, S> {
         self.sink.write_at(self.file_offset, &self.buf[..self.used])
     }
 
-    /// Drains the queue one last time, ends the file with `End(Shutdown)`,
+    /// Drains the queue until it is empty, ends the file with `End(Shutdown)`,
     /// flushes and syncs. Returns the sink and the final counters; on
     /// error the counters say what was lost.
     pub fn finish<W: AsRef<[AtomicU64]>, const R: usize>(
@@ -523,7 +523,9 @@ impl<'b, S: Sink> LogWriter<'b, S> {
         consumer: &mut Consumer<'_, W, R>,
         now_ns: u64,
     ) -> Result<(S, WriterStats), (S, WriterStats, S::Error)> {
-        self.drain(consumer, now_ns);
+        // Until a drain finds nothing: producers have stopped, so this
+        // ends, and nothing queued before the shutdown is left behind.
+        while self.drain(consumer, now_ns) > 0 {}
         self.close(now_ns)
     }
 
