@@ -46,17 +46,13 @@ pub const STATUS_BUFFER_TOO_SMALL: NTSTATUS = 0xC000_0023_u32 as i32;
 /// # Safety
 /// `irp` is an IRP being dispatched to this driver.
 pub unsafe fn current_stack(irp: *mut IRP) -> *mut IO_STACK_LOCATION {
-    // SAFETY: per the caller, the IRP is valid and its current stack
-    // location is set by the I/O manager (the field is a union member that
-    // holds the stack location pointer while the IRP is being dispatched).
-    unsafe {
-        (*irp)
-            .Tail
-            .Overlay
-            .Anonymous2
-            .Anonymous
-            .CurrentStackLocation
-    }
+    // SAFETY: per the caller, the IRP is valid.
+    let irp = unsafe { &*irp };
+    // SAFETY: while an IRP is dispatched the union holds the current stack
+    // location pointer (the I/O manager set it).
+    let overlay = unsafe { irp.Tail.Overlay };
+    // SAFETY: as above, the stack-location member of the inner union.
+    unsafe { overlay.Anonymous2.Anonymous.CurrentStackLocation }
 }
 
 crate::kernel_callback! {
@@ -66,7 +62,9 @@ crate::kernel_callback! {
 /// Called by the I/O manager.
 pub unsafe fn dispatch_open_close(_dev: *const DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
     // SAFETY: the I/O manager dispatches a valid IRP.
-    let major = unsafe { (*current_stack(irp)).MajorFunction };
+    let stack = unsafe { current_stack(irp) };
+    // SAFETY: the current stack location of a dispatched IRP is valid.
+    let major = unsafe { (*stack).MajorFunction };
     let status = match (major, globals::get()) {
         (_, None) => STATUS_DEVICE_NOT_READY,
         (IRP_MJ_CREATE, Some(g)) => {
@@ -126,11 +124,17 @@ unsafe fn handle(g: &Globals, irp: *mut IRP) -> (NTSTATUS, usize) {
     if !kernel::caller_is_admin() {
         return (STATUS_ACCESS_DENIED, 0);
     }
-    // SAFETY: valid IRP; DeviceIoControl is the union member for this major.
-    let p = unsafe { (*current_stack(irp)).Parameters.DeviceIoControl };
-    // SAFETY: METHOD_BUFFERED: the I/O manager allocated SystemBuffer of
-    // max(in, out) bytes (or null when both are zero).
-    let sys = unsafe { (*irp).AssociatedIrp.SystemBuffer }.cast::<u8>();
+    // SAFETY: valid IRP dispatched to us.
+    let stack = unsafe { current_stack(irp) };
+    // SAFETY: the current stack location of a dispatched IRP is valid.
+    let stack = unsafe { &*stack };
+    // SAFETY: DeviceIoControl is the union member for IRP_MJ_DEVICE_CONTROL.
+    let p = unsafe { stack.Parameters.DeviceIoControl };
+    // SAFETY: valid IRP dispatched to us.
+    let irp_ref = unsafe { &*irp };
+    // SAFETY: METHOD_BUFFERED: the union holds SystemBuffer, which the I/O
+    // manager allocated with max(in, out) bytes (or null when both are 0).
+    let sys = unsafe { irp_ref.AssociatedIrp.SystemBuffer }.cast::<u8>();
     let in_len = p.InputBufferLength as usize;
     let out_len = p.OutputBufferLength as usize;
     if sys.is_null() && (in_len != 0 || out_len != 0) {

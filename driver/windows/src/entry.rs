@@ -225,35 +225,40 @@ fn create_globals() -> Option<*mut Globals> {
     // fields are all atomic integers (zero = empty); it lives until
     // destroy_globals.
     let processes: &'static ProcessTable = unsafe { &*table.cast::<ProcessTable>() };
-    // SAFETY: `raw` is a fresh, suitably aligned allocation of a Globals.
-    unsafe {
-        raw.write(Globals {
-            filter_handle: core::sync::atomic::AtomicIsize::new(0),
-            control_device: core::ptr::null_mut(),
-            flush_thread: ThreadObject(core::ptr::null_mut()),
-            steps: Default::default(),
-            stopping: Default::default(),
-            policy: PolicySlot::new(),
-            counters: Counters::default(),
-            queue,
-            queue_storage: words,
-            processes,
-            flush: FlushShared {
-                // Zeroed storage (valid for the plain-data KEVENT);
-                // initialised by event_init below.
-                wake: core::cell::UnsafeCell::new(core::mem::zeroed::<KEVENT>()),
-                stop: Default::default(),
-                pending_path: Default::default(),
-                paused: Default::default(),
-            },
-            control: Rundown::default(),
-            loading: Default::default(),
-            control_opens: Default::default(),
-            producers: Rundown::default(),
-        })
+    let g = Globals {
+        filter_handle: core::sync::atomic::AtomicIsize::new(0),
+        control_device: core::ptr::null_mut(),
+        flush_thread: ThreadObject(core::ptr::null_mut()),
+        steps: Default::default(),
+        stopping: Default::default(),
+        policy: PolicySlot::new(),
+        counters: Counters::default(),
+        queue,
+        queue_storage: words,
+        processes,
+        flush: FlushShared {
+            // Zeroed storage (valid for the plain-data KEVENT);
+            // initialised by event_init below.
+            wake: core::cell::UnsafeCell::new(
+                // SAFETY: KEVENT is plain data for which all-zero bytes
+                // are a valid (uninitialised) value.
+                unsafe { core::mem::zeroed::<KEVENT>() },
+            ),
+            stop: Default::default(),
+            pending_path: Default::default(),
+            paused: Default::default(),
+        },
+        control: Rundown::default(),
+        loading: Default::default(),
+        control_opens: Default::default(),
+        producers: Rundown::default(),
     };
+    // SAFETY: `raw` is a fresh, suitably aligned allocation of a Globals.
+    unsafe { raw.write(g) };
+    // SAFETY: initialised just above.
+    let wake = unsafe { (*raw).flush.wake.get() };
     // SAFETY: the event is in non-paged pool inside the block; PASSIVE_LEVEL.
-    unsafe { kernel::event_init((*raw).flush.wake.get()) };
+    unsafe { kernel::event_init(wake) };
     Some(raw)
 }
 
@@ -305,7 +310,9 @@ pub unsafe fn process_notify(
         0
     } else {
         // SAFETY: ImageFileName is a valid UNICODE_STRING during the call.
-        let units = unsafe { crate::names::units(&*info.ImageFileName) };
+        let name = unsafe { &*info.ImageFileName };
+        // SAFETY: as above, it describes Length bytes of UTF-16.
+        let units = unsafe { crate::names::units(name) };
         // `\??\C:\Windows\...` → `C:\Windows\...`
         let q: [u16; 4] = [b'\\' as u16, b'?' as u16, b'?' as u16, b'\\' as u16];
         let units = units.strip_prefix(&q[..]).unwrap_or(units);

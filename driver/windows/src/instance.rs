@@ -74,11 +74,10 @@ pub unsafe fn instance_setup(
     // SAFETY: the volume object is valid during InstanceSetup, which runs at
     // PASSIVE_LEVEL as volume_dos_name requires.
     let dos_units = unsafe { kernel::volume_dos_name(objs.Volume, &mut wide) }.unwrap_or(0);
-    let ctx = match {
-        // SAFETY: the filter handle is valid while the filter is registered;
-        // a non-paged fixed-size context may be allocated at PASSIVE_LEVEL.
-        unsafe { kernel::allocate_context(objs.Filter, FLT_INSTANCE_CONTEXT as u16, core::mem::size_of::<InstanceContext>()) }
-    } {
+    // SAFETY: the filter handle is valid while the filter is registered; a
+    // non-paged fixed-size context may be allocated at PASSIVE_LEVEL.
+    let allocated = unsafe { kernel::allocate_context(objs.Filter, FLT_INSTANCE_CONTEXT as u16, core::mem::size_of::<InstanceContext>()) };
+    let ctx = match allocated {
         Ok(c) => c,
         // Without the context paths could not be named: do not attach.
         Err(_) => return STATUS_FLT_DO_NOT_ATTACH,

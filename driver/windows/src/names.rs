@@ -57,7 +57,7 @@ pub unsafe fn units(s: &UNICODE_STRING) -> &[u16] {
 ///
 /// # Safety
 /// `info` is a valid, parsed name information block.
-pub unsafe fn dos_units<'a>(info: &'a FLT_FILE_NAME_INFORMATION) -> (&'a [u16], &'a [u16]) {
+pub unsafe fn dos_units(info: &FLT_FILE_NAME_INFORMATION) -> (&[u16], &[u16]) {
     // SAFETY: the block is valid per the caller.
     let name = unsafe { units(&info.Name) };
     // SAFETY: as above.
@@ -142,8 +142,9 @@ pub unsafe fn cache_name(
             Ok(ctx) => {
                 // SAFETY: `ctx` is a fresh allocation of HEADER + want bytes;
                 // the byte region after the header is ours.
-                let out =
-                    unsafe { core::slice::from_raw_parts_mut(ctx.cast::<u8>().add(HEADER), want) };
+                let out = unsafe {
+                    core::slice::from_raw_parts_mut(ctx.cast::<u8>().wrapping_add(HEADER), want)
+                };
                 // SAFETY: `info_ref` is valid (see above).
                 let (n, cut) = unsafe { write_path(dos, info_ref, out) };
                 // SAFETY: the header region of the fresh context is ours.
@@ -199,7 +200,7 @@ impl NameRef {
         let hdr = unsafe { &*self.0.cast::<NameContext>() };
         // SAFETY: as above: `len` bytes follow the header.
         let bytes = unsafe {
-            core::slice::from_raw_parts(self.0.cast::<u8>().add(HEADER), hdr.len as usize)
+            core::slice::from_raw_parts(self.0.cast::<u8>().wrapping_add(HEADER), hdr.len as usize)
         };
         core::str::from_utf8(bytes).unwrap_or("")
     }

@@ -66,6 +66,40 @@ fn marker(generation: u64) -> *mut c_void {
     generation.max(1) as usize as *mut c_void
 }
 
+/// The parameter block of `data`.
+///
+/// # Safety
+/// `data` is FltMgr's callback data for the current operation (its `Iopb`
+/// is always valid).
+unsafe fn iopb<'a>(data: *const FLT_CALLBACK_DATA) -> &'a FLT_IO_PARAMETER_BLOCK {
+    // SAFETY: per the caller.
+    let d = unsafe { &*data };
+    // SAFETY: FltMgr always supplies a parameter block.
+    unsafe { &*d.Iopb }
+}
+
+/// The final (or, when completing in pre-op, the chosen) status.
+///
+/// # Safety
+/// As for [`iopb`].
+unsafe fn io_status(data: *const FLT_CALLBACK_DATA) -> i32 {
+    // SAFETY: per the caller.
+    let d = unsafe { &*data };
+    // SAFETY: IoStatus' union holds the NTSTATUS for file-system requests.
+    unsafe { d.IoStatus.Anonymous.Status }
+}
+
+/// Completes the operation in pre-op with `status` and no information.
+///
+/// # Safety
+/// As for [`iopb`]; only in a pre-operation that returns FLT_PREOP_COMPLETE.
+unsafe fn complete_with(data: *mut FLT_CALLBACK_DATA, status: i32) {
+    // SAFETY: per the caller, we own IoStatus when completing in pre-op.
+    let d = unsafe { &mut *data };
+    d.IoStatus.Anonymous.Status = status;
+    d.IoStatus.Information = 0;
+}
+
 /// The facts about the current operation that come from the callback data
 /// and the pid table.
 struct Facts {
@@ -78,8 +112,8 @@ struct Facts {
 /// # Safety
 /// `data` is FltMgr's callback data for the current operation.
 unsafe fn facts(g: &Globals, data: *const FLT_CALLBACK_DATA, size: u64) -> Facts {
-    // SAFETY: per the caller; Iopb is always valid.
-    let iopb = unsafe { &*(*data).Iopb };
+    // SAFETY: per the caller.
+    let iopb = unsafe { iopb(data) };
     // SAFETY: FltGetRequestorProcessId is valid at IRQL <= DISPATCH_LEVEL.
     let pid = unsafe { kernel::requestor_pid(data) };
     let mut proc = ProcessInfo::unknown();
@@ -127,9 +161,9 @@ unsafe fn set_info_op(p: &FLT_PARAMETERS_6) -> (Op, u64) {
         (if delete { Op::Delete } else { Op::SetInfo }, 0)
     } else if class == FileDispositionInformationEx {
         // FILE_DISPOSITION_INFORMATION_EX { ULONG Flags; }
-        // SAFETY: as above, Length >= 4 for this class; unaligned read to be
-        // independent of the buffer's alignment.
         let flags = if !buf.is_null() && p.Length >= 4 {
+            // SAFETY: as above, Length >= 4 for this class; unaligned read to
+            // be independent of the buffer's alignment.
             unsafe { buf.cast::<u32>().read_unaligned() }
         } else {
             0
@@ -144,8 +178,8 @@ unsafe fn set_info_op(p: &FLT_PARAMETERS_6) -> (Op, u64) {
         )
     } else if class == FileEndOfFileInformation {
         // FILE_END_OF_FILE_INFORMATION { LARGE_INTEGER EndOfFile; }
-        // SAFETY: Length >= 8 for this class.
         let eof = if !buf.is_null() && p.Length >= 8 {
+            // SAFETY: Length >= 8 for this class.
             unsafe { buf.cast::<i64>().read_unaligned() }
         } else {
             0
@@ -162,17 +196,22 @@ unsafe fn set_info_op(p: &FLT_PARAMETERS_6) -> (Op, u64) {
 /// `data` is the current callback data.
 unsafe fn classify(data: *const FLT_CALLBACK_DATA) -> Option<(Op, u64)> {
     // SAFETY: per the caller.
-    let iopb = unsafe { &*(*data).Iopb };
-    // SAFETY (each arm): the union member read is the one FltMgr fills for
-    // the operation's major function.
+    let iopb = unsafe { iopb(data) };
     match u32::from(iopb.MajorFunction) {
+        // SAFETY: read parameters, per the major function.
         IRP_MJ_READ => Some((Op::Read, u64::from(unsafe { iopb.Parameters.Read.Length }))),
         IRP_MJ_WRITE => Some((
             Op::Write,
+            // SAFETY: write parameters, per the major function.
             u64::from(unsafe { iopb.Parameters.Write.Length }),
         )),
         // SAFETY: set-information parameters, per the major function.
-        IRP_MJ_SET_INFORMATION => Some(unsafe { set_info_op(&iopb.Parameters.SetFileInformation) }),
+        IRP_MJ_SET_INFORMATION => {
+            // SAFETY: set-information parameters, per the major function.
+            let p = unsafe { &iopb.Parameters.SetFileInformation };
+            // SAFETY: they are this operation's.
+            Some(unsafe { set_info_op(p) })
+        }
         IRP_MJ_CLEANUP => Some((Op::Close, 0)),
         _ => None,
     }
@@ -229,13 +268,7 @@ pub unsafe fn pre_io(
             Counters::bump(&g.counters.denied);
             audit::record(g, &guard, &ev, &v, Some(STATUS_ACCESS_DENIED));
             // SAFETY: completing in pre-op: we own IoStatus now.
-            unsafe {
-                (*data).IoStatus.Anonymous.Status = STATUS_ACCESS_DENIED;
-            }
-            // SAFETY: as above.
-            unsafe {
-                (*data).IoStatus.Information = 0;
-            }
+            unsafe { complete_with(data, STATUS_ACCESS_DENIED) };
             FLT_PREOP_COMPLETE
         }
         Action::Log | Action::Deny if op == Op::Close => {
@@ -285,7 +318,7 @@ pub unsafe fn post_io(
         return FLT_POSTOP_FINISHED_PROCESSING;
     };
     // SAFETY: as above.
-    let status = unsafe { (*data).IoStatus.Anonymous.Status };
+    let status = unsafe { io_status(data) };
     // SAFETY: as above.
     let f = unsafe { facts(g, data, size) };
     let ev = view(op, name.path(), &f);
@@ -333,7 +366,7 @@ pub unsafe fn pre_create(
         return FLT_PREOP_SUCCESS_NO_CALLBACK;
     };
     // SAFETY: FltMgr passes valid arguments.
-    let iopb = unsafe { &*(*data).Iopb };
+    let iopb = unsafe { iopb(data) };
     if iopb.OperationFlags & SL_OPEN_PAGING_FILE != 0 {
         return FLT_PREOP_SUCCESS_NO_CALLBACK;
     }
@@ -364,7 +397,9 @@ pub unsafe fn pre_create(
         let inst = unsafe { crate::instance::InstanceRef::get(objs_ref.Instance) };
         let dos = inst.as_ref().map_or("", |i| i.ctx().dos());
         // SAFETY: `info` is valid and parsed until released below.
-        unsafe { crate::names::write_path(dos, &*info, &mut buf) }.0
+        let info_ref = unsafe { &*info };
+        // SAFETY: as above.
+        unsafe { crate::names::write_path(dos, info_ref, &mut buf) }.0
     };
     // SAFETY: we own the reference from get_file_name; PASSIVE_LEVEL.
     unsafe { kernel::release_file_name(info) };
@@ -388,13 +423,7 @@ pub unsafe fn pre_create(
             Counters::bump(&g.counters.denied);
             audit::record(g, &guard, &ev, &v, Some(STATUS_ACCESS_DENIED));
             // SAFETY: completing the create in pre-op: we own IoStatus.
-            unsafe {
-                (*data).IoStatus.Anonymous.Status = STATUS_ACCESS_DENIED;
-            }
-            // SAFETY: as above.
-            unsafe {
-                (*data).IoStatus.Information = 0;
-            }
+            unsafe { complete_with(data, STATUS_ACCESS_DENIED) };
             return FLT_PREOP_COMPLETE;
         }
     }
@@ -427,7 +456,7 @@ pub unsafe fn post_create(
     // SAFETY: FltMgr passes valid arguments.
     let objs_ref = unsafe { &*objs };
     // SAFETY: as above.
-    let status = unsafe { (*data).IoStatus.Anonymous.Status };
+    let status = unsafe { io_status(data) };
     let opened = nt_success(status) && status != STATUS_REPARSE;
     if opened {
         // SAFETY: post-create at PASSIVE_LEVEL with this create's data.
@@ -440,7 +469,9 @@ pub unsafe fn post_create(
         return FLT_POSTOP_FINISHED_PROCESSING;
     };
     // SAFETY: create parameters, per the major function.
-    let create = unsafe { (*(*data).Iopb).Parameters.Create };
+    let params = unsafe { iopb(data) };
+    // SAFETY: create parameters, per the major function.
+    let create = unsafe { params.Parameters.Create };
     // SAFETY: `data` is this create's callback data.
     let f = unsafe { facts(g, data, create.AllocationSize.max(0) as u64) };
     let op = create_op(create.Options >> 24);

@@ -64,7 +64,7 @@ impl PolicyBlock {
         // the byte region after the header is ours and does not overlap
         // `image` (caller memory). PASSIVE_LEVEL.
         let bytes: &'static mut [u8] =
-            unsafe { core::slice::from_raw_parts_mut(raw.add(header), image.len()) };
+            unsafe { core::slice::from_raw_parts_mut(raw.wrapping_add(header), image.len()) };
         bytes.copy_from_slice(image);
         let bytes: &'static [u8] = bytes;
         let policy = match Policy::from_bytes(bytes) {

@@ -28,12 +28,11 @@ pub fn alloc_for<T>() -> *mut T {
     // the object and the word before it lie inside the block; the word is
     // usize-aligned because `aligned` is.
     unsafe {
-        base.add(offset - size_of::<usize>())
+        base.wrapping_add(offset - size_of::<usize>())
             .cast::<usize>()
             .write(base as usize);
     }
-    // SAFETY: as above, in bounds.
-    unsafe { base.add(offset).cast::<T>() }
+    base.wrapping_add(offset).cast::<T>()
 }
 
 /// Frees memory from [`alloc_for`].
@@ -42,7 +41,7 @@ pub fn alloc_for<T>() -> *mut T {
 /// `p` came from `alloc_for::<T>` and is not used afterwards.
 pub unsafe fn free_for<T>(p: *mut T) {
     // SAFETY: alloc_for stored the pool address in the preceding word.
-    let base = unsafe { p.cast::<usize>().sub(1).read() } as *mut u8;
+    let base = unsafe { p.cast::<usize>().wrapping_sub(1).read() } as *mut u8;
     // SAFETY: `base` is the pool block alloc_for allocated.
     unsafe { kernel::free_pool(base) };
 }

@@ -13,7 +13,7 @@ use fltpolicy_driver::sim::{access, kernel as simk, with_irql, Io, Sim};
 fn a_name_query_at_dispatch_is_a_violation() {
     let _sim = Sim::new();
     with_irql(DISPATCH_LEVEL, true, || {
-        // SAFETY (test): the IRQL check fires before the data is touched.
+        // SAFETY: test only; the IRQL check fires before the data is touched.
         let _ = unsafe { kernel::get_file_name(std::ptr::null_mut(), 0) };
     });
 }
@@ -37,7 +37,7 @@ fn a_wait_at_dispatch_is_a_violation() {
 fn a_write_above_passive_is_a_violation() {
     let _sim = Sim::new();
     with_irql(APC_LEVEL, false, || {
-        // SAFETY (test): the IRQL check fires first.
+        // SAFETY: test only; the IRQL check fires first.
         let _ = unsafe { kernel::write_file(0, std::ptr::null_mut(), 0, b"x") };
     });
 }
@@ -47,7 +47,7 @@ fn a_write_above_passive_is_a_violation() {
 fn a_write_from_a_callback_is_a_violation_even_at_passive() {
     let _sim = Sim::new();
     with_irql(PASSIVE_LEVEL, true, || {
-        // SAFETY (test): the callback check fires first.
+        // SAFETY: test only; the callback check fires first.
         let _ = unsafe { kernel::write_file(0, std::ptr::null_mut(), 0, b"x") };
     });
 }
@@ -58,7 +58,7 @@ fn a_create_from_a_callback_is_a_violation() {
     let _sim = Sim::new();
     with_irql(PASSIVE_LEVEL, true, || {
         let p: Vec<u16> = r"\??\C:\x".encode_utf16().collect();
-        // SAFETY (test): the callback check fires first.
+        // SAFETY: test only; the callback check fires first.
         let _ = unsafe { kernel::create_file(0, 0, &p, kernel::CreateMode::New) };
     });
 }
@@ -68,9 +68,9 @@ fn a_create_from_a_callback_is_a_violation() {
 fn a_double_free_is_a_violation() {
     let _sim = Sim::new();
     let p = kernel::alloc_nonpaged(16);
-    // SAFETY (test): the first free is valid, the second is the violation.
+    // SAFETY: test only; the first free is valid, the second is the violation.
     unsafe { kernel::free_pool(p) };
-    // SAFETY (test): as above.
+    // SAFETY: test only; as above.
     unsafe { kernel::free_pool(p) };
 }
 
@@ -85,7 +85,7 @@ fn a_leaked_context_reference_is_caught_at_unload() {
     // Take a reference on the handle's name context and never release it.
     let fo = sim.file_object(h);
     let inst = sim.instance_of(r"C:\");
-    // SAFETY (test): valid instance and file object of the simulation.
+    // SAFETY: test only; valid instance and file object of the simulation.
     let _leak = unsafe { kernel::get_stream_handle_context(inst, fo) }.unwrap();
     sim.unload();
 }

@@ -149,21 +149,23 @@ static ZW: [core::sync::atomic::AtomicUsize; 3] =
 
 fn zw() -> Zw {
     use core::sync::atomic::Ordering::Acquire;
-    // SAFETY: `init` stored non-null addresses of these exact ntoskrnl
-    // routines (DriverEntry fails otherwise, and nothing calls zw() then);
-    // the function types match their documented prototypes.
-    unsafe {
-        Zw {
-            open_link: core::mem::transmute::<usize, nt::ZwOpenSymbolicLinkObject>(
-                ZW[0].load(Acquire),
-            ),
-            query_link: core::mem::transmute::<usize, nt::ZwQuerySymbolicLinkObject>(
-                ZW[1].load(Acquire),
-            ),
-            set_security: core::mem::transmute::<usize, nt::ZwSetSecurityObject>(
-                ZW[2].load(Acquire),
-            ),
-        }
+    // Each `init` stored the non-null address of exactly this ntoskrnl
+    // routine (DriverEntry fails otherwise, and nothing calls zw() then);
+    // the function types match the documented prototypes.
+    let open_link =
+        // SAFETY: see above.
+        unsafe { core::mem::transmute::<usize, nt::ZwOpenSymbolicLinkObject>(ZW[0].load(Acquire)) };
+    // SAFETY: as above.
+    let query_link = unsafe {
+        core::mem::transmute::<usize, nt::ZwQuerySymbolicLinkObject>(ZW[1].load(Acquire))
+    };
+    // SAFETY: as above.
+    let set_security =
+        unsafe { core::mem::transmute::<usize, nt::ZwSetSecurityObject>(ZW[2].load(Acquire)) };
+    Zw {
+        open_link,
+        query_link,
+        set_security,
     }
 }
 
@@ -255,6 +257,8 @@ pub fn alloc_nonpaged(size: usize) -> *mut u8 {
     unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, size, POOL_TAG).cast() }
 }
 
+/// # Safety
+/// `p` came from `alloc_nonpaged` and is not used afterwards; IRQL <= DISPATCH_LEVEL.
 pub unsafe fn free_pool(p: *mut u8) {
     // SAFETY: `p` came from alloc_nonpaged with POOL_TAG; IRQL <= DISPATCH.
     unsafe { ExFreePoolWithTag(p.cast(), POOL_TAG) }
@@ -273,6 +277,8 @@ pub fn system_time_ns() -> u64 {
     (t.saturating_sub(EPOCH_DIFF_100NS).max(0) as u64).saturating_mul(100)
 }
 
+/// # Safety
+/// `driver` is this driver's object during DriverEntry; PASSIVE_LEVEL.
 pub unsafe fn register_filter(
     driver: *mut DRIVER_OBJECT,
     reg: &'static FLT_REGISTRATION,
@@ -287,16 +293,22 @@ pub unsafe fn register_filter(
     }
 }
 
+/// # Safety
+/// `filter` is the registered filter; PASSIVE_LEVEL.
 pub unsafe fn start_filtering(filter: PFLT_FILTER) -> NTSTATUS {
     // SAFETY: PASSIVE_LEVEL, registered filter.
     unsafe { FltStartFiltering(filter) }
 }
 
+/// # Safety
+/// `filter` is the registered filter, unregistered once; PASSIVE_LEVEL, not from a callback.
 pub unsafe fn unregister_filter(filter: PFLT_FILTER) {
     // SAFETY: PASSIVE_LEVEL, registered filter (unload).
     unsafe { FltUnregisterFilter(filter) }
 }
 
+/// # Safety
+/// `filter` is the registered filter and `ctype`/`size` match its context registration; IRQL <= DISPATCH_LEVEL.
 pub unsafe fn allocate_context(
     filter: PFLT_FILTER,
     ctype: u16,
@@ -312,11 +324,15 @@ pub unsafe fn allocate_context(
     }
 }
 
+/// # Safety
+/// the caller owns one reference on `ctx`, which it gives up; IRQL <= DISPATCH_LEVEL.
 pub unsafe fn release_context(ctx: PFLT_CONTEXT) {
     // SAFETY: IRQL <= DISPATCH_LEVEL; the caller owns one reference.
     unsafe { FltReleaseContext(ctx) }
 }
 
+/// # Safety
+/// `instance` is one of this filter's instances and `ctx` a context of the instance type; IRQL <= APC_LEVEL.
 pub unsafe fn set_instance_context(instance: PFLT_INSTANCE, ctx: PFLT_CONTEXT) -> NTSTATUS {
     // SAFETY: IRQL <= APC_LEVEL (InstanceSetup).
     unsafe {
@@ -329,6 +345,8 @@ pub unsafe fn set_instance_context(instance: PFLT_INSTANCE, ctx: PFLT_CONTEXT) -
     }
 }
 
+/// # Safety
+/// `instance` is one of this filter's instances; IRQL <= DISPATCH_LEVEL. The returned reference must be released.
 pub unsafe fn get_instance_context(instance: PFLT_INSTANCE) -> Result<PFLT_CONTEXT, NTSTATUS> {
     let mut c: PFLT_CONTEXT = core::ptr::null_mut();
     // SAFETY: IRQL <= DISPATCH_LEVEL.
@@ -340,6 +358,8 @@ pub unsafe fn get_instance_context(instance: PFLT_INSTANCE) -> Result<PFLT_CONTE
     }
 }
 
+/// # Safety
+/// `instance` and `fo` belong to the current (completed) create; `ctx` is a stream-handle context; IRQL <= APC_LEVEL.
 pub unsafe fn set_stream_handle_context(
     instance: PFLT_INSTANCE,
     fo: *const FILE_OBJECT,
@@ -357,6 +377,8 @@ pub unsafe fn set_stream_handle_context(
     }
 }
 
+/// # Safety
+/// `instance` and `fo` are the current operation's; IRQL <= DISPATCH_LEVEL. The returned reference must be released.
 pub unsafe fn get_stream_handle_context(
     instance: PFLT_INSTANCE,
     fo: *const FILE_OBJECT,
@@ -371,6 +393,8 @@ pub unsafe fn get_stream_handle_context(
     }
 }
 
+/// # Safety
+/// `data` is the current operation's callback data; IRQL <= APC_LEVEL. The returned block must be released with `release_file_name`.
 pub unsafe fn get_file_name(
     data: *mut FLT_CALLBACK_DATA,
     flags: u32,
@@ -391,16 +415,22 @@ pub unsafe fn get_file_name(
     Ok(info)
 }
 
+/// # Safety
+/// `info` came from `get_file_name` and is not used afterwards; IRQL <= APC_LEVEL.
 pub unsafe fn release_file_name(info: *mut FLT_FILE_NAME_INFORMATION) {
     // SAFETY: IRQL <= APC_LEVEL; we own the reference.
     unsafe { FltReleaseFileNameInformation(info) }
 }
 
+/// # Safety
+/// `data` is the current operation's callback data; IRQL <= DISPATCH_LEVEL.
 pub unsafe fn requestor_pid(data: *const FLT_CALLBACK_DATA) -> u64 {
     // SAFETY: IRQL <= DISPATCH_LEVEL.
     u64::from(unsafe { FltGetRequestorProcessId(data) })
 }
 
+/// # Safety
+/// `volume` is valid (InstanceSetup); PASSIVE_LEVEL.
 pub unsafe fn volume_dos_name(volume: PFLT_VOLUME, out: &mut [u16]) -> Result<usize, NTSTATUS> {
     let mut disk: *mut DEVICE_OBJECT = core::ptr::null_mut();
     // SAFETY: PASSIVE_LEVEL (InstanceSetup); the volume is valid.
@@ -433,6 +463,8 @@ pub unsafe fn volume_dos_name(volume: PFLT_VOLUME, out: &mut [u16]) -> Result<us
     r
 }
 
+/// # Safety
+/// PASSIVE_LEVEL, outside any filter callback.
 pub unsafe fn resolve_symbolic_link(name: &[u16], out: &mut [u16]) -> Result<usize, NTSTATUS> {
     let us = unicode(name);
     let oa = attributes(&us);
@@ -458,6 +490,8 @@ pub unsafe fn resolve_symbolic_link(name: &[u16], out: &mut [u16]) -> Result<usi
     }
 }
 
+/// # Safety
+/// `filter` is the registered filter; PASSIVE_LEVEL. The returned instance is referenced: release it with `object_dereference`.
 pub unsafe fn volume_instance_by_name(
     filter: PFLT_FILTER,
     device: &[u16],
@@ -482,11 +516,15 @@ pub unsafe fn volume_instance_by_name(
     }
 }
 
+/// # Safety
+/// the caller owns one reference on `obj`; IRQL <= DISPATCH_LEVEL.
 pub unsafe fn object_dereference(obj: *mut c_void) {
     // SAFETY: IRQL <= DISPATCH_LEVEL; the caller owns the reference.
     unsafe { FltObjectDereference(obj) }
 }
 
+/// # Safety
+/// `filter` is registered and `instance` is its instance on the file's volume; PASSIVE_LEVEL, never from a callback.
 pub unsafe fn create_file(
     filter: PFLT_FILTER,
     instance: PFLT_INSTANCE,
@@ -535,6 +573,8 @@ pub unsafe fn create_file(
     }
 }
 
+/// # Safety
+/// `fo` was opened by `create_file` with `instance`; PASSIVE_LEVEL, never from a callback.
 pub unsafe fn write_file(
     instance: PFLT_INSTANCE,
     fo: *mut FILE_OBJECT,
@@ -572,6 +612,8 @@ pub unsafe fn write_file(
     Ok(())
 }
 
+/// # Safety
+/// as for `write_file`.
 pub unsafe fn set_file_size(instance: PFLT_INSTANCE, fo: *mut FILE_OBJECT, len: u64) -> NTSTATUS {
     let eof: i64 = len as i64;
     // SAFETY: PASSIVE_LEVEL; FILE_END_OF_FILE_INFORMATION is one LARGE_INTEGER.
@@ -586,6 +628,8 @@ pub unsafe fn set_file_size(instance: PFLT_INSTANCE, fo: *mut FILE_OBJECT, len: 
     }
 }
 
+/// # Safety
+/// as for `write_file`.
 pub unsafe fn flush_file(instance: PFLT_INSTANCE, fo: *mut FILE_OBJECT) -> NTSTATUS {
     // SAFETY: PASSIVE_LEVEL; flush type 0 = flush data and metadata.
     unsafe { FltFlushBuffers2(instance, fo, 0, core::ptr::null()) }
@@ -595,6 +639,8 @@ pub unsafe fn flush_file(instance: PFLT_INSTANCE, fo: *mut FILE_OBJECT) -> NTSTA
 /// RootDirectory (8) + FileNameLength (4).
 const RENAME_HEADER: usize = 20;
 
+/// # Safety
+/// as for `write_file`; `new_path` is a full NT path on the same volume.
 pub unsafe fn rename_file(
     instance: PFLT_INSTANCE,
     fo: *mut FILE_OBJECT,
@@ -613,13 +659,13 @@ pub unsafe fn rename_file(
     }
     // SAFETY: as above, in bounds and 4-aligned (pool alignment 16).
     unsafe {
-        buf.add(16).cast::<u32>().write(bytes as u32);
+        buf.wrapping_add(16).cast::<u32>().write(bytes as u32);
     }
     // SAFETY: as above; the name fits at offset 20.
     unsafe {
         core::ptr::copy_nonoverlapping(
             new_path.as_ptr().cast::<u8>(),
-            buf.add(RENAME_HEADER),
+            buf.wrapping_add(RENAME_HEADER),
             bytes,
         );
     }
@@ -638,6 +684,8 @@ pub unsafe fn rename_file(
     st
 }
 
+/// # Safety
+/// `file` came from `create_file` and is not used afterwards; PASSIVE_LEVEL.
 pub unsafe fn close_file(file: OwnFile) {
     // SAFETY: drop the reference FltCreateFileEx2 returned; PASSIVE_LEVEL.
     unsafe { ObfDereferenceObject(file.file_object.cast()) };
@@ -645,16 +693,22 @@ pub unsafe fn close_file(file: OwnFile) {
     unsafe { FltClose(file.handle) };
 }
 
+/// # Safety
+/// `e` points to a KEVENT in non-paged memory that outlives its use.
 pub unsafe fn event_init(e: *mut KEVENT) {
     // SAFETY: the event is in non-paged memory owned by the caller.
     unsafe { KeInitializeEvent(e, SynchronizationEvent, false) }
 }
 
+/// # Safety
+/// `e` was initialised by `event_init`; IRQL <= DISPATCH_LEVEL.
 pub unsafe fn event_set(e: *mut KEVENT) {
     // SAFETY: IRQL <= DISPATCH_LEVEL with Wait = FALSE.
     unsafe { KeSetEvent(e, 0, false) };
 }
 
+/// # Safety
+/// `e` was initialised by `event_init`; IRQL <= APC_LEVEL, never from a callback.
 pub unsafe fn event_wait(e: *mut KEVENT, timeout_ms: u32) -> bool {
     let timeout: i64 = -(i64::from(timeout_ms) * 10_000);
     // SAFETY: PASSIVE_LEVEL (flush thread), bounded wait.
@@ -662,6 +716,8 @@ pub unsafe fn event_wait(e: *mut KEVENT, timeout_ms: u32) -> bool {
     st != STATUS_TIMEOUT && nt_success(st)
 }
 
+/// # Safety
+/// `ctx` stays valid until the thread is joined; PASSIVE_LEVEL.
 pub unsafe fn start_system_thread(
     routine: abi::ThreadStart,
     ctx: *mut c_void,
@@ -713,6 +769,8 @@ pub unsafe fn start_system_thread(
     }
 }
 
+/// # Safety
+/// `t` came from `start_system_thread` and is joined once; PASSIVE_LEVEL.
 pub unsafe fn join_system_thread(t: ThreadObject) {
     // SAFETY: PASSIVE_LEVEL (unload); unbounded wait for our own thread,
     // which exits after its final drain.
@@ -730,6 +788,8 @@ pub fn exit_system_thread() -> ! {
     }
 }
 
+/// # Safety
+/// `cb` stays valid until removed; register once, remove once; PASSIVE_LEVEL.
 pub unsafe fn set_process_notify(cb: abi::ProcessNotify, remove: bool) -> NTSTATUS {
     // SAFETY: PASSIVE_LEVEL; requires an image linked with /INTEGRITYCHECK.
     unsafe { PsSetCreateProcessNotifyRoutineEx(Some(cb), remove) }
@@ -742,6 +802,8 @@ fn wide<const N: usize>(s: &str) -> ([u16; N], usize) {
     (b, n)
 }
 
+/// # Safety
+/// `driver` is this driver's object during DriverEntry; PASSIVE_LEVEL.
 pub unsafe fn create_control_device(
     driver: *mut DRIVER_OBJECT,
     sddl: &str,
@@ -818,6 +880,8 @@ unsafe fn secure(dev: *mut DEVICE_OBJECT, dacl: &crate::sddl::Dacl) -> NTSTATUS 
     st
 }
 
+/// # Safety
+/// `dev` came from `create_control_device`, no request is running; PASSIVE_LEVEL.
 pub unsafe fn delete_control_device(dev: *mut DEVICE_OBJECT) {
     let (link, ln) = wide::<32>(fltpolicy_core::control::DEVICE_DOS_LINK);
     let us_link = unicode(&link[..ln]);
@@ -827,15 +891,13 @@ pub unsafe fn delete_control_device(dev: *mut DEVICE_OBJECT) {
     unsafe { IoDeleteDevice(dev) };
 }
 
+/// # Safety
+/// `irp` is an IRP dispatched to this driver, completed exactly once; IRQL <= DISPATCH_LEVEL.
 pub unsafe fn complete_irp(irp: *mut IRP, status: NTSTATUS, info: usize) {
     // SAFETY: the IRP is being dispatched to us.
-    unsafe {
-        (*irp).IoStatus.Anonymous.Status = status;
-    }
-    // SAFETY: as above.
-    unsafe {
-        (*irp).IoStatus.Information = info;
-    }
+    let r = unsafe { &mut *irp };
+    r.IoStatus.Anonymous.Status = status;
+    r.IoStatus.Information = info;
     // SAFETY: IRQL <= DISPATCH_LEVEL; completed exactly once.
     unsafe { IofCompleteRequest(irp, 0) };
 }

@@ -14,7 +14,6 @@
 //! | pool | freeing an unknown block (double free) panics; leaks are reported at unload |
 //! | contexts | reference counts are tracked; a release of a dead context panics; leaks at unload |
 //! | IRPs | each IRP must be completed exactly once |
-#![allow(clippy::missing_safety_doc)]
 
 #[allow(unused_imports)]
 use std::prelude::rust_2021::*;
@@ -90,6 +89,9 @@ pub fn alloc_paged(size: usize) -> *mut u8 {
 }
 
 /// ExFreePoolWithTag: IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// `p` came from `alloc_nonpaged` and is not used afterwards; IRQL <= DISPATCH_LEVEL.
 pub unsafe fn free_pool(p: *mut u8) {
     check_irql("ExFreePoolWithTag", DISPATCH_LEVEL);
     let layout = with_state(|s| {
@@ -122,6 +124,8 @@ pub fn system_time_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
+/// # Safety
+/// `driver` is this driver's object during DriverEntry; PASSIVE_LEVEL.
 pub unsafe fn register_filter(
     driver: *mut DRIVER_OBJECT,
     reg: &'static FLT_REGISTRATION,
@@ -144,6 +148,8 @@ pub unsafe fn register_filter(
 
 const STATUS_INVALID_PARAMETER_SIM: NTSTATUS = 0xC000_000D_u32 as i32;
 
+/// # Safety
+/// `filter` is the registered filter; PASSIVE_LEVEL.
 pub unsafe fn start_filtering(filter: PFLT_FILTER) -> NTSTATUS {
     check_irql("FltStartFiltering", PASSIVE_LEVEL);
     if filter != super::FILTER || with_state(|s| s.registration.is_none()) {
@@ -154,6 +160,8 @@ pub unsafe fn start_filtering(filter: PFLT_FILTER) -> NTSTATUS {
     STATUS_SUCCESS
 }
 
+/// # Safety
+/// `filter` is the registered filter, unregistered once; PASSIVE_LEVEL, not from a callback.
 pub unsafe fn unregister_filter(filter: PFLT_FILTER) {
     check_irql("FltUnregisterFilter", PASSIVE_LEVEL);
     check_not_in_callback("FltUnregisterFilter");
@@ -167,6 +175,8 @@ pub unsafe fn unregister_filter(filter: PFLT_FILTER) {
     });
 }
 
+/// # Safety
+/// `filter` is the registered filter and `ctype`/`size` match its context registration; IRQL <= DISPATCH_LEVEL.
 pub unsafe fn allocate_context(
     filter: PFLT_FILTER,
     ctype: u16,
@@ -197,11 +207,15 @@ pub unsafe fn allocate_context(
     Ok(p.cast())
 }
 
+/// # Safety
+/// the caller owns one reference on `ctx`, which it gives up; IRQL <= DISPATCH_LEVEL.
 pub unsafe fn release_context(ctx: PFLT_CONTEXT) {
     check_irql("FltReleaseContext", DISPATCH_LEVEL);
     super::context_release(ctx as usize, "FltReleaseContext");
 }
 
+/// # Safety
+/// `instance` is one of this filter's instances and `ctx` a context of the instance type; IRQL <= APC_LEVEL.
 pub unsafe fn set_instance_context(instance: PFLT_INSTANCE, ctx: PFLT_CONTEXT) -> NTSTATUS {
     check_irql("FltSetInstanceContext", APC_LEVEL);
     super::context_attach(
@@ -211,11 +225,15 @@ pub unsafe fn set_instance_context(instance: PFLT_INSTANCE, ctx: PFLT_CONTEXT) -
     )
 }
 
+/// # Safety
+/// `instance` is one of this filter's instances; IRQL <= DISPATCH_LEVEL. The returned reference must be released.
 pub unsafe fn get_instance_context(instance: PFLT_INSTANCE) -> Result<PFLT_CONTEXT, NTSTATUS> {
     check_irql("FltGetInstanceContext", DISPATCH_LEVEL);
     super::context_get(CtxKey::Instance(instance)).map(|p| p as PFLT_CONTEXT)
 }
 
+/// # Safety
+/// `instance` and `fo` belong to the current (completed) create; `ctx` is a stream-handle context; IRQL <= APC_LEVEL.
 pub unsafe fn set_stream_handle_context(
     instance: PFLT_INSTANCE,
     fo: *const FILE_OBJECT,
@@ -229,6 +247,8 @@ pub unsafe fn set_stream_handle_context(
     )
 }
 
+/// # Safety
+/// `instance` and `fo` are the current operation's; IRQL <= DISPATCH_LEVEL. The returned reference must be released.
 pub unsafe fn get_stream_handle_context(
     instance: PFLT_INSTANCE,
     fo: *const FILE_OBJECT,
@@ -238,6 +258,9 @@ pub unsafe fn get_stream_handle_context(
 }
 
 /// FltGetFileNameInformation + FltParseFileNameInformation: IRQL <= APC_LEVEL.
+///
+/// # Safety
+/// `data` is the current operation's callback data; IRQL <= APC_LEVEL. The returned block must be released with `release_file_name`.
 pub unsafe fn get_file_name(
     data: *mut FLT_CALLBACK_DATA,
     flags: u32,
@@ -247,6 +270,8 @@ pub unsafe fn get_file_name(
     super::name_for(data as usize)
 }
 
+/// # Safety
+/// `info` came from `get_file_name` and is not used afterwards; IRQL <= APC_LEVEL.
 pub unsafe fn release_file_name(info: *mut FLT_FILE_NAME_INFORMATION) {
     check_irql("FltReleaseFileNameInformation", APC_LEVEL);
     if with_state(|s| s.names.remove(&(info as usize))).is_none() {
@@ -255,6 +280,9 @@ pub unsafe fn release_file_name(info: *mut FLT_FILE_NAME_INFORMATION) {
 }
 
 /// FltGetRequestorProcessId: IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// `data` is the current operation's callback data; IRQL <= DISPATCH_LEVEL.
 pub unsafe fn requestor_pid(data: *const FLT_CALLBACK_DATA) -> u64 {
     check_irql("FltGetRequestorProcessId", DISPATCH_LEVEL);
     with_state(|s| s.ops.get(&(data as usize)).map(|o| o.pid))
@@ -262,6 +290,9 @@ pub unsafe fn requestor_pid(data: *const FLT_CALLBACK_DATA) -> u64 {
 }
 
 /// FltGetDiskDeviceObject + IoVolumeDeviceToDosName: PASSIVE_LEVEL.
+///
+/// # Safety
+/// `volume` is valid (InstanceSetup); PASSIVE_LEVEL.
 pub unsafe fn volume_dos_name(volume: PFLT_VOLUME, out: &mut [u16]) -> Result<usize, NTSTATUS> {
     check_irql("IoVolumeDeviceToDosName", PASSIVE_LEVEL);
     let dos = with_state(|s| {
@@ -283,6 +314,9 @@ pub unsafe fn volume_dos_name(volume: PFLT_VOLUME, out: &mut [u16]) -> Result<us
 }
 
 /// ZwOpenSymbolicLinkObject + ZwQuerySymbolicLinkObject: PASSIVE_LEVEL.
+///
+/// # Safety
+/// PASSIVE_LEVEL, outside any filter callback.
 pub unsafe fn resolve_symbolic_link(name: &[u16], out: &mut [u16]) -> Result<usize, NTSTATUS> {
     check_irql("ZwOpenSymbolicLinkObject", PASSIVE_LEVEL);
     let name = String::from_utf16_lossy(name);
@@ -307,6 +341,9 @@ pub unsafe fn resolve_symbolic_link(name: &[u16], out: &mut [u16]) -> Result<usi
 
 /// FltGetVolumeFromName + FltGetVolumeInstanceFromName (+ dereferencing
 /// the volume): PASSIVE_LEVEL. The returned instance is referenced.
+///
+/// # Safety
+/// `filter` is the registered filter; PASSIVE_LEVEL. The returned instance is referenced: release it with `object_dereference`.
 pub unsafe fn volume_instance_by_name(
     filter: PFLT_FILTER,
     device: &[u16],
@@ -330,6 +367,9 @@ pub unsafe fn volume_instance_by_name(
 }
 
 /// FltObjectDereference: IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// the caller owns one reference on `obj`; IRQL <= DISPATCH_LEVEL.
 pub unsafe fn object_dereference(obj: *mut c_void) {
     check_irql("FltObjectDereference", DISPATCH_LEVEL);
     with_state(|s| match s.object_refs.get_mut(&(obj as isize)) {
@@ -340,6 +380,9 @@ pub unsafe fn object_dereference(obj: *mut c_void) {
 
 /// FltCreateFileEx2 with this filter's instance: PASSIVE_LEVEL, never from
 /// a callback, and the instance must be ours on the file's volume.
+///
+/// # Safety
+/// `filter` is registered and `instance` is its instance on the file's volume; PASSIVE_LEVEL, never from a callback.
 pub unsafe fn create_file(
     filter: PFLT_FILTER,
     instance: PFLT_INSTANCE,
@@ -413,6 +456,9 @@ fn own_file<R>(
 }
 
 /// FltWriteFile (synchronous): PASSIVE_LEVEL, never from a callback.
+///
+/// # Safety
+/// `fo` was opened by `create_file` with `instance`; PASSIVE_LEVEL, never from a callback.
 pub unsafe fn write_file(
     instance: PFLT_INSTANCE,
     fo: *mut FILE_OBJECT,
@@ -434,6 +480,9 @@ pub unsafe fn write_file(
 }
 
 /// FltSetInformationFile(FileEndOfFileInformation): PASSIVE_LEVEL.
+///
+/// # Safety
+/// as for `write_file`.
 pub unsafe fn set_file_size(instance: PFLT_INSTANCE, fo: *mut FILE_OBJECT, len: u64) -> NTSTATUS {
     own_file("FltSetInformationFile", instance, fo, |s, key| {
         s.files.entry(key).or_default().resize(len as usize, 0);
@@ -442,11 +491,17 @@ pub unsafe fn set_file_size(instance: PFLT_INSTANCE, fo: *mut FILE_OBJECT, len: 
 }
 
 /// FltFlushBuffers2: PASSIVE_LEVEL.
+///
+/// # Safety
+/// as for `write_file`.
 pub unsafe fn flush_file(instance: PFLT_INSTANCE, fo: *mut FILE_OBJECT) -> NTSTATUS {
     own_file("FltFlushBuffers2", instance, fo, |_, _| STATUS_SUCCESS)
 }
 
 /// FltSetInformationFile(FileRenameInformation): PASSIVE_LEVEL.
+///
+/// # Safety
+/// as for `write_file`; `new_path` is a full NT path on the same volume.
 pub unsafe fn rename_file(
     instance: PFLT_INSTANCE,
     fo: *mut FILE_OBJECT,
@@ -468,6 +523,9 @@ pub unsafe fn rename_file(
 }
 
 /// ObDereferenceObject(FileObject) + FltClose(Handle): PASSIVE_LEVEL.
+///
+/// # Safety
+/// `file` came from `create_file` and is not used afterwards; PASSIVE_LEVEL.
 pub unsafe fn close_file(file: OwnFile) {
     check_irql("FltClose", PASSIVE_LEVEL);
     check_not_in_callback("FltClose");
@@ -487,6 +545,9 @@ fn event_of(e: *mut KEVENT) -> Arc<(Mutex<bool>, Condvar)> {
 }
 
 /// KeInitializeEvent(SynchronizationEvent): any IRQL.
+///
+/// # Safety
+/// `e` points to a KEVENT in non-paged memory that outlives its use.
 pub unsafe fn event_init(e: *mut KEVENT) {
     if !with_state(|s| {
         s.pool
@@ -502,6 +563,9 @@ pub unsafe fn event_init(e: *mut KEVENT) {
 }
 
 /// KeSetEvent(Wait = FALSE): IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// `e` was initialised by `event_init`; IRQL <= DISPATCH_LEVEL.
 pub unsafe fn event_set(e: *mut KEVENT) {
     check_irql("KeSetEvent", DISPATCH_LEVEL);
     let ev = event_of(e);
@@ -511,6 +575,9 @@ pub unsafe fn event_set(e: *mut KEVENT) {
 
 /// KeWaitForSingleObject with a timeout: IRQL <= APC_LEVEL. Returns true
 /// when signalled (a synchronization event auto-resets).
+///
+/// # Safety
+/// `e` was initialised by `event_init`; IRQL <= APC_LEVEL, never from a callback.
 pub unsafe fn event_wait(e: *mut KEVENT, timeout_ms: u32) -> bool {
     check_irql("KeWaitForSingleObject", APC_LEVEL);
     check_not_in_callback("KeWaitForSingleObject");
@@ -525,6 +592,9 @@ pub unsafe fn event_wait(e: *mut KEVENT, timeout_ms: u32) -> bool {
 struct ThreadExit;
 
 /// PsCreateSystemThread + ObReferenceObjectByHandle + ZwClose: PASSIVE_LEVEL.
+///
+/// # Safety
+/// `ctx` stays valid until the thread is joined; PASSIVE_LEVEL.
 pub unsafe fn start_system_thread(
     routine: crate::abi::ThreadStart,
     ctx: *mut c_void,
@@ -575,6 +645,9 @@ pub unsafe fn start_system_thread(
 }
 
 /// KeWaitForSingleObject(thread) + ObDereferenceObject: PASSIVE_LEVEL.
+///
+/// # Safety
+/// `t` came from `start_system_thread` and is joined once; PASSIVE_LEVEL.
 pub unsafe fn join_system_thread(t: ThreadObject) {
     check_irql("KeWaitForSingleObject(Thread)", PASSIVE_LEVEL);
     let slot = with_state(|s| s.threads.remove(&(t.0 as usize)))
@@ -593,6 +666,9 @@ pub fn exit_system_thread() -> ! {
 }
 
 /// PsSetCreateProcessNotifyRoutineEx: PASSIVE_LEVEL.
+///
+/// # Safety
+/// `cb` stays valid until removed; register once, remove once; PASSIVE_LEVEL.
 pub unsafe fn set_process_notify(cb: crate::abi::ProcessNotify, remove: bool) -> NTSTATUS {
     check_irql("PsSetCreateProcessNotifyRoutineEx", PASSIVE_LEVEL);
     with_state(|s| {
@@ -615,6 +691,9 @@ pub unsafe fn set_process_notify(cb: crate::abi::ProcessNotify, remove: bool) ->
 }
 
 /// IoCreateDevice + security from `sddl` + IoCreateSymbolicLink: PASSIVE_LEVEL.
+///
+/// # Safety
+/// `driver` is this driver's object during DriverEntry; PASSIVE_LEVEL.
 pub unsafe fn create_control_device(
     driver: *mut DRIVER_OBJECT,
     sddl: &str,
@@ -635,6 +714,9 @@ pub unsafe fn create_control_device(
 }
 
 /// IoDeleteSymbolicLink + IoDeleteDevice: PASSIVE_LEVEL.
+///
+/// # Safety
+/// `dev` came from `create_control_device`, no request is running; PASSIVE_LEVEL.
 pub unsafe fn delete_control_device(dev: *mut DEVICE_OBJECT) {
     check_irql("IoDeleteDevice", PASSIVE_LEVEL);
     match with_state(|s| s.control_device.take()) {
@@ -647,16 +729,15 @@ pub unsafe fn delete_control_device(dev: *mut DEVICE_OBJECT) {
 }
 
 /// IofCompleteRequest: IRQL <= DISPATCH_LEVEL; exactly once per IRP.
+///
+/// # Safety
+/// `irp` is an IRP dispatched to this driver, completed exactly once; IRQL <= DISPATCH_LEVEL.
 pub unsafe fn complete_irp(irp: *mut IRP, status: NTSTATUS, info: usize) {
     check_irql("IoCompleteRequest", DISPATCH_LEVEL);
-    // SAFETY: the IRP is the one being dispatched.
-    unsafe {
-        (*irp).IoStatus.Anonymous.Status = status;
-    }
-    // SAFETY: as above.
-    unsafe {
-        (*irp).IoStatus.Information = info;
-    }
+    // SAFETY: the IRP is the one being dispatched, owned by the caller.
+    let r = unsafe { &mut *irp };
+    r.IoStatus.Anonymous.Status = status;
+    r.IoStatus.Information = info;
     with_state(|s| {
         if !s.completed_irps.insert(irp as usize) {
             violation("IRP completed twice");

@@ -137,8 +137,8 @@ pub(crate) struct State {
     pub fail_writes: bool,
 }
 
-// SAFETY (not unsafe code, a note): State holds raw addresses as integers
-// only; Box<NameBlock> contains pointers into its own buffer.
+// SAFETY: State holds raw addresses as plain integers; the only pointers
+// (in Box<NameBlock>) point into the same box's buffer, which moves with it.
 unsafe impl Send for State {}
 
 pub(crate) struct NameBlock {
@@ -156,10 +156,6 @@ pub(crate) fn state() -> MutexGuard<'static, Option<State>> {
 pub(crate) fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
     let mut g = state();
     let s = g.as_mut().unwrap_or_else(|| {
-        drop(std::mem::replace(
-            &mut *STATE.lock().unwrap_or_else(|p| p.into_inner()),
-            None,
-        ));
         std::panic::panic_any("the driver called the kernel outside a simulation")
     });
     f(s)
@@ -455,7 +451,9 @@ pub struct Sim {
     loaded: bool,
 }
 
-// SAFETY (note): the raw pointers in UserFile are owned boxes of this Sim.
+// SAFETY: the raw FILE_OBJECT pointers in UserFile are boxes owned by this
+// Sim, only created and freed under the `handles` mutex; the driver object
+// is only read by shared references after load.
 unsafe impl Sync for Sim {}
 
 impl std::fmt::Debug for Sim {
@@ -740,7 +738,7 @@ impl Sim {
         let status = match pre_status {
             FLT_PREOP_COMPLETE => {
                 // SAFETY: reading the status the filter set.
-                unsafe { (*dp).IoStatus.Anonymous.Status }
+                unsafe { data.IoStatus.Anonymous.Status }
             }
             FLT_PREOP_SUCCESS_NO_CALLBACK
             | FLT_PREOP_SUCCESS_WITH_CALLBACK
@@ -753,8 +751,9 @@ impl Sim {
                 }
                 // SAFETY: the data box is ours.
                 let st = perform(unsafe { &mut *dp });
-                // SAFETY: as above.
-                unsafe { (*dp).IoStatus.Anonymous.Status = st };
+                // SAFETY: the data box is ours.
+                let d = unsafe { &mut *dp };
+                d.IoStatus.Anonymous.Status = st;
                 if pre_status != FLT_PREOP_SUCCESS_NO_CALLBACK {
                     let at = if pre_status == FLT_PREOP_SYNCHRONIZE {
                         irql
