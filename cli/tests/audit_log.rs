@@ -179,3 +179,46 @@ fn verify_passes_then_names_the_first_bad_record() {
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("torn tail"));
 }
+
+#[test]
+fn sealed_log_verifies_only_with_its_key() {
+    let d = tmp("sealed");
+    std::fs::write(d.0.join("p.pol"), POLICY).unwrap();
+    std::fs::write(d.0.join("ev.jsonl"), EVENTS).unwrap();
+    let key = d.0.join("key.hex");
+    std::fs::write(
+        &key,
+        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
+    )
+    .unwrap();
+    let other = d.0.join("other.hex");
+    std::fs::write(&other, [7u8; 32]).unwrap();
+    let log = d.0.join("sealed.fplog");
+    let o = run(&[
+        "replay",
+        s(&d.0.join("p.pol")),
+        "--events",
+        s(&d.0.join("ev.jsonl")),
+        "--log",
+        s(&log),
+        "--target",
+        "linux",
+        "--key-file",
+        s(&key),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&["log", "verify", s(&log), "--key-file", s(&key)]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("chain hmac-sha256"), "{out}");
+    let o = run(&["log", "verify", s(&log)]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("give --key-file"), "{out}");
+    let o = run(&["log", "verify", s(&log), "--key-file", s(&other)]);
+    assert_eq!(o.status.code(), Some(1));
+    // Export does not need the key.
+    let o = run(&["log", "export", s(&log)]);
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 4);
+}
