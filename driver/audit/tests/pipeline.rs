@@ -430,3 +430,40 @@ fn shutdown_drains_rings_holding_more_than_one_drain_pass() {
     assert_eq!(stats.events_written, pushed);
     assert!(q.is_empty());
 }
+
+#[test]
+fn follower_sees_every_record_of_a_live_rotating_log() {
+    use fltpolicy_audit::reader::Follower;
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("live.fplog");
+    let ft = FlushThread::start(FileSink::create(&base).unwrap(), cfg(MIN_FILE_BYTES * 2)).unwrap();
+    let mut f = Follower::open(&base, ReadOptions::default());
+    let p = ft.producer();
+    let mut seen = Vec::new();
+    for i in 0..3_000u64 {
+        p.push_waiting(&event(1, i, "/live/path")).unwrap();
+        if i % 500 == 0 {
+            for r in f.poll().unwrap() {
+                seen.push(r.unwrap());
+            }
+        }
+    }
+    ft.shutdown().unwrap();
+    for _ in 0..100 {
+        for r in f.poll().unwrap() {
+            seen.push(r.unwrap());
+        }
+        if matches!(seen.last().map(|r| &r.body), Some(RecordBody::End(e)) if e.reason == fltpolicy_core::record::EndReason::Shutdown)
+        {
+            break;
+        }
+    }
+    let files = rotated_files(&base);
+    assert!(files.len() > 2);
+    let (all, errs) = read_all(&files);
+    assert!(errs.is_empty());
+    assert_eq!(seen.len(), all.len());
+    for (a, b) in seen.iter().zip(&all) {
+        assert_eq!((a.seq, &a.body), (b.seq, &b.body));
+    }
+}
