@@ -74,6 +74,9 @@ impl File {
     }
 }
 
+// A file holds few items, built once; boxing rules would only add an
+// indirection to every pass over them.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Item {
     Let(Let),

@@ -32,10 +32,11 @@ pub use diag::{Diagnostic, Diagnostics, Severity};
 /// Why a policy did not compile.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum CompileError {
-    /// Syntax or semantic errors, all of them, with spans.
+    /// Syntax or semantic errors, all of them, with spans (boxed: the
+    /// report carries the source text).
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Source(#[from] Diagnostics),
+    Source(Box<Diagnostics>),
     /// The policy is valid but exceeds an image limit.
     #[error("{file}: {error}")]
     #[diagnostic(code(pol::limit))]
@@ -49,6 +50,12 @@ pub enum CompileError {
     #[error("{file}: internal compiler error: the image failed verification: {error}")]
     #[diagnostic(code(pol::internal))]
     Verify { file: String, error: VerifyError },
+}
+
+impl From<Diagnostics> for CompileError {
+    fn from(d: Diagnostics) -> Self {
+        CompileError::Source(Box::new(d))
+    }
 }
 
 /// A compiled policy.

@@ -155,7 +155,7 @@ impl<'e> Ctx<'e> {
             }
             Test::StrIn { field, values } => {
                 let s = self.field(*field);
-                values.iter().any(|v| *v == s)
+                values.contains(&s)
             }
             Test::Num { field, op, value } => {
                 let v = self.num(*field);

@@ -27,7 +27,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Ok(a) => a,
             Err(items) => {
                 let d = Diagnostics::new(&name, &src, items);
-                eprint!("{}{d}\n", d.render());
+                eprintln!("{}{d}", d.render());
                 status = ExitCode::FAILURE;
                 continue;
             }
