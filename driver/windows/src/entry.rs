@@ -247,6 +247,7 @@ fn create_globals() -> Option<*mut Globals> {
             stop: Default::default(),
             pending_path: Default::default(),
             paused: Default::default(),
+            max_file_bytes: core::sync::atomic::AtomicU64::new(crate::flush::MAX_FILE_BYTES),
         },
         control: Rundown::default(),
         loading: Default::default(),

@@ -298,7 +298,7 @@ struct Flusher<'b> {
     logged_before: u64,
 }
 
-fn config(session: u64) -> WriterConfig<'static> {
+fn config(session: u64, max_file_bytes: u64) -> WriterConfig<'static> {
     let mut session_id = [0u8; 16];
     session_id[..8].copy_from_slice(&session.to_le_bytes());
     WriterConfig {
@@ -306,7 +306,7 @@ fn config(session: u64) -> WriterConfig<'static> {
         boot_id: [0; 16],
         session_id,
         key: None,
-        max_file_bytes: MAX_FILE_BYTES,
+        max_file_bytes: max_file_bytes.max(MIN_FILE_BYTES),
         first_seq: 1,
     }
 }
@@ -410,10 +410,12 @@ fn run(g: &Globals) {
                         None => unsafe { core::slice::from_raw_parts_mut(raw, WRITE_BUFFER) },
                     };
                     let session = kernel::system_time_ns() ^ sessions;
+                    let limit = g.flush.max_file_bytes.load(Ordering::Relaxed);
                     // Cannot fail: WRITE_BUFFER and MAX_FILE_BYTES are above
                     // the writer's minimums (checked at compile time).
                     fl.writer =
-                        LogWriter::new(sink, b, &config(session), kernel::system_time_ns()).ok();
+                        LogWriter::new(sink, b, &config(session, limit), kernel::system_time_ns())
+                            .ok();
                 }
             }
         }

@@ -95,6 +95,10 @@ pub struct FlushShared {
     /// Test hook for the host simulation only: while set, the thread does
     /// not drain (lets a test fill the queue deterministically).
     pub paused: AtomicBool,
+    /// Rotation threshold of the next log session
+    /// ([`crate::flush::MAX_FILE_BYTES`]; the simulation lowers it to test
+    /// rotation).
+    pub max_file_bytes: AtomicU64,
 }
 
 /// Which DriverEntry steps succeeded, so that the one cleanup path undoes

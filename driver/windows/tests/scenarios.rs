@@ -361,7 +361,7 @@ fn the_filters_own_log_io_is_never_seen_by_its_callbacks() {
 }
 
 #[test]
-fn an_existing_log_is_kept_and_rotation_names_follow_the_audit_reader() {
+fn an_existing_log_is_moved_aside_not_overwritten() {
     // Start once, write, unload: a log exists. Start again: the old one is
     // moved aside, not overwritten.
     let mut sim = started(r"log write under C:\Data");
@@ -377,7 +377,14 @@ fn an_existing_log_is_kept_and_rotation_names_follow_the_audit_reader() {
     });
     sim.unload();
     let kept = sim.files_under(r"C:\ProgramData\");
-    assert!(kept.iter().any(|f| f.ends_with(".OLD")), "{kept:?}");
+    let old: Vec<_> = kept.iter().filter(|f| f.ends_with(".OLD")).collect();
+    assert_eq!(old.len(), 1, "{kept:?}");
+    // The kept log still holds the first session's record.
+    let dos = old[0].replace(r"\DEVICE\HARDDISKVOLUME3", "C:");
+    assert_eq!(
+        events(&records_of(&sim.file_contents(&dos).unwrap())).len(),
+        1
+    );
 }
 
 #[test]
@@ -430,4 +437,88 @@ fn operations_at_passive_and_apc_both_evaluate() {
     );
     sim.unload();
     assert_eq!(events(&log_records(&sim)).len(), 2);
+}
+
+#[test]
+fn a_failure_at_each_driver_entry_step_undoes_the_steps_before_it() {
+    use fltpolicy_driver::sim::Step;
+    // Each failure happens after the previous steps succeeded; the
+    // simulation checks after the failed DriverEntry that the filter is
+    // unregistered, the notify routine removed, the device deleted, the
+    // thread joined and every pool block freed.
+    for step in [
+        Step::RegisterFilter,
+        Step::ControlDevice,
+        Step::SystemThread,
+        Step::StartFiltering,
+    ] {
+        let mut sim = Sim::new();
+        sim.fail_step(step);
+        assert_ne!(sim.load(), 0, "{step:?}");
+        assert_eq!(sim.threads(), 0, "{step:?}: flush thread joined");
+        assert_eq!(sim.pool_blocks(), 0, "{step:?}");
+    }
+}
+
+#[test]
+fn the_log_rotates_by_size_and_the_chain_verifies_across_files() {
+    let mut sim = started(r"log write under C:\Data");
+    sim.set_rotation_limit(8 * 1024);
+    // A new log session picks up the limit.
+    let req = fltpolicy_core::control::request(
+        fltpolicy_core::control::Kind::SetLogPath,
+        br"E:\rot\audit.log",
+    );
+    assert_eq!(
+        sim.ioctl(fltpolicy_core::control::IOCTL_SET_LOG_PATH, &req, 0)
+            .0,
+        0
+    );
+    eventually("rotating log opened", || {
+        sim.file_contents(r"E:\rot\audit.log").is_some()
+    });
+    let h = sim
+        .open(
+            1234,
+            r"C:\Data\rotate-me-with-a-longish-name.txt",
+            access::WRITE,
+            access::OPEN_IF,
+        )
+        .unwrap();
+    let n = 400;
+    for i in 0..n {
+        sim.write(h, i + 1, Io::from(1234));
+        if i % 100 == 99 {
+            // Let the flush thread keep up so nothing is dropped.
+            eventually("flushed", || status(&sim).logged >= u64::from(i + 1));
+        }
+    }
+    assert_eq!(sim.unload(), 0);
+    let files = sim.files_under(r"E:\rot\");
+    assert!(files.len() >= 3, "rotated into several files: {files:?}");
+    // Hand the files to the audit reader, which checks frames, sequence and
+    // the hash chain across the rotation.
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    for i in 0.. {
+        let name = if i == 0 {
+            r"E:\rot\audit.log".to_string()
+        } else {
+            format!(r"E:\rot\audit.log.{i}")
+        };
+        let Some(bytes) = sim.file_contents(&name) else {
+            break;
+        };
+        let p = dir.path().join(if i == 0 {
+            "audit.log".to_string()
+        } else {
+            format!("audit.log.{i}")
+        });
+        std::fs::write(&p, bytes).unwrap();
+        paths.push(p);
+    }
+    let report = fltpolicy_audit::verify::verify(&paths, Default::default()).unwrap();
+    assert!(report.ok(), "{:?}", report.first_error());
+    assert_eq!(report.events, u64::from(n));
+    assert_eq!(report.dropped, 0);
 }

@@ -131,6 +131,9 @@ pub unsafe fn register_filter(
     reg: &'static FLT_REGISTRATION,
 ) -> Result<PFLT_FILTER, NTSTATUS> {
     check_irql("FltRegisterFilter", PASSIVE_LEVEL);
+    if super::failing(super::Step::RegisterFilter) {
+        return Err(STATUS_INSUFFICIENT_RESOURCES);
+    }
     if reg.Size as usize != std::mem::size_of::<FLT_REGISTRATION>()
         || reg.Version as u32 != FLT_REGISTRATION_VERSION
     {
@@ -154,6 +157,9 @@ pub unsafe fn start_filtering(filter: PFLT_FILTER) -> NTSTATUS {
     check_irql("FltStartFiltering", PASSIVE_LEVEL);
     if filter != super::FILTER || with_state(|s| s.registration.is_none()) {
         violation("FltStartFiltering without a registered filter");
+    }
+    if super::failing(super::Step::StartFiltering) {
+        return STATUS_INSUFFICIENT_RESOURCES;
     }
     with_state(|s| s.filtering = true);
     super::attach_all();
@@ -600,6 +606,9 @@ pub unsafe fn start_system_thread(
     ctx: *mut c_void,
 ) -> Result<ThreadObject, NTSTATUS> {
     check_irql("PsCreateSystemThread", PASSIVE_LEVEL);
+    if super::failing(super::Step::SystemThread) {
+        return Err(STATUS_INSUFFICIENT_RESOURCES);
+    }
     let ctx = ctx as usize;
     let panic_slot: Arc<Mutex<Option<String>>> = Arc::default();
     let slot = panic_slot.clone();
@@ -699,6 +708,10 @@ pub unsafe fn create_control_device(
     sddl: &str,
 ) -> Result<*mut DEVICE_OBJECT, NTSTATUS> {
     check_irql("IoCreateDevice", PASSIVE_LEVEL);
+    if super::failing(super::Step::ControlDevice) {
+        // STATUS_OBJECT_NAME_COLLISION: another \Device\FltPolicy exists.
+        return Err(STATUS_OBJECT_NAME_COLLISION);
+    }
     let acl = crate::sddl::parse(sddl)
         .unwrap_or_else(|_| violation("control device SDDL does not parse"));
     let dev = Box::into_raw(Box::<DEVICE_OBJECT>::default());

@@ -135,6 +135,21 @@ pub(crate) struct State {
     pub control_device: Option<(usize, crate::sddl::Dacl)>,
     pub completed_irps: HashSet<usize>,
     pub fail_writes: bool,
+    /// A DriverEntry step the simulation makes fail (see [`Sim::fail_step`]).
+    pub fail_step: Option<Step>,
+}
+
+/// DriverEntry steps whose kernel call the simulation can make fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    RegisterFilter,
+    ControlDevice,
+    SystemThread,
+    StartFiltering,
+}
+
+pub(crate) fn failing(step: Step) -> bool {
+    with_state(|s| s.fail_step == Some(step))
 }
 
 // SAFETY: State holds raw addresses as plain integers; the only pointers
@@ -529,6 +544,22 @@ impl Sim {
     /// Makes the next allocations after `n` fail (resource exhaustion).
     pub fn fail_allocations_after(&self, n: u64) {
         with_state(|s| s.fail_allocations_after = Some(s.allocations_made + n));
+    }
+    /// Makes the kernel call of one DriverEntry step fail.
+    pub fn fail_step(&self, step: Step) {
+        with_state(|s| s.fail_step = Some(step));
+    }
+    /// Whether the flush thread is running.
+    pub fn threads(&self) -> usize {
+        with_state(|s| s.threads.len())
+    }
+    /// Lowers the log rotation threshold of the next log session.
+    pub fn set_rotation_limit(&self, bytes: u64) {
+        if let Some(g) = crate::globals::get() {
+            g.flush
+                .max_file_bytes
+                .store(bytes, std::sync::atomic::Ordering::Relaxed);
+        }
     }
     /// Makes PsSetCreateProcessNotifyRoutineEx fail.
     pub fn fail_process_notify(&self) {
