@@ -128,12 +128,12 @@ pub unsafe fn cache_name(
         let info_ref = unsafe { &*info };
         // SAFETY: as above.
         let (volume, rest) = unsafe { dos_units(info_ref) };
-        let want = if dos.is_empty() || volume.is_empty() {
+        let full = if dos.is_empty() || volume.is_empty() {
             utf::utf8_len(volume) + utf::utf8_len(rest)
         } else {
             dos.len() + utf::utf8_len(rest)
-        }
-        .min(MAX_NAME_BYTES);
+        };
+        let want = full.min(MAX_NAME_BYTES);
         // SAFETY: the filter is registered; a non-paged context may be
         // allocated at PASSIVE_LEVEL.
         match unsafe {
@@ -151,7 +151,7 @@ pub unsafe fn cache_name(
                 unsafe {
                     ctx.cast::<NameContext>().write(NameContext {
                         len: n as u32,
-                        truncated: u32::from(cut || want == MAX_NAME_BYTES),
+                        truncated: u32::from(cut || full > MAX_NAME_BYTES),
                     })
                 };
                 // SAFETY: instance and file object belong to this completed

@@ -108,8 +108,25 @@ pub unsafe fn free_pool(p: *mut u8) {
             "ExFreePoolWithTag of {p:p}, which is not an allocated pool block (double free?)"
         ));
     };
-    // SAFETY: allocated by alloc_nonpaged with this layout.
-    unsafe { std::alloc::dealloc(p, layout) };
+    // Poison and quarantine instead of freeing at once: a reader that still
+    // uses the block (a use after free) sees 0xDD bytes — a torn policy or a
+    // wild pointer — instead of memory quietly reused by the next allocation.
+    // SAFETY: the block was allocated with `layout.size()` bytes and is no
+    // longer handed out.
+    unsafe { std::ptr::write_bytes(p, 0xDD, layout.size()) };
+    let evicted = with_state(|s| {
+        s.quarantine.push_back((p as usize, layout));
+        if s.quarantine.len() > super::QUARANTINE {
+            s.quarantine.pop_front()
+        } else {
+            None
+        }
+    });
+    if let Some((old, layout)) = evicted {
+        // SAFETY: allocated by alloc_nonpaged with this layout, freed by the
+        // driver, unreachable since.
+        unsafe { std::alloc::dealloc(old as *mut u8, layout) };
+    }
 }
 
 /// KeDelayExecutionThread: IRQL <= APC_LEVEL.

@@ -38,6 +38,9 @@ use windows_sys::Win32::Storage::InstallableFileSystems::{
 use crate::kernel::status::*;
 use crate::kernel::{Irql, APC_LEVEL, DISPATCH_LEVEL, PASSIVE_LEVEL};
 
+/// Freed pool blocks kept poisoned before their memory is reused.
+pub(crate) const QUARANTINE: usize = 64;
+
 /// The filter handle the simulation hands out.
 pub(crate) const FILTER: PFLT_FILTER = 0x0F17;
 
@@ -135,6 +138,8 @@ pub(crate) struct State {
     pub control_device: Option<(usize, crate::sddl::Dacl)>,
     pub completed_irps: HashSet<usize>,
     pub fail_writes: bool,
+    /// Freed pool blocks kept poisoned (see `kernel::free_pool`).
+    pub quarantine: std::collections::VecDeque<(usize, std::alloc::Layout)>,
     /// A DriverEntry step the simulation makes fail (see [`Sim::fail_step`]).
     pub fail_step: Option<Step>,
 }
@@ -528,7 +533,14 @@ impl Sim {
                 instance: None,
             },
         ];
-        *state() = Some(st);
+        let old = state().replace(st);
+        if let Some(old) = old {
+            for (p, layout) in old.quarantine {
+                // SAFETY: freed by the previous simulation's driver and
+                // unreachable since.
+                unsafe { std::alloc::dealloc(p as *mut u8, layout) };
+            }
+        }
         CURRENT.with(|c| {
             c.irql.set(PASSIVE_LEVEL);
             c.in_callback.set(0);
@@ -768,13 +780,16 @@ impl Sim {
         };
         let status = match pre_status {
             FLT_PREOP_COMPLETE => {
+                if !cc.is_null() {
+                    violation("completion context set on an operation completed in pre-operation");
+                }
                 // SAFETY: reading the status the filter set.
                 unsafe { data.IoStatus.Anonymous.Status }
             }
             FLT_PREOP_SUCCESS_NO_CALLBACK
             | FLT_PREOP_SUCCESS_WITH_CALLBACK
             | FLT_PREOP_SYNCHRONIZE => {
-                if pre_status == FLT_PREOP_SUCCESS_NO_CALLBACK && !cc.is_null() {
+                if !cc.is_null() && pre_status == FLT_PREOP_SUCCESS_NO_CALLBACK {
                     violation("completion context set but no post-operation requested");
                 }
                 if pre_status != FLT_PREOP_SUCCESS_NO_CALLBACK && post.is_none() {
