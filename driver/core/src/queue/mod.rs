@@ -289,7 +289,8 @@ impl<W: AsRef<[AtomicU64]>, const RINGS: usize> Queue<W, RINGS> {
             ring,
             mask: self.ring_words - 1,
             next: tail.wrapping_add(1) as usize,
-            acc: 0,
+            stage: [0; STAGE_BYTES],
+            staged: 0,
             len: 0,
             cap: budget_words * 8,
         };
@@ -407,23 +408,38 @@ impl<W: AsRef<[AtomicU64]>, const RINGS: usize> Drop for Consumer<'_, W, RINGS> 
     }
 }
 
+/// Bytes staged on the stack before they are stored into the ring as
+/// words: large enough that strings go in with one `memcpy` per 64 bytes,
+/// small enough for any kernel stack.
+const STAGE_BYTES: usize = 64;
+
 /// A postcard output flavor that writes bytes straight into a claimed
-/// ring's words, little-endian, wrapping at the ring's end.
+/// ring's words, little-endian, wrapping at the ring's end. Bytes pass
+/// through a 64-byte stage so postcard's many small writes cost a copy,
+/// not an atomic store each.
 struct WordWriter<'r> {
     ring: &'r [AtomicU64],
     mask: usize,
     /// Word index (unmasked) of the next payload word.
     next: usize,
-    acc: u64,
+    stage: [u8; STAGE_BYTES],
+    staged: usize,
     len: usize,
     cap: usize,
 }
 
 impl WordWriter<'_> {
-    fn store_acc(&mut self) {
-        self.ring[self.next & self.mask].store(self.acc, Ordering::Relaxed);
-        self.next = self.next.wrapping_add(1);
-        self.acc = 0;
+    /// Stores the staged bytes as words (the last one zero-padded).
+    fn store_stage(&mut self) {
+        let end = self.staged.div_ceil(8) * 8;
+        self.stage[self.staged..end].fill(0);
+        for chunk in self.stage[..end].chunks_exact(8) {
+            let mut le = [0u8; 8];
+            le.copy_from_slice(chunk);
+            self.ring[self.next & self.mask].store(u64::from_le_bytes(le), Ordering::Relaxed);
+            self.next = self.next.wrapping_add(1);
+        }
+        self.staged = 0;
     }
 }
 
@@ -434,10 +450,11 @@ impl postcard::ser_flavors::Flavor for WordWriter<'_> {
         if self.len >= self.cap {
             return Err(postcard::Error::SerializeBufferFull);
         }
-        self.acc |= (b as u64) << (8 * (self.len % 8));
+        self.stage[self.staged] = b;
+        self.staged += 1;
         self.len += 1;
-        if self.len % 8 == 0 {
-            self.store_acc();
+        if self.staged == STAGE_BYTES {
+            self.store_stage();
         }
         Ok(())
     }
@@ -446,33 +463,23 @@ impl postcard::ser_flavors::Flavor for WordWriter<'_> {
         if data.len() > self.cap - self.len {
             return Err(postcard::Error::SerializeBufferFull);
         }
-        // Bytes up to the next word boundary, then whole words (strings are
-        // most of a record), then the rest.
         let mut rest = data;
-        while self.len % 8 != 0 {
-            let Some((&b, tail)) = rest.split_first() else {
-                return Ok(());
-            };
-            self.try_push(b)?;
-            rest = tail;
-        }
-        let mut words = rest.chunks_exact(8);
-        for w in &mut words {
-            let mut le = [0u8; 8];
-            le.copy_from_slice(w);
-            self.acc = u64::from_le_bytes(le);
-            self.len += 8;
-            self.store_acc();
-        }
-        for &b in words.remainder() {
-            self.try_push(b)?;
+        while !rest.is_empty() {
+            let n = (STAGE_BYTES - self.staged).min(rest.len());
+            self.stage[self.staged..self.staged + n].copy_from_slice(&rest[..n]);
+            self.staged += n;
+            self.len += n;
+            rest = &rest[n..];
+            if self.staged == STAGE_BYTES {
+                self.store_stage();
+            }
         }
         Ok(())
     }
 
     fn finalize(mut self) -> postcard::Result<usize> {
-        if self.len % 8 != 0 {
-            self.store_acc();
+        if self.staged != 0 {
+            self.store_stage();
         }
         Ok(self.len)
     }
