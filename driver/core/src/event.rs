@@ -54,8 +54,13 @@ impl Op {
 
     /// Parses a keyword (singular or plural, ASCII case-insensitive).
     pub fn from_name(s: &str) -> Option<Op> {
-        let s = s.strip_suffix('s').filter(|t| !t.is_empty()).unwrap_or(s);
-        Op::ALL.into_iter().find(|op| op.name().eq_ignore_ascii_case(s))
+        let singular = match s.as_bytes().last() {
+            Some(b's' | b'S') if s.len() > 1 => s.get(..s.len() - 1).unwrap_or(s),
+            _ => s,
+        };
+        Op::ALL.into_iter().find(|op| {
+            op.name().eq_ignore_ascii_case(s) || op.name().eq_ignore_ascii_case(singular)
+        })
     }
 
     /// Decodes a stable discriminant.
@@ -65,6 +70,21 @@ impl Op {
         } else {
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn op_names_singular_plural_any_case() {
+        assert_eq!(Op::from_name("writes"), Some(Op::Write));
+        assert_eq!(Op::from_name("WRITES"), Some(Op::Write));
+        assert_eq!(Op::from_name("Close"), Some(Op::Close));
+        assert_eq!(Op::from_name("setinfos"), Some(Op::SetInfo));
+        assert_eq!(Op::from_name("s"), None);
+        assert_eq!(Op::from_name("explode"), None);
     }
 }
 
