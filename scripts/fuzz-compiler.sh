@@ -19,3 +19,10 @@ cp ../policies/*.pol fuzz/corpus/front_end/ 2>/dev/null || true
 cargo +nightly fuzz run front_end fuzz/corpus/front_end fuzz/seeds -- \
   -max_total_time="$secs" -dict=fuzz/pol.dict -max_len=4096 -timeout=10 \
   -rss_limit_mb=2048 -print_final_stats=1
+
+# Differential: whatever compiles, the VM and the reference interpreter
+# must agree on every event (input: SOURCE \0 EVENT-BYTES).
+mkdir -p fuzz/corpus/differential
+cargo +nightly fuzz run differential fuzz/corpus/differential fuzz/seeds-differential -- \
+  -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+  -print_final_stats=1
