@@ -200,3 +200,54 @@ Instance1.Flags    = 0x0
         altitude = ALTITUDE
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn altitude_is_in_the_activity_monitor_range() {
+        let a: u32 = ALTITUDE.parse().unwrap();
+        assert!((360_000..=389_999).contains(&a));
+    }
+
+    #[test]
+    fn inf_declares_service_group_altitude_and_default_instance() {
+        let inf = inf_text();
+        for needle in [
+            r#"LoadOrderGroup = "FSFilter Activity Monitor""#,
+            "ServiceType    = 2",
+            r#"Dependencies   = "FltMgr""#,
+            r#"HKR,"Instances","DefaultInstance",0x00000000,%DefaultInstance%"#,
+            &format!(r#"Instance1.Altitude = "{ALTITUDE}""#),
+            "ServiceBinary  = %12%\\%DriverName%.sys",
+            "production driver",
+        ] {
+            assert!(inf.contains(needle), "INF lacks {needle}");
+        }
+        // Every %Name% used is defined in [Strings].
+        let strings = &inf[inf.find("[Strings]").unwrap()..];
+        for name in inf.split('%').skip(1).step_by(2) {
+            if name.is_empty() || name.chars().all(|c| c.is_ascii_digit()) {
+                continue;
+            }
+            assert!(
+                strings.contains(&format!("{name} ")),
+                "undefined string %{name}%"
+            );
+        }
+    }
+
+    #[test]
+    fn link_arguments_make_a_native_integrity_checked_driver() {
+        for a in [
+            "/DRIVER",
+            "/SUBSYSTEM:NATIVE",
+            "/ENTRY:DriverEntry",
+            "/NODEFAULTLIB",
+            "/INTEGRITYCHECK",
+        ] {
+            assert!(LINK_ARGS.contains(&a));
+        }
+    }
+}
