@@ -88,6 +88,9 @@ impl Drop for Scratch {
     }
 }
 
+/// Held while an engine starts (see `kernel_queue_overflow_becomes_a_drop_record`).
+static START_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A running `fltpolicy run`, with its stderr collected on a thread.
 struct Running {
     child: Child,
@@ -101,6 +104,11 @@ impl Running {
     /// Starts the engine with the log and socket outside the watched tmpfs
     /// (they live in the scratch dir's parent-level files).
     fn start(policy_src: &str, s: &Scratch, watch: &Path) -> Running {
+        let _guard = START_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        Running::start_unlocked(policy_src, s, watch)
+    }
+
+    fn start_unlocked(policy_src: &str, s: &Scratch, watch: &Path) -> Running {
         let pol = PathBuf::from(format!("{}.pol", s.dir.display()));
         std::fs::write(&pol, policy_src).unwrap();
         let log = PathBuf::from(format!("{}.fplog", s.dir.display()));
@@ -467,6 +475,90 @@ fn malformed_control_messages_get_an_error_reply_and_change_nothing() {
     let evs = events(&log);
     assert_eq!(evs.len(), 1, "{evs:?}");
     assert_eq!(evs[0].path, s.s("d/after"));
+    cleanup(&log);
+}
+
+/// fanotify's queue limit is read when a group is created; shrinking it
+/// around the engine's start gives that engine a tiny kernel queue.
+const MAX_QUEUED: &str = "/proc/sys/fs/fanotify/max_queued_events";
+
+#[test]
+fn kernel_queue_overflow_becomes_a_drop_record() {
+    let Ok(old) = std::fs::read_to_string(MAX_QUEUED) else {
+        eprintln!("skipped: {MAX_QUEUED} not available");
+        return;
+    };
+    let s = Scratch::new("overflow");
+    std::fs::create_dir_all(s.path("d")).unwrap();
+    // Engines started while the limit is shrunk would get the tiny queue
+    // too: no other test of this binary starts one meanwhile.
+    let guard = START_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    std::fs::write(MAX_QUEUED, "64").unwrap();
+    let run = std::panic::catch_unwind(|| {
+        Running::start_unlocked(
+            &format!("log create under {} as \"x\"\n", s.s("d")),
+            &s,
+            &s.dir,
+        )
+    });
+    std::fs::write(MAX_QUEUED, old.trim()).unwrap();
+    drop(guard);
+    let run = run.unwrap_or_else(|p| std::panic::resume_unwind(p));
+    // A log-only policy takes no permission events: stopping the engine
+    // cannot block the writer (it would wait on a stopped engine).
+    assert_eq!(run.status_json()["linux"]["blocking"], false);
+    // Freeze the engine so the kernel queue fills, then let it go.
+    let pid = run.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    const N: usize = 500;
+    let mut writer = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!(
+            "i=0; while [ $i -lt {N} ]; do : > {}/f$i; i=$((i+1)); done",
+            s.s("d")
+        ))
+        .spawn()
+        .unwrap();
+    let ok = writer.wait().unwrap().success();
+    assert!(Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(ok);
+    let deadline = Instant::now() + PATIENCE;
+    while run.status_json()["linux"]["kernel_overflows"]
+        .as_u64()
+        .unwrap()
+        == 0
+    {
+        assert!(Instant::now() < deadline, "no overflow reported");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, log, _) = run.terminate();
+    assert!(status.success());
+    verify_ok(&log);
+    let recs: Vec<_> = LogReader::open(&rotated_files(&log))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    let events = recs.iter().filter(|r| r.event().is_some()).count();
+    let drops: Vec<_> = recs
+        .iter()
+        .filter_map(|r| match &r.body {
+            fltpolicy_audit::RecordBody::Dropped(d) => Some(*d),
+            _ => None,
+        })
+        .collect();
+    assert!(events < N, "the kernel dropped events ({events} recorded)");
+    assert!(!drops.is_empty(), "the loss is in the log");
+    assert!(drops
+        .iter()
+        .all(|d| d.reason == fltpolicy_core::record::DropReason::KernelOverflow && d.count >= 1));
     cleanup(&log);
 }
 

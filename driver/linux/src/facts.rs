@@ -11,6 +11,14 @@ use fltpolicy_core::event::{Action, Op, OpSet};
 use fltpolicy_core::image::format::{NodeRec, RuleRec, EDGE_LEN, NODE_LEN, RULE_LEN};
 use fltpolicy_core::image::Policy;
 
+/// Offsets of the label and child fields in an edge record.
+const EDGE_LABEL: usize = 4;
+const EDGE_CHILD: usize = 8;
+const _: () = assert!(
+    EDGE_CHILD + 4 == EDGE_LEN,
+    "edge record layout changed: update facts.rs"
+);
+
 /// Subscriptions a policy needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PolicyFacts {
@@ -24,19 +32,24 @@ pub struct PolicyFacts {
 }
 
 impl PolicyFacts {
-    /// Everything: all operations, deny possible, any path. Used when the
-    /// image's tables cannot be read as expected.
-    pub fn everything() -> PolicyFacts {
+    /// The safe over-approximation when the rule tables cannot be read as
+    /// expected: every operation, any path, and permission events only if
+    /// the header says some rule denies.
+    pub fn everything(policy: &Policy<'_>) -> PolicyFacts {
         PolicyFacts {
             recording_ops: OpSet::ALL,
-            deny_ops: OpSet::ALL,
+            deny_ops: if policy.has_deny() {
+                OpSet::ALL
+            } else {
+                OpSet::EMPTY
+            },
             roots: None,
         }
     }
 
     /// Reads the facts from a verified policy.
     pub fn of(policy: &Policy<'_>) -> PolicyFacts {
-        Self::try_of(policy).unwrap_or_else(PolicyFacts::everything)
+        Self::try_of(policy).unwrap_or_else(|| PolicyFacts::everything(policy))
     }
 
     fn try_of(policy: &Policy<'_>) -> Option<PolicyFacts> {
@@ -97,8 +110,10 @@ fn anchor_path(policy: &Policy<'_>, mut id: u32) -> Option<String> {
         for e in 0..parent.edge_count as usize {
             let at = first.checked_add(e)?.checked_mul(EDGE_LEN)?;
             let rec = edges.get(at..at.checked_add(EDGE_LEN)?)?;
-            let l = u32::from_le_bytes(rec[0..4].try_into().ok()?);
-            let child = u32::from_le_bytes(rec[4..8].try_into().ok()?);
+            // `hash u32, label u32, child u32` (format v1 as documented in
+            // `image::format`); the unit tests below fail if it drifts.
+            let l = u32::from_le_bytes(rec.get(EDGE_LABEL..EDGE_LABEL + 4)?.try_into().ok()?);
+            let child = u32::from_le_bytes(rec.get(EDGE_CHILD..EDGE_CHILD + 4)?.try_into().ok()?);
             if child == id {
                 label = Some(policy.string(l)?);
                 break;
@@ -115,4 +130,36 @@ fn anchor_path(policy: &Policy<'_>, mut id: u32) -> Option<String> {
     path.push_str(&labels.join("/"));
     crate::path::normalize(&mut path);
     Some(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fltpolicy_core::event::Target;
+
+    fn facts(src: &str) -> PolicyFacts {
+        let image = fltpolicy_compiler::compile(src, "t.pol", Target::Linux)
+            .unwrap()
+            .image;
+        PolicyFacts::of(&Policy::from_bytes(&image).unwrap())
+    }
+
+    #[test]
+    fn log_only_policy_needs_no_permission_events() {
+        let f = facts("log create under /tmp/a-b/d as \"x\"\n");
+        assert_eq!(f.recording_ops, OpSet::single(Op::Create));
+        assert_eq!(f.deny_ops, OpSet::EMPTY);
+        assert_eq!(f.roots, Some(vec!["/tmp/a-b/d".to_string()]));
+        assert!(!f.needs_permission_events());
+    }
+
+    #[test]
+    fn deny_and_unanchored_rules() {
+        let f = facts(
+            "deny open under /srv/x where process == \"cat\"\nlog write where name == \"a\"\n",
+        );
+        assert_eq!(f.deny_ops, OpSet::single(Op::Open));
+        assert_eq!(f.recording_ops, OpSet::single(Op::Open).with(Op::Write));
+        assert_eq!(f.roots, None);
+    }
 }
