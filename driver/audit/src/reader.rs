@@ -354,8 +354,14 @@ impl LogReader {
         opts: ReadOptions,
     ) -> Result<LogReader, ReadError> {
         let mut files = Vec::with_capacity(paths.len());
+        let mut seen = std::collections::HashSet::new();
         for p in paths {
             let path = p.as_ref().to_path_buf();
+            // A file named twice (`log verify a a`, overlapping globs) is
+            // read once.
+            if !seen.insert(fs::canonicalize(&path).unwrap_or_else(|_| path.clone())) {
+                continue;
+            }
             let mut f = fs::File::open(&path).map_err(|source| ReadError::Io {
                 path: path.clone(),
                 source,

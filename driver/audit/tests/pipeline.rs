@@ -467,3 +467,13 @@ fn follower_sees_every_record_of_a_live_rotating_log() {
         assert_eq!((a.seq, &a.body), (b.seq, &b.body));
     }
 }
+
+#[test]
+fn a_file_named_twice_is_read_once() {
+    let (_d, base, _) = small_log();
+    let twice = [base.clone(), base.clone()];
+    let rep = verify(&twice, ReadOptions::default()).unwrap();
+    assert!(rep.ok(), "{:?}", rep.errors);
+    assert_eq!(rep.files.len(), 1);
+    assert_eq!(rep.events, 20);
+}
