@@ -139,6 +139,21 @@ fn verify_passes_then_names_the_first_bad_record() {
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(o.status.success(), "{out}");
     assert!(out.starts_with("ok: "), "{out}");
+    let anchor = out
+        .lines()
+        .find_map(|l| l.strip_prefix("anchor: "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("verify prints an anchor")
+        .to_owned();
+    let mut anchored = args.clone();
+    anchored.extend(["--anchor", anchor.as_str()]);
+    assert!(run(&anchored).status.success());
+    // Without its last file the log no longer reaches the anchor.
+    let mut cut = anchored.clone();
+    cut.retain(|a| *a != s(files.last().unwrap()));
+    let o = run(&cut);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("never reached"));
 
     // A flipped byte in the middle of the second file.
     let victim = &files[1];

@@ -262,6 +262,14 @@ pub enum ReadError {
         prev: PathBuf,
         reason: &'static str,
     },
+    #[error("{path}: chain value after seq {seq} (offset {offset}) differs from the anchor: the log was rewritten since the anchor was taken")]
+    AnchorMismatch {
+        path: PathBuf,
+        offset: u64,
+        seq: u64,
+    },
+    #[error("{path}: the anchor's seq {seq} is never reached with a verified chain: the log was cut short (or its chain broke earlier)")]
+    AnchorNotReached { path: PathBuf, seq: u64 },
     #[error("{path}: log is sealed with HMAC-SHA256 (key id {key_id}) but {problem}")]
     Key {
         path: PathBuf,
@@ -285,6 +293,8 @@ impl ReadError {
             | ReadError::ChainBroken { path, .. }
             | ReadError::SeqGap { path, .. }
             | ReadError::NotLinked { path, .. }
+            | ReadError::AnchorMismatch { path, .. }
+            | ReadError::AnchorNotReached { path, .. }
             | ReadError::Key { path, .. } => path,
         }
     }
@@ -295,7 +305,8 @@ impl ReadError {
             ReadError::Corrupt { offset, .. }
             | ReadError::TornTail { offset, .. }
             | ReadError::ChainBroken { offset, .. }
-            | ReadError::SeqGap { offset, .. } => Some(*offset),
+            | ReadError::SeqGap { offset, .. }
+            | ReadError::AnchorMismatch { offset, .. } => Some(*offset),
             _ => None,
         }
     }
@@ -311,6 +322,44 @@ impl ReadError {
 pub struct ReadOptions {
     /// Key for HMAC-sealed logs. Without it their chain is not checked.
     pub key: Option<[u8; KEY_BYTES]>,
+    /// A chain value recorded earlier (off the machine): the log must
+    /// still reach it at that sequence number. This is what catches a log
+    /// cut at a frame boundary or rewritten wholesale by someone who could
+    /// recompute an unkeyed chain.
+    pub anchor: Option<Anchor>,
+}
+
+/// "After record `seq`, the chain value was `chain`": printed by
+/// `log verify`, written as `SEQ:HEX`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Anchor {
+    pub seq: u64,
+    pub chain: [u8; 32],
+}
+
+impl fmt::Display for Anchor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.seq, hex(&self.chain))
+    }
+}
+
+impl std::str::FromStr for Anchor {
+    type Err = &'static str;
+    fn from_str(s: &str) -> Result<Anchor, &'static str> {
+        const BAD: &str = "an anchor is SEQ:HEX (64 hex digits), as printed by `log verify`";
+        let (seq, h) = s.trim().split_once(':').ok_or(BAD)?;
+        let seq = seq.parse().map_err(|_| BAD)?;
+        let h = h.as_bytes();
+        if h.len() != 64 {
+            return Err(BAD);
+        }
+        let mut chain = [0u8; 32];
+        for (i, pair) in h.chunks(2).enumerate() {
+            let txt = std::str::from_utf8(pair).map_err(|_| BAD)?;
+            chain[i] = u8::from_str_radix(txt, 16).map_err(|_| BAD)?;
+        }
+        Ok(Anchor { seq, chain })
+    }
 }
 
 /// Iterator over the records of a set of files. See the module docs.
@@ -325,6 +374,10 @@ pub struct LogReader {
     queue: std::collections::VecDeque<Result<DecodedRecord, ReadError>>,
     /// Last file read per session: (session id, file index in `files`).
     last_of_session: Vec<([u8; 16], usize)>,
+    /// Chain value after the last record whose chain verified.
+    head: Option<Anchor>,
+    /// The anchor asked for was reached (and checked).
+    anchor_reached: bool,
 }
 
 #[derive(Debug)]
@@ -388,7 +441,21 @@ impl LogReader {
             state: None,
             queue: Default::default(),
             last_of_session: Vec::new(),
+            head: None,
+            anchor_reached: false,
         })
+    }
+
+    /// The chain value after the last record read whose chain verified:
+    /// store it off the machine and pass it back as
+    /// [`ReadOptions::anchor`] to prove the log still extends it.
+    pub fn head(&self) -> Option<Anchor> {
+        self.head
+    }
+
+    /// Whether [`ReadOptions::anchor`] was reached (and so checked).
+    pub fn anchor_reached(&self) -> bool {
+        self.anchor_reached
     }
 
     /// The input files in reading order, with what was found so far.
@@ -584,6 +651,23 @@ impl LogReader {
                         offset,
                         seq,
                     });
+                }
+                if let (Some(c), true) = (st.chain.as_ref(), st.chain_ok) {
+                    let here = Anchor {
+                        seq,
+                        chain: c.value(),
+                    };
+                    self.head = Some(here);
+                    if let Some(a) = self.opts.anchor.filter(|a| a.seq == seq) {
+                        self.anchor_reached = true;
+                        if a.chain != here.chain {
+                            errs.push(ReadError::AnchorMismatch {
+                                path: path.clone(),
+                                offset,
+                                seq,
+                            });
+                        }
+                    }
                 }
                 if seq != st.expect_seq && st.seq_ok {
                     st.seq_ok = false;

@@ -12,7 +12,7 @@
 
 use std::path::Path;
 
-use crate::reader::{FileInfo, LogReader, ReadError, ReadOptions, RecordBody};
+use crate::reader::{Anchor, FileInfo, LogReader, ReadError, ReadOptions, RecordBody};
 use fltpolicy_core::record::chain::Sealing;
 
 /// What `verify` found.
@@ -29,6 +29,8 @@ pub struct VerifyReport {
     pub notes: Vec<String>,
     /// Files whose chain could not be checked (keyed, no key).
     pub unchecked: Vec<std::path::PathBuf>,
+    /// Chain value after the last verified record (an anchor to keep).
+    pub head: Option<Anchor>,
 }
 
 impl VerifyReport {
@@ -50,6 +52,7 @@ impl VerifyReport {
 
 /// Verifies the log made of `paths`.
 pub fn verify<P: AsRef<Path>>(paths: &[P], opts: ReadOptions) -> Result<VerifyReport, ReadError> {
+    let opts_anchor = opts.anchor;
     let mut reader = LogReader::open_with(paths, opts)?;
     let mut report = VerifyReport {
         files: Vec::new(),
@@ -60,6 +63,7 @@ pub fn verify<P: AsRef<Path>>(paths: &[P], opts: ReadOptions) -> Result<VerifyRe
         errors: Vec::new(),
         notes: Vec::new(),
         unchecked: Vec::new(),
+        head: None,
     };
     for item in reader.by_ref() {
         match item {
@@ -78,6 +82,19 @@ pub fn verify<P: AsRef<Path>>(paths: &[P], opts: ReadOptions) -> Result<VerifyRe
         }
     }
     report.files = reader.files().to_vec();
+    report.head = reader.head();
+    if let Some(a) = opts_anchor {
+        if !reader.anchor_reached() {
+            let path = report
+                .files
+                .last()
+                .map(|f| f.path.clone())
+                .unwrap_or_default();
+            report
+                .errors
+                .push(ReadError::AnchorNotReached { path, seq: a.seq });
+        }
+    }
     let n = report.files.len();
     for (i, f) in report.files.iter().enumerate() {
         let Some(h) = &f.header else { continue };

@@ -363,11 +363,21 @@ fn keyed_chain_needs_the_key_and_catches_a_recomputed_chain() {
         p.push(&event(1, i, "/k")).unwrap();
     }
     ft.shutdown().unwrap();
-    let with_key = ReadOptions { key: Some(key) };
+    let with_key = ReadOptions {
+        key: Some(key),
+        ..Default::default()
+    };
     assert!(verify(&[&base], with_key.clone()).unwrap().ok());
     let no_key = verify(&[&base], ReadOptions::default()).unwrap();
     assert!(!no_key.ok() && no_key.unchecked.len() == 1);
-    let wrong = verify(&[&base], ReadOptions { key: Some([1; 32]) }).unwrap();
+    let wrong = verify(
+        &[&base],
+        ReadOptions {
+            key: Some([1; 32]),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert!(!wrong.ok());
 
     // An attacker edits a path and recomputes the chain without the key
@@ -476,4 +486,61 @@ fn a_file_named_twice_is_read_once() {
     assert!(rep.ok(), "{:?}", rep.errors);
     assert_eq!(rep.files.len(), 1);
     assert_eq!(rep.events, 20);
+}
+
+#[test]
+fn an_anchor_catches_a_cut_log_and_a_recomputed_chain() {
+    let (_d, base, bytes) = small_log();
+    let rep = verify(&[&base], ReadOptions::default()).unwrap();
+    let head = rep.head.expect("a verified log has a head");
+    assert_eq!(head.seq, 21); // 20 events and the end record
+    let anchored = |p: &Path| {
+        verify(
+            &[p],
+            ReadOptions {
+                anchor: Some(head),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    assert!(anchored(&base).ok());
+    let parsed: fltpolicy_audit::reader::Anchor = head.to_string().parse().unwrap();
+    assert_eq!(parsed, head);
+
+    // Cut at a frame boundary: a valid prefix, but the anchor is gone.
+    let (_, fr) = frames(&bytes);
+    std::fs::write(&base, &bytes[..fr[15].0]).unwrap();
+    let rep = anchored(&base);
+    assert!(!rep.ok());
+    assert!(matches!(
+        rep.first_error(),
+        Some(ReadError::AnchorNotReached { seq: 21, .. })
+    ));
+
+    // Rewritten with a recomputed (unkeyed) chain: internally consistent,
+    // but it no longer reaches the anchor's value.
+    let (_, hlen) = fltpolicy_core::record::frame::decode_header(&bytes).unwrap();
+    let mut chain = fltpolicy_core::record::chain::Chain::start(&bytes[..hlen], None);
+    let mut forged = bytes[..hlen].to_vec();
+    for (s, e) in fr {
+        let body = &bytes[s + 4..e - 20];
+        let mut rec = fltpolicy_core::record::frame::decode_body(body).unwrap();
+        if let fltpolicy_core::record::Record::Event(ev) = &mut rec {
+            ev.data.pid += 1;
+        }
+        let mut out = vec![0u8; 8192];
+        let n = fltpolicy_core::record::frame::encode_frame(&rec, &mut chain, &mut out).unwrap();
+        forged.extend_from_slice(&out[..n]);
+    }
+    std::fs::write(&base, &forged).unwrap();
+    assert!(
+        verify(&[&base], ReadOptions::default()).unwrap().ok(),
+        "self-consistent forgery"
+    );
+    let rep = anchored(&base);
+    assert!(matches!(
+        rep.first_error(),
+        Some(ReadError::AnchorMismatch { seq: 21, .. })
+    ));
 }

@@ -57,6 +57,7 @@ impl Common {
     pub fn read_options(&self) -> Result<ReadOptions> {
         Ok(ReadOptions {
             key: self.key_file.as_deref().map(read_key).transpose()?,
+            anchor: None,
         })
     }
 }

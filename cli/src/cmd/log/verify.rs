@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use fltpolicy_audit::reader::ReadError;
+use fltpolicy_audit::reader::{Anchor, ReadError};
 use fltpolicy_audit::verify::verify;
 
 use super::Common;
@@ -14,6 +14,11 @@ use super::Common;
 pub struct Args {
     #[command(flatten)]
     common: Common,
+    /// `SEQ:HEX` printed by an earlier verify and kept off this machine:
+    /// the log must still reach that chain value at that record, which
+    /// catches a log cut short or rewritten with a recomputed chain.
+    #[arg(long)]
+    anchor: Option<Anchor>,
 }
 
 fn seq_of(e: &ReadError) -> String {
@@ -31,7 +36,9 @@ fn seq_of(e: &ReadError) -> String {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let rep = verify(&args.common.logs, args.common.read_options()?)?;
+    let mut opts = args.common.read_options()?;
+    opts.anchor = args.anchor;
+    let rep = verify(&args.common.logs, opts)?;
     let sealing = rep
         .files
         .iter()
@@ -59,6 +66,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             range,
             sealing
         );
+        if let Some(head) = rep.head {
+            println!("anchor: {head}  (keep it off this machine; `log verify --anchor` proves the log still extends it)");
+        }
         return Ok(ExitCode::SUCCESS);
     }
     println!(
