@@ -92,7 +92,9 @@ start_engine() { # POLICY
   exit 1
 }
 
-stop_engine() {
+stop_engine() { # CONFIG
+  # CPU the engine used during the run (all threads: utime + stime, ticks).
+  cpu_ticks[$1]+="$(awk '{print $14 + $15}' "/proc/$engine_pid/stat") "
   kill -TERM "$engine_pid"
   wait "$engine_pid"
   engine_pid=""
@@ -115,7 +117,7 @@ stop_fatrace() {
   rm -f "$work/fatrace.out"
 }
 
-declare -A times
+declare -A times cpu_ticks
 for run in $(seq 1 "$RUNS"); do
   for cfg in "${configs[@]}"; do
     case $cfg in
@@ -146,8 +148,12 @@ for cfg in "${configs[@]}"; do
     'BEGIN { printf "%-8s %12.1f %12.1f %12.1f %8.3f %14.1f\n", c, m/1e6, lo/1e6, hi/1e6, m/b, m/f/1e3 }'
 done
 echo
+hz=$(getconf CLK_TCK)
 for cfg in log100 deny; do
   [[ -f "$work/last-$cfg.summary" ]] && echo "$cfg (last run): $(cat "$work/last-$cfg.summary")"
+  med=$(echo "${cpu_ticks[$cfg]}" | median)
+  awk -v c="$cfg" -v t="$med" -v hz="$hz" -v f="$FILES" \
+    'BEGIN { printf "%s: engine CPU (all threads, median per run) %.0f ms = %.2f us per file\n", c, t*1000/hz, t*1e6/hz/f }'
 done
 ((have_fatrace)) && [[ -f "$work/last-fatrace.summary" ]] && cat "$work/last-fatrace.summary"
 exit 0
