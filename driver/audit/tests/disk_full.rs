@@ -1,0 +1,105 @@
+//! A real full disk: the log lives on a small private tmpfs. Writes fail
+//! with ENOSPC; the writer rolls back, keeps counting, never blocks the
+//! producers, and once space is freed writes a drop record for the loss.
+//! Needs root (to mount); elsewhere it says so and checks nothing.
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use fltpolicy_audit::reader::{LogReader, RecordBody};
+use fltpolicy_audit::verify::verify;
+use fltpolicy_audit::writer::{FileSink, FlushConfig, FlushThread};
+use fltpolicy_audit::ReadOptions;
+use fltpolicy_core::event::Op;
+use fltpolicy_core::record::{DropReason, EventData};
+
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = std::env::temp_dir().join(format!("fltpolicy-diskfull-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).ok()?;
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if ok {
+            Some(Tmpfs(dir))
+        } else {
+            let _ = std::fs::remove_dir_all(&dir);
+            None
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn full_disk_losses_are_counted_and_reported_once_space_returns() {
+    let Some(fs) = Tmpfs::mount("256k") else {
+        eprintln!("skipped: cannot mount a tmpfs (not root)");
+        return;
+    };
+    let filler = fs.0.join("filler");
+    std::fs::write(&filler, vec![0u8; 128 << 10]).unwrap();
+    let base = fs.0.join("audit.fplog");
+    let ft = FlushThread::start(
+        FileSink::create(&base).unwrap(),
+        FlushConfig {
+            interval: Duration::from_millis(5),
+            ..FlushConfig::default()
+        },
+    )
+    .unwrap();
+    let q = ft.producer();
+    let path = "/data/some/reasonably/long/path/to/a/file/that/fills/the/disk.bin";
+    let push = |n: u64, from: u64| {
+        for i in from..from + n {
+            let ev = EventData {
+                op: Some(Op::Write),
+                pid: 7,
+                size: i,
+                path,
+                ..Default::default()
+            };
+            // Never blocks on the disk: the queue has room, the writer fails.
+            q.push_waiting(&ev).unwrap();
+        }
+    };
+    // ~650 KB of records onto ~120 KB of free space.
+    push(5_000, 0);
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::remove_file(&filler).unwrap();
+    push(200, 5_000);
+    let (_, stats) = ft.shutdown().expect("writing works again");
+
+    let mut written = 0;
+    let mut lost = 0;
+    for r in LogReader::open(&[&base]).unwrap() {
+        match r.unwrap().body {
+            RecordBody::Event(_) => written += 1,
+            RecordBody::Dropped(d) => {
+                assert_eq!(d.reason, DropReason::WriteFailed);
+                lost += d.count;
+            }
+            RecordBody::End(_) => {}
+        }
+    }
+    eprintln!(
+        "written {written}, lost to the full disk {lost}, write failures {}",
+        stats.write_failures
+    );
+    assert!(
+        stats.write_failures > 0 && lost > 0,
+        "the disk really filled up"
+    );
+    assert_eq!(written + lost, 5_200);
+    assert!(verify(&[&base], ReadOptions::default()).unwrap().ok());
+}
