@@ -19,6 +19,10 @@ scripts/bench-linux-overhead.sh --smoke
 # the --cfg loom build does not evict the normal one). About 10 s after build.
 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/loom" RUSTFLAGS="--cfg loom" \
   cargo test -p fltpolicy-core --release --locked --lib queue_loom
+# Windows driver: loom model of the policy slot's swap on the real code (same
+# loom target dir as above; the model itself runs in well under a second)
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/loom" RUSTFLAGS="--cfg loom" \
+  cargo test -p fltpolicy-driver --release --locked --lib policy_loom
 # Windows CLI (`fltpolicy load/status` over DeviceIoControl): cross-build with mingw-w64 to prove it compiles and links
 cargo build -p fltpolicy --target x86_64-pc-windows-gnu --locked
 # audit log decoder: 20 s of fuzzing (header, frames, record bodies)

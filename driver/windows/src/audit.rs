@@ -6,7 +6,7 @@
 //! waits, and on a full ring the queue counts the drop itself (the flush
 //! thread turns drop counts into drop records). Nothing here allocates.
 
-use core::sync::atomic::AtomicU64;
+use fltpolicy_core::sync::AtomicU64;
 
 use fltpolicy_core::event::{EventView, Verdict};
 use fltpolicy_core::queue::{Queue, MIN_RING_WORDS};

@@ -331,7 +331,7 @@ impl<'b> Flusher<'b> {
 
 type Consumer<'q> = fltpolicy_core::queue::Consumer<
     'q,
-    &'static [core::sync::atomic::AtomicU64],
+    &'static [fltpolicy_core::sync::AtomicU64],
     { crate::audit::RINGS },
 >;
 

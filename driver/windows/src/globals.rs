@@ -20,6 +20,7 @@ use crate::flush::LogPath;
 use crate::kernel::ThreadObject;
 use crate::policy::PolicySlot;
 use crate::process::ProcessTable;
+use fltpolicy_core::sync::AtomicU64 as QueueWord;
 
 /// Counters reported by IOCTL_QUERY_STATUS. Relaxed atomics: each is an
 /// independent monotonic count.
@@ -129,7 +130,7 @@ pub struct Globals {
     pub counters: Counters,
     pub queue: AuditQueue,
     /// The storage `queue` is built over (freed at unload).
-    pub queue_storage: &'static [AtomicU64],
+    pub queue_storage: &'static [QueueWord],
     pub processes: &'static ProcessTable,
     pub flush: FlushShared,
     /// In-flight control requests.
