@@ -522,3 +522,71 @@ fn the_log_rotates_by_size_and_the_chain_verifies_across_files() {
     assert_eq!(report.events, u64::from(n));
     assert_eq!(report.dropped, 0);
 }
+
+#[test]
+fn exited_processes_lose_their_image_and_a_reused_pid_gets_the_new_one() {
+    let mut sim = started(
+        r#"deny delete under "C:\Finance" unless image == "C:\Windows\System32\robocopy.exe""#,
+    );
+    let h = sim
+        .open(77, r"C:\Finance\a.xlsx", access::WRITE, access::OPEN_IF)
+        .unwrap();
+    // pid 77 is robocopy: allowed.
+    let d = sim
+        .open(77, r"C:\Finance\a.xlsx", access::DELETE, access::OPEN)
+        .unwrap();
+    sim.close(d);
+    // robocopy exits and the pid is reused by another program: denied.
+    sim.process_exit(77);
+    sim.process_start(77, 1, r"C:\Users\x\evil.exe");
+    assert_eq!(
+        sim.open(77, r"C:\Finance\a.xlsx", access::DELETE, access::OPEN),
+        Err(STATUS_ACCESS_DENIED)
+    );
+    // An exited pid that nobody reuses has no image: still denied.
+    sim.process_exit(77);
+    assert_eq!(sim.delete(h, 77), STATUS_ACCESS_DENIED);
+    sim.unload();
+    let recs = log_records(&sim);
+    let images: Vec<_> = events(&recs)
+        .into_iter()
+        .filter_map(|r| match r {
+            Rec::Event { image, .. } => Some(image.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        images,
+        vec![r"C:\Users\x\evil.exe".to_string(), String::new()]
+    );
+}
+
+#[test]
+fn paths_compare_case_insensitively_and_keep_unicode() {
+    let mut sim = started(r#"log write under C:\Data where ext == ".txt""#);
+    // Different case in the drive, directory and extension; non-ASCII name.
+    let h = sim
+        .open(
+            1234,
+            r"c:\DATA\Ünïcødé Ström.TXT",
+            access::WRITE,
+            access::OPEN_IF,
+        )
+        .unwrap();
+    sim.write(h, 1, Io::from(1234));
+    let o = sim
+        .open(1234, r"C:\data\other.bin", access::WRITE, access::OPEN_IF)
+        .unwrap();
+    sim.write(o, 1, Io::from(1234));
+    sim.unload();
+    let recs = log_records(&sim);
+    let ev = events(&recs);
+    assert_eq!(ev.len(), 1, "{recs:#?}");
+    let Rec::Event { path, .. } = ev[0] else {
+        unreachable!()
+    };
+    assert_eq!(
+        path, r"C:\DATA\Ünïcødé Ström.TXT",
+        "the DOS prefix comes from the volume; the rest as the file system names it"
+    );
+}
