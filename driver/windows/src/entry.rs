@@ -10,7 +10,7 @@
 //! 5. start the flush thread;
 //! 6. start filtering (FltStartFiltering).
 //!
-//! [`teardown`] is the only cleanup path — used by a failing DriverEntry
+//! `teardown` is the only cleanup path — used by a failing DriverEntry
 //! and by unload — and undoes exactly the recorded steps in reverse:
 //! stop producing (6), stop the flush thread after a final drain (5),
 //! delete the control device (4), unregister the filter (3), remove the

@@ -24,6 +24,9 @@
 //! | [`flush`] | the flush thread: queue → log file | PASSIVE |
 //! | [`control`] | the control device and its IOCTLs | PASSIVE |
 //! | [`globals`] | per-load state in non-paged pool | — |
+//! | [`kernel`] | the thin kernel layer: real FFI (feature `kernel`) or the [`sim`] | per function |
+//! | [`abi`] | callback ABIs (`system` in the kernel, `system-unwind` on the host) | — |
+//! | [`sddl`], [`utf`], [`pool`] | SDDL subset → DACL bytes; UTF-16 → UTF-8; aligned pool blocks | ≤ DISPATCH |
 //!
 //! Nothing reachable from a pre/post callback allocates, waits, takes a lock,
 //! or calls a routine limited to APC_LEVEL, except the create path, which

@@ -1,7 +1,7 @@
 //! The thin layer between the driver logic and the kernel.
 //!
 //! Every kernel service the driver uses goes through one function here. With
-//! feature `kernel` the functions are the real FFI ([`ffi`], windows-sys plus
+//! feature `kernel` the functions are the real FFI (`ffi.rs`, windows-sys plus
 //! a small reviewed `raw-dylib` block for ntoskrnl exports); on the host they
 //! are the [`crate::sim`] Filter Manager, which checks the caller's IRQL and
 //! context against the documented limits and panics like a Driver Verifier
