@@ -85,11 +85,15 @@ pub struct EngineStatus {
     pub matched: u64,
     /// Records accepted by the queue.
     pub queued: u64,
-    /// Records written to the log.
+    /// Records handed to the log writer (accepted by the audit queue; the
+    /// flush thread writes each or counts it as a `write_failed` drop).
     pub logged: u64,
     pub denied: u64,
-    /// Records dropped (queue full) plus kernel overflow notices.
+    /// The audit queue's drop counters: queue full/busy, write failures,
+    /// kernel overflow notices.
     pub dropped: u64,
+    /// 1 while records wait in the audit queue, 0 when it is empty (the
+    /// queue exposes no finer count).
     pub queue_depth: u64,
     pub kernel_overflows: u64,
     pub deadline_allows: u64,

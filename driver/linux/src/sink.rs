@@ -23,9 +23,10 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
     fn push(&self, thread_hint: usize, record: &EventData<'_>) -> bool;
     /// Records a loss upstream of the queue.
     fn lost_upstream(&self, reason: UpstreamLoss);
-    /// Records waiting to be written.
+    /// Records waiting to be written (the audit queue reports only empty
+    /// or not: 0 or 1).
     fn depth(&self) -> u64;
-    /// Records written to the log so far.
+    /// Records handed to the log writer so far.
     fn written(&self) -> u64;
     /// Records dropped so far (queue full and upstream losses).
     fn dropped(&self) -> u64;
