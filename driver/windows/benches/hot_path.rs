@@ -37,9 +37,7 @@ fn rules(n: usize) -> String {
 fn hot_path(c: &mut Criterion) {
     // The pool allocations of PolicyBlock go through the simulated kernel.
     let _sim = Sim::new();
-    // SAFETY: every field of ProcessTable is an atomic integer; all-zero is
-    // an empty table.
-    let table: Box<ProcessTable> = unsafe { Box::<ProcessTable>::new_zeroed().assume_init() };
+    let table = ProcessTable::new_boxed();
     for pid in (8..4000).step_by(4) {
         table.insert(pid, 4, r"C:\Windows\System32\svchost.exe");
     }

@@ -81,8 +81,23 @@ fn start(pid: u64) -> usize {
 }
 
 impl ProcessTable {
-    /// Initialises a zeroed table in place. All-zero bytes are a valid empty
-    /// table (every field is an atomic integer, zero = empty).
+    /// An empty table on the host heap (tests, benches). The driver places
+    /// the table in zeroed non-paged pool instead (`entry::create_globals`).
+    #[cfg(not(feature = "kernel"))]
+    pub fn new_boxed() -> std::boxed::Box<ProcessTable> {
+        let layout = core::alloc::Layout::new::<ProcessTable>();
+        // SAFETY: the layout has a non-zero size.
+        let p = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<ProcessTable>();
+        if p.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        // SAFETY: allocated by the global allocator with ProcessTable's
+        // layout; all-zero bytes are a valid empty table (every field is an
+        // atomic integer, zero = empty).
+        unsafe { std::boxed::Box::from_raw(p) }
+    }
+
+    /// Inserts that found no free slot (processes without an image).
     pub fn overflow(&self) -> u64 {
         self.overflow.load(Relaxed)
     }
@@ -223,9 +238,7 @@ mod tests {
     use super::*;
 
     fn table() -> Box<ProcessTable> {
-        // SAFETY: every field of ProcessTable is an atomic integer (or an
-        // array of them), for which all-zero bytes are a valid value.
-        unsafe { Box::<ProcessTable>::new_zeroed().assume_init() }
+        ProcessTable::new_boxed()
     }
 
     #[test]
