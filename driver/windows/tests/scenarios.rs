@@ -590,3 +590,41 @@ fn paths_compare_case_insensitively_and_keep_unicode() {
         "the DOS prefix comes from the volume; the rest as the file system names it"
     );
 }
+
+#[test]
+fn records_wait_in_the_queue_while_no_log_can_be_opened() {
+    use fltpolicy_core::control::{request, Kind, IOCTL_SET_LOG_PATH};
+    let mut sim = started(r"log write under C:\Data");
+    // D: is the CD-ROM: the filter has no instance there, so the flush
+    // thread cannot open a log on it (FltGetVolumeInstanceFromName fails).
+    let (st, _) = sim.ioctl(
+        IOCTL_SET_LOG_PATH,
+        &request(Kind::SetLogPath, br"D:\audit.log"),
+        0,
+    );
+    assert_eq!(
+        st, 0,
+        "the path is valid; opening it is the flush thread's business"
+    );
+    let h = sim
+        .open(1234, r"C:\Data\a.txt", access::WRITE, access::OPEN_IF)
+        .unwrap();
+    for _ in 0..20 {
+        sim.write(h, 1, Io::from(1234));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(status(&sim).logged, 0);
+    assert!(sim.file_contents(r"D:\audit.log").is_none());
+    // A writable volume: the queued records arrive, none lost.
+    let (st, _) = sim.ioctl(
+        IOCTL_SET_LOG_PATH,
+        &request(Kind::SetLogPath, br"E:\later.log"),
+        0,
+    );
+    assert_eq!(st, 0);
+    eventually("queued records written", || status(&sim).logged == 20);
+    assert_eq!(sim.unload(), 0);
+    let recs = records_of(&sim.file_contents(r"E:\later.log").unwrap());
+    assert_eq!(events(&recs).len(), 20);
+    assert!(!recs.iter().any(|r| matches!(r, Rec::Dropped { .. })));
+}
