@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::engine::{Core, EngineError};
-use crate::sys::{fd, wake::Wake};
+use crate::sys::{creds, fd, wake::Wake};
 
 use super::proto::{self, ErrorKind, FrameError, Reply, ReplyFrame, Request, PROTOCOL_VERSION};
 
@@ -114,31 +114,6 @@ fn serve(listener: UnixListener, core: Arc<Core>, stop: Arc<AtomicBool>, wake: A
     }
 }
 
-/// uid of the peer (`SO_PEERCRED`).
-pub fn peer_uid(stream: &UnixStream) -> io::Result<u32> {
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: `cred` and `len` are live, writable, and `len` holds the size
-    // of `cred`, which the kernel writes at most.
-    let ret = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut cred as *mut libc::ucred).cast(),
-            &mut len,
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(cred.uid)
-}
-
 fn reply(stream: &mut UnixStream, reply: Reply) -> Result<(), FrameError> {
     proto::write_frame(
         stream,
@@ -160,9 +135,8 @@ fn serve_client(mut stream: UnixStream, core: &Core) -> Result<(), FrameError> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
     stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
-    // SAFETY: geteuid takes no arguments and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    match peer_uid(&stream) {
+    let euid = creds::euid();
+    match creds::peer_uid(&stream) {
         Ok(uid) if uid == 0 || uid == euid => {}
         Ok(uid) => {
             return reply(
