@@ -49,14 +49,21 @@ fn call(socket: &Path, request: Request) -> Result<Reply, ClientError> {
     stream
         .set_read_timeout(Some(REPLY_TIMEOUT))
         .map_err(FrameError::Io)?;
-    proto::write_frame(
+    let sent = proto::write_frame(
         &mut stream,
         &RequestFrame {
             version: PROTOCOL_VERSION,
             request,
         },
-    )?;
-    let body = proto::read_frame_body(&mut stream)?.ok_or(ClientError::NoReply)?;
+    );
+    // The engine may refuse (e.g. a non-root peer) and close before the
+    // request is fully written: its error reply is still there to read.
+    let body = match (sent, proto::read_frame_body(&mut stream)) {
+        (_, Ok(Some(body))) => body,
+        (Err(e), _) => return Err(e.into()),
+        (Ok(()), Ok(None)) => return Err(ClientError::NoReply),
+        (Ok(()), Err(e)) => return Err(e.into()),
+    };
     let frame: ReplyFrame = postcard::from_bytes(&body).map_err(FrameError::Decode)?;
     match frame.reply {
         Reply::Error { kind, message } => Err(ClientError::Refused { kind, message }),
