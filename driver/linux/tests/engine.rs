@@ -287,3 +287,43 @@ fn reload_switches_behaviour_without_losing_or_duplicating() {
     }
     assert!(switched, "the reload took effect");
 }
+
+#[test]
+fn deny_on_an_operation_linux_cannot_block_is_recorded_as_unenforced() {
+    let s = Scratch::new("unenforced");
+    std::fs::create_dir_all(s.path("keep")).unwrap();
+    let f = s.path("keep/ledger");
+    std::fs::write(&f, "1\n").unwrap();
+    let (engine, sink) = start(
+        compile(&format!(
+            "deny delete under {} as \"keep\"\n",
+            p(&s.path("keep"))
+        )),
+        &s,
+    );
+    let mut rm = Command::new("rm").arg(&f).spawn().unwrap();
+    let rm_pid = u64::from(rm.id());
+    assert!(
+        rm.wait().unwrap().success(),
+        "delete cannot be prevented on Linux"
+    );
+    assert!(!f.exists());
+    eventually("the deny record", || {
+        !sink.records.lock().unwrap().is_empty()
+    });
+    let status = engine.core().status();
+    engine.stop();
+    assert!(!status.blocking, "no permission events for a delete rule");
+    assert_eq!(status.deny_unenforceable, 1);
+    assert_eq!(status.denied, 0);
+    let recs = sink.records.lock().unwrap().clone();
+    assert_eq!(recs.len(), 1);
+    assert_eq!(
+        (recs[0].op, recs[0].action, recs[0].status),
+        (Op::Delete, Action::Deny, None)
+    );
+    // `rm` may be gone before its event is read; its image is then known
+    // only if the process table caught the exec (see procinfo), so only
+    // the pid is asserted.
+    assert_eq!(recs[0].pid, rm_pid);
+}

@@ -210,3 +210,32 @@ fn enforce(responder: &Responder, shared: &Shared, raw: RawFd, action: Action) -
         Some(0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::fanotify::GroupKind;
+
+    #[test]
+    fn each_event_is_answered_once_by_the_thread_or_the_watchdog() {
+        let Ok(group) = Group::init(GroupKind::Permission) else {
+            eprintln!("skipped: fanotify permission groups need CAP_SYS_ADMIN");
+            return;
+        };
+        // Descriptor numbers only: the kernel refuses answers for events it
+        // does not know (the write fails, which `answer` ignores); what is
+        // checked here is the bookkeeping that decides who answers.
+        let r = Responder::new(group);
+        r.register([1001, 1002, 1003].into_iter());
+        assert!(r.answer(1001, false));
+        assert!(!r.answer(1001, true), "a second answer is refused");
+        // Nothing is overdue yet with a generous deadline.
+        assert_eq!(r.expire(Duration::from_secs(3600)), 0);
+        // With a zero deadline the watchdog answers the two pending events...
+        assert_eq!(r.expire(Duration::ZERO), 2);
+        // ...after which the thread's own answer is refused (no double answer).
+        assert!(!r.answer(1002, false));
+        assert!(!r.answer(1003, true));
+        assert_eq!(r.expire(Duration::ZERO), 0);
+    }
+}
