@@ -42,6 +42,12 @@ pub enum EngineError {
     Load(#[from] LoadError),
     #[error("cannot create the fanotify group: {0}")]
     Init(#[source] io::Error),
+    #[error(
+        "this kernel cannot report file handles with names (FAN_REPORT_DFID_NAME needs Linux 5.9 or later; 5.17 or later for FAN_RENAME)"
+    )]
+    KernelTooOld,
+    #[error("this kernel has no fanotify (CONFIG_FANOTIFY)")]
+    NoFanotify,
     #[error("cannot watch the filesystem of {}: {source}", path.display())]
     Mark {
         path: PathBuf,
@@ -144,12 +150,11 @@ impl Engine {
         let first = LoadedPolicy::new(config.image, 1)?;
         let facts = first.facts.clone();
         let init = |kind| {
-            Group::init(kind).map_err(|e| {
-                if e.raw_os_error() == Some(libc::EPERM) {
-                    EngineError::MissingCapability(Capability::SysAdmin)
-                } else {
-                    EngineError::Init(e)
-                }
+            Group::init(kind).map_err(|e| match e.raw_os_error() {
+                Some(libc::EPERM) => EngineError::MissingCapability(Capability::SysAdmin),
+                Some(libc::EINVAL) if kind == GroupKind::NotifyFid => EngineError::KernelTooOld,
+                Some(libc::ENOSYS) => EngineError::NoFanotify,
+                _ => EngineError::Init(e),
             })
         };
         let notify_group = Arc::new(init(GroupKind::NotifyFid)?);
