@@ -23,7 +23,10 @@ pub struct Counters {
     pub kernel_overflows: AtomicU64,
     /// Permission events answered allow by the deadline watchdog.
     pub deadline_allows: AtomicU64,
-    /// Events whose path could not be resolved (evaluated with an empty path).
+    /// Events whose directory handle could not be turned into a path (the
+    /// directory was deleted before the event was read, e.g. inside an
+    /// `rm -r` of a tree the engine had not seen yet): not evaluated, only
+    /// counted here (`status`); no drop record exists for this reason.
     pub unresolved: AtomicU64,
     /// The engine's own events, skipped.
     pub own_events: AtomicU64,
