@@ -19,14 +19,19 @@ fi
 cargo build --release --locked -q -p fltpolicy
 bin="${CARGO_TARGET_DIR:-target}/release/fltpolicy"
 rm -f "$log" "$log".*
-mkdir -p "$demo/secret"
+rm -rf "$demo" && mkdir -p "$demo/secret"
 
-"$bin" run policies/linux-demo.pol --log "$log" &
+status=$(mktemp)
+"$bin" run policies/linux-demo.pol --log "$log" 2> >(tee "$status" >&2) &
 engine=$!
-trap 'kill -TERM $engine 2>/dev/null || true' EXIT
-# Wait until the engine is enforcing (it creates the log once marks are set).
-for _ in $(seq 100); do [ -s "$log" ] && break; sleep 0.1; done
-sleep 0.5
+trap 'kill -TERM $engine 2>/dev/null || true; rm -f "$status"' EXIT
+# Wait until the engine says it is enforcing (its marks are in place).
+for _ in $(seq 300); do
+  grep -q "fltpolicy: running" "$status" && break
+  kill -0 $engine 2>/dev/null || { echo "the engine exited early" >&2; exit 1; }
+  sleep 0.1
+done
+grep -q "fltpolicy: running" "$status" || { echo "the engine did not start in 30 s" >&2; exit 1; }
 
 echo "--- activity ---"
 echo hello > "$demo/notes.txt"
@@ -43,6 +48,7 @@ rm -f "$demo/n.txt"
 kill -TERM $engine
 wait $engine
 trap - EXIT
+rm -f "$status"
 
 echo "--- the log ---"
 "$bin" log verify "$log"
