@@ -128,31 +128,43 @@ const NUMS: &[u64] = &[0, 1, 2, 1234, u64::MAX];
 
 fn arb_test(t: Target) -> impl Strategy<Value = Test> {
     prop_oneof![
-        (arb_str_field(), arb_value(t), any::<bool>())
-            .prop_map(|(field, value, negate)| Test::StrEq { field, value, negate }),
+        (arb_str_field(), arb_value(t), any::<bool>()).prop_map(|(field, value, negate)| {
+            Test::StrEq {
+                field,
+                value,
+                negate,
+            }
+        }),
         (arb_str_field(), arb_value(t)).prop_map(|(field, value)| Test::Under { field, value }),
-        (arb_str_field(), arb_value(t)).prop_map(|(field, value)| Test::StartsWith { field, value }),
+        (arb_str_field(), arb_value(t))
+            .prop_map(|(field, value)| Test::StartsWith { field, value }),
         (arb_str_field(), arb_value(t)).prop_map(|(field, value)| Test::EndsWith { field, value }),
         (arb_str_field(), arb_value(t)).prop_map(|(field, value)| Test::Contains { field, value }),
-        (arb_str_field(), arb_glob(t)).prop_map(|(field, pattern)| Test::Matches { field, pattern }),
+        (arb_str_field(), arb_glob(t))
+            .prop_map(|(field, pattern)| Test::Matches { field, pattern }),
         (arb_str_field(), prop::collection::vec(arb_value(t), 0..4))
             .prop_map(|(field, values)| Test::StrIn { field, values }),
         (arb_num_field(), arb_num_op(), prop::sample::select(NUMS))
             .prop_map(|(field, op, value)| Test::Num { field, op, value }),
-        (arb_num_field(), prop::collection::vec(prop::sample::select(NUMS), 0..4))
+        (
+            arb_num_field(),
+            prop::collection::vec(prop::sample::select(NUMS), 0..4)
+        )
             .prop_map(|(field, values)| Test::NumIn { field, values }),
         any::<bool>().prop_map(|value| Test::Paging { value }),
     ]
 }
 
 fn arb_cond(t: Target) -> impl Strategy<Value = Cond> {
-    arb_test(t).prop_map(Cond::Test).prop_recursive(3, 16, 3, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..3).prop_map(Cond::And),
-            prop::collection::vec(inner.clone(), 0..3).prop_map(Cond::Or),
-            inner.prop_map(|c| Cond::Not(Box::new(c))),
-        ]
-    })
+    arb_test(t)
+        .prop_map(Cond::Test)
+        .prop_recursive(3, 16, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Cond::And),
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Cond::Or),
+                inner.prop_map(|c| Cond::Not(Box::new(c))),
+            ]
+        })
 }
 
 fn arb_policy() -> impl Strategy<Value = Policy> {
