@@ -41,7 +41,7 @@ enum Command {
     Bench(cmd::bench::Args),
     /// Run recorded events through policy, queue and writer into a log.
     Replay(cmd::replay::Args),
-    /// Read audit logs: export, verify, stats.
+    /// Read audit logs: view, export, verify, stats.
     Log(cmd::log::Args),
     // Enforcement point: run, load, status (issues 4, 5) go here.
     /// Run the Linux engine (fanotify) in the foreground until Ctrl-C/SIGTERM.
