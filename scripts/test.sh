@@ -45,4 +45,4 @@ fuzz scripts/fuzz-record.sh 20
 fuzz scripts/fuzz-verifier.sh 10
 # -- end of extra checks --
 
-awk '/^test result:/ { p += $4; f += $6 } END { printf "all cargo tests: %d passed, %d failed\n", p, f }' "$results"
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$results"
