@@ -18,7 +18,11 @@ pub struct Args {
 }
 
 /// The platform policies are compiled for here.
-const HOST_TARGET: Target = if cfg!(windows) { Target::Windows } else { Target::Linux };
+const HOST_TARGET: Target = if cfg!(windows) {
+    Target::Windows
+} else {
+    Target::Linux
+};
 
 /// What a successful load reports, on either platform.
 struct Loaded {
@@ -30,7 +34,10 @@ struct Loaded {
 pub fn run(args: Args) -> Result<ExitCode> {
     let loaded = crate::policy_input::load(&args.policy, HOST_TARGET)?;
     let reply = send(&args, loaded.image)?;
-    let hash: String = reply.policy_hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let hash: String = reply.policy_hash[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     eprintln!(
         "loaded {}: generation {}, {} rules, sha256 {hash}…",
         args.policy.display(),
@@ -43,7 +50,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
 #[cfg(target_os = "linux")]
 fn send(args: &Args, image: Vec<u8>) -> Result<Loaded> {
     let Some(socket) = &args.control else {
-        anyhow::bail!("--control SOCKET is required: the socket given to `fltpolicy run --control`");
+        anyhow::bail!(
+            "--control SOCKET is required: the socket given to `fltpolicy run --control`"
+        );
     };
     let r = fltpolicy_linux::control::client::load(socket, image)?;
     Ok(Loaded {

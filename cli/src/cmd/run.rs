@@ -65,15 +65,28 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Err(e) => return Err(anyhow::Error::new(e).context("cannot start the Linux engine")),
     };
     let status = pipeline.status().unwrap_or_default();
-    let hash: String = status.policy_hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let hash: String = status.policy_hash[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     eprintln!(
         "fltpolicy: enforcing {} ({rules} rules, sha256 {hash}…){}",
         args.policy.display(),
-        if status.blocking { ", blocking denied opens/reads" } else { ", log only" }
+        if status.blocking {
+            ", blocking denied opens/reads"
+        } else {
+            ", log only"
+        }
     );
-    eprintln!("fltpolicy: watching the filesystems of {}", status.watching.join(", "));
+    eprintln!(
+        "fltpolicy: watching the filesystems of {}",
+        status.watching.join(", ")
+    );
     eprintln!("fltpolicy: audit log: {}", log.display());
-    eprintln!("fltpolicy: view it with: fltpolicy log view {}", log.display());
+    eprintln!(
+        "fltpolicy: view it with: fltpolicy log view {}",
+        log.display()
+    );
     if let Some(c) = &args.control {
         eprintln!(
             "fltpolicy: control socket: {} (fltpolicy status --control {0}; fltpolicy load POLICY --control {0})",
@@ -109,5 +122,7 @@ fn absolute(p: &std::path::Path) -> PathBuf {
     if p.is_absolute() {
         return p.to_path_buf();
     }
-    std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+    std::env::current_dir()
+        .map(|d| d.join(p))
+        .unwrap_or_else(|_| p.to_path_buf())
 }

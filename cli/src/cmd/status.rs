@@ -56,7 +56,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("policy       sha256 {} (generation {}, {} rules)", r.policy_hash, r.generation, r.rule_count);
+    println!(
+        "policy       sha256 {} (generation {}, {} rules)",
+        r.policy_hash, r.generation, r.rule_count
+    );
     println!("events seen  {}", r.events_seen);
     println!("matched      {}", r.matched);
     println!("logged       {}", r.logged);
@@ -69,7 +72,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
         println!("deadline allows        {}", l.deadline_allows);
         println!("deny (log only ops)    {}", l.deny_unenforceable);
         println!("unresolved paths       {}", l.unresolved_paths);
-        println!("blocking     {}", if l.blocking { "yes (permission events)" } else { "no (log only)" });
+        println!(
+            "blocking     {}",
+            if l.blocking {
+                "yes (permission events)"
+            } else {
+                "no (log only)"
+            }
+        );
         println!("watching     {}", l.watching.join(", "));
     }
     Ok(ExitCode::SUCCESS)
@@ -78,7 +88,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
 #[cfg(target_os = "linux")]
 fn query(args: &Args) -> Result<Report> {
     let Some(socket) = &args.control else {
-        anyhow::bail!("--control SOCKET is required: the socket given to `fltpolicy run --control`");
+        anyhow::bail!(
+            "--control SOCKET is required: the socket given to `fltpolicy run --control`"
+        );
     };
     let s = fltpolicy_linux::control::client::status(socket)?;
     Ok(Report {
