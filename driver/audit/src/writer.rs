@@ -249,8 +249,15 @@ impl AuditQueue {
 
     /// Counts events lost by the event source (fanotify overflow).
     pub fn count_source_drop(&self, n: u64) {
-        self.queue
-            .count_external_drop(DropReason::KernelOverflow, n);
+        self.count_upstream_drop(DropReason::KernelOverflow, n);
+    }
+
+    /// Counts `n` events lost before they reached the queue, for `reason`
+    /// (`KernelOverflow`: the event source lost them; `Unresolved`: the
+    /// engine could not resolve their paths, so could not evaluate them).
+    /// The flush thread turns the count into a drop record like any other.
+    pub fn count_upstream_drop(&self, reason: DropReason, n: u64) {
+        self.queue.count_external_drop(reason, n);
         self.wake();
     }
 

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use fltpolicy_audit::writer::{AuditQueue, FileSink, FlushConfig, FlushThread};
-use fltpolicy_core::record::EventData;
+use fltpolicy_core::record::{DropReason, EventData};
 
 use crate::control::server::{ControlServer, ServerError};
 use crate::engine::{Engine, EngineConfig, EngineError, EngineStatus};
@@ -50,6 +50,10 @@ impl Sink for AuditSink {
             // One overflow notice: at least one event was lost; the kernel
             // does not say how many. The drop record counts notices.
             UpstreamLoss::KernelQueueOverflow => self.queue.count_source_drop(1),
+            // One event that could not be evaluated.
+            UpstreamLoss::UnresolvedPath => {
+                self.queue.count_upstream_drop(DropReason::Unresolved, 1)
+            }
         }
         self.upstream.fetch_add(1, Ordering::Relaxed);
     }
@@ -167,5 +171,51 @@ impl Drop for Pipeline {
         if self.flush.is_some() || self.engine.is_some() {
             let _ = self.shutdown();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fltpolicy_audit::reader::RecordBody;
+    use fltpolicy_audit::writer::rotated_files;
+    use fltpolicy_audit::LogReader;
+
+    /// The event threads report an event whose path they cannot resolve
+    /// with `lost_upstream(UpstreamLoss::UnresolvedPath)` (notify.rs,
+    /// perm.rs). Making a path reliably unresolvable end to end races the
+    /// kernel (a directory must vanish between the event and its read), so
+    /// this checks the same call on the real audit sink: each such event
+    /// reaches the log as a drop record with reason `unresolved`, kept apart
+    /// from kernel overflows.
+    #[test]
+    fn unresolved_paths_reach_the_log_as_drop_records() {
+        let dir =
+            std::env::temp_dir().join(format!("fltpolicy-linux-unresolved-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let base = dir.join("u.fplog");
+        let flush =
+            FlushThread::start(FileSink::create(&base).unwrap(), FlushConfig::default()).unwrap();
+        let sink = AuditSink::new(flush.producer());
+        sink.lost_upstream(UpstreamLoss::UnresolvedPath);
+        sink.lost_upstream(UpstreamLoss::UnresolvedPath);
+        sink.lost_upstream(UpstreamLoss::KernelQueueOverflow);
+        assert_eq!(sink.dropped(), 3);
+        let (_, stats) = flush.shutdown().map_err(|(_, _, e)| e).unwrap();
+        assert_eq!(stats.drops_recorded[DropReason::Unresolved as usize], 2);
+        assert_eq!(stats.drops_recorded[DropReason::KernelOverflow as usize], 1);
+
+        let mut per_reason = [0u64; DropReason::COUNT];
+        for r in LogReader::open(&rotated_files(&base)).unwrap() {
+            if let RecordBody::Dropped(d) = r.unwrap().body {
+                per_reason[d.reason as usize] += d.count;
+            }
+        }
+        let mut want = [0u64; DropReason::COUNT];
+        want[DropReason::Unresolved as usize] = 2;
+        want[DropReason::KernelOverflow as usize] = 1;
+        assert_eq!(per_reason, want);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -4,7 +4,8 @@
 //! `push` either queues the record or counts a drop (the audit pipeline
 //! turns counted drops into drop records). Losses the engine sees before
 //! anything reaches the queue — the kernel's `FAN_Q_OVERFLOW`, which carries
-//! no count — go through [`Sink::lost_upstream`].
+//! no count, and events whose path could not be resolved, so could not be
+//! evaluated — go through [`Sink::lost_upstream`].
 use fltpolicy_core::record::EventData;
 
 /// Why events were lost before they reached the queue.
@@ -13,6 +14,10 @@ pub enum UpstreamLoss {
     /// fanotify's queue overflowed (`FAN_Q_OVERFLOW`): an unknown number of
     /// events was discarded by the kernel.
     KernelQueueOverflow,
+    /// The path of one event the engine would have evaluated could not be
+    /// resolved (e.g. its directory was removed before the event was read),
+    /// so the policy could not be applied to it.
+    UnresolvedPath,
 }
 
 /// The audit pipeline as the event threads see it.

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fltpolicy_core::event::{Action, Op, Target};
-use fltpolicy_core::record::{DropReason, EventData};
+use fltpolicy_core::record::EventData;
 use fltpolicy_linux::sink::{Sink, UpstreamLoss};
 use fltpolicy_linux::{Engine, EngineConfig};
 
@@ -32,6 +32,9 @@ struct Rec {
 struct MemorySink {
     records: Mutex<Vec<Rec>>,
     lost: AtomicU64,
+    /// Losses reported as [`UpstreamLoss::UnresolvedPath`] (the pipeline's
+    /// sink turns each into a `DropReason::Unresolved` drop).
+    unresolved: AtomicU64,
 }
 
 impl Sink for MemorySink {
@@ -48,8 +51,10 @@ impl Sink for MemorySink {
         });
         true
     }
-    fn lost_upstream(&self, _reason: UpstreamLoss) {
-        let _ = DropReason::KernelOverflow;
+    fn lost_upstream(&self, reason: UpstreamLoss) {
+        if reason == UpstreamLoss::UnresolvedPath {
+            self.unresolved.fetch_add(1, Ordering::Relaxed);
+        }
         self.lost.fetch_add(1, Ordering::Relaxed);
     }
     fn depth(&self) -> u64 {
@@ -326,4 +331,53 @@ fn deny_on_an_operation_linux_cannot_block_is_recorded_as_unenforced() {
     // only if the process table caught the exec (see procinfo), so only
     // the pid is asserted.
     assert_eq!(recs[0].pid, rm_pid);
+}
+
+/// A tree created and removed faster than the engine reads: the events
+/// inside directories already gone cannot be placed. Each such operation
+/// reaches the sink as an `UnresolvedPath` loss (a `unresolved` drop record
+/// in the log), never silently. Whether a given burst outruns the engine
+/// depends on scheduling, so bursts repeat until one does.
+#[test]
+fn events_in_vanished_directories_are_reported_as_unresolved_losses() {
+    let s = Scratch::new("unresolved");
+    std::fs::create_dir_all(s.path("t")).unwrap();
+    let t = p(&s.path("t"));
+    let (engine, sink) = start(
+        compile(&format!("log create, write under {t} as \"t\"\n")),
+        &s,
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut bursts = 0;
+    while engine.core().status().unresolved_paths == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no burst outran the engine in {bursts} tries"
+        );
+        let ok = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!(
+                "cd {t} && for i in 0 1 2 3 4 5 6 7 8 9; do mkdir d$i && echo x > d$i/f; done \
+                 && rm -r d0 d1 d2 d3 d4 d5 d6 d7 d8 d9"
+            ))
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        bursts += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = engine.stop();
+    let losses = sink.unresolved.load(Ordering::Relaxed);
+    // Each unresolved event carried create or write (the only operations
+    // marked), so each counts at least one loss.
+    assert!(
+        losses >= status.unresolved_paths,
+        "{losses} losses for {} unresolved events",
+        status.unresolved_paths
+    );
+    // Nothing unresolved was recorded under a made-up path.
+    for r in sink.records.lock().unwrap().iter() {
+        assert!(r.path.starts_with(&t), "{r:?}");
+    }
 }

@@ -278,15 +278,20 @@ pub enum DropReason {
     WriteFailed = 2,
     /// The event source itself lost events (fanotify `FAN_Q_OVERFLOW`).
     KernelOverflow = 3,
+    /// The enforcement point could not resolve the event's path (e.g. a
+    /// directory removed before its events were read), so it could not
+    /// evaluate it against the policy.
+    Unresolved = 4,
 }
 
 impl DropReason {
     /// Every reason, in code order.
-    pub const ALL: [DropReason; 4] = [
+    pub const ALL: [DropReason; 5] = [
         DropReason::QueueFull,
         DropReason::QueueBusy,
         DropReason::WriteFailed,
         DropReason::KernelOverflow,
+        DropReason::Unresolved,
     ];
     /// Number of reasons (size of per-reason counter arrays).
     pub const COUNT: usize = Self::ALL.len();
@@ -297,6 +302,7 @@ impl DropReason {
             DropReason::QueueBusy => "queue_busy",
             DropReason::WriteFailed => "write_failed",
             DropReason::KernelOverflow => "kernel_overflow",
+            DropReason::Unresolved => "unresolved",
         }
     }
 }
@@ -478,6 +484,45 @@ mod tests {
         });
         let body = postcard::to_slice(&rec, &mut buf).unwrap();
         assert!(body.len() <= MAX_RECORD_BODY);
+    }
+
+    #[test]
+    fn drop_reasons_round_trip_and_unknown_codes_are_rejected() {
+        let mut buf = [0u8; 64];
+        for (code, reason) in DropReason::ALL.into_iter().enumerate() {
+            // The stored code is the discriminant, and ALL is in code order.
+            assert_eq!(reason as usize, code);
+            let rec = Record::Dropped(DropRecord {
+                seq: 12,
+                time_ns: 3,
+                since_ns: 2,
+                after_seq: 11,
+                count: 7,
+                reason,
+            });
+            let body = postcard::to_slice(&rec, &mut buf).unwrap();
+            // The reason is the body's last byte: its stored code.
+            assert_eq!(body.last(), Some(&(code as u8)));
+            assert_eq!(postcard::from_bytes::<Record<'_>>(body).unwrap(), rec);
+        }
+        let rec = Record::Dropped(DropRecord {
+            seq: 12,
+            time_ns: 3,
+            since_ns: 2,
+            after_seq: 11,
+            count: 7,
+            reason: DropReason::Unresolved,
+        });
+        let body = postcard::to_slice(&rec, &mut buf).unwrap();
+        assert_eq!(body.last(), Some(&4));
+        assert_eq!(DropReason::Unresolved.name(), "unresolved");
+        let n = body.len();
+        // A code past the last reason is a decode error, not a panic.
+        for code in [DropReason::COUNT as u8, 0x7f] {
+            buf[n - 1] = code;
+            assert!(postcard::from_bytes::<Record<'_>>(&buf[..n]).is_err());
+            assert!(crate::record::frame::decode_body(&buf[..n]).is_err());
+        }
     }
 
     #[test]

@@ -150,6 +150,7 @@ pub fn run(group: Arc<Group>, shared: Arc<Shared>, wake: Arc<Wake>) {
                             new_resolved && op == fltpolicy_core::event::Op::Rename,
                         ),
                     ];
+                    let mut recorded = false;
                     for (p, ok) in candidates {
                         if !ok || !may_record(&policy.facts, op, p) {
                             continue;
@@ -166,8 +167,17 @@ pub fn run(group: Arc<Group>, shared: Arc<Shared>, wake: Arc<Wake>) {
                             |_| None,
                         );
                         if action != fltpolicy_core::event::Action::None {
+                            recorded = true;
                             break;
                         }
+                    }
+                    // The source path could not be resolved, so this
+                    // operation was never evaluated on it (a rename recorded
+                    // on its destination is in the log; anything else is
+                    // lost): the log gets a drop record (reason
+                    // `unresolved`) for it.
+                    if !resolved && !recorded {
+                        shared.sink.lost_upstream(UpstreamLoss::UnresolvedPath);
                     }
                 }
                 if dir_moved {

@@ -172,7 +172,11 @@ fn handle_one(
         return;
     };
     if fd::fd_path(event_fd, path).is_err() {
+        // The kernel's answer is still decided on the empty path, but the
+        // event was not evaluated on its real path: the log gets a drop
+        // record (reason `unresolved`) for it.
         Counters::inc(&shared.counters.unresolved);
+        shared.sink.lost_upstream(UpstreamLoss::UnresolvedPath);
         path.clear();
     }
     crate::path::strip_deleted(path);
