@@ -4,7 +4,7 @@
 # and out-of-bounds accesses would be reported. The crate forbids `unsafe`,
 # so this mostly guards dependencies and the atomics protocol; the threaded
 # tests shrink themselves under cfg(miri).
-# Usage: scripts/miri.sh   (a few minutes; not part of CI)
+# Usage: scripts/miri.sh   (about a minute; CI runs it where the miri component can be had)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
@@ -12,4 +12,4 @@ rustup +nightly component list --installed | grep -q '^miri' || rustup +nightly 
 export CARGO_TARGET_DIR="${MIRI_TARGET_DIR:-$PWD/target/miri}"
 # -Zmiri-many-seeds explores several schedules of the threaded tests.
 MIRIFLAGS="${MIRIFLAGS:--Zmiri-many-seeds=0..4}" \
-  cargo +nightly miri test -p fltpolicy-core --lib -- queue:: record::
+  cargo +nightly miri test -p fltpolicy-core --lib -- queue:: record:: image::

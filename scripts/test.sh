@@ -9,7 +9,7 @@ trap 'rm -f "$results"' EXIT
 ctest() { cargo test "$@" 2>&1 | tee -a "$results"; }
 
 # The fuzz smoke runs need nightly (cargo-fuzz, sanitizers).
-if rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal; then
+if rustup toolchain list | grep -q '^nightly' || timeout 600 rustup toolchain install nightly --profile minimal; then
   have_nightly=1
 else
   have_nightly=0
@@ -43,6 +43,13 @@ cargo build -p fltpolicy --target x86_64-pc-windows-gnu --locked
 fuzz scripts/fuzz-record.sh 20
 # image verifier + evaluator: 10 s of fuzzing per target (raw bytes; re-sealed bodies)
 fuzz scripts/fuzz-verifier.sh 10
+# Miri: the queue's, record format's and evaluator's unit tests (UB, data races)
+if ((have_nightly)) && { rustup +nightly component list --installed | grep -q '^miri' || timeout 300 rustup +nightly component add miri; }; then
+  ctest_miri() { scripts/miri.sh 2>&1 | tee -a "$results"; }
+  ctest_miri
+else
+  echo "NOTE: the miri component cannot be had here: the Miri run is skipped"
+fi
 # -- end of extra checks --
 
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$results"
