@@ -50,6 +50,8 @@ enum Command {
     Load(cmd::load::Args),
     /// Show the running enforcement point's counters and policy.
     Status(cmd::status::Args),
+    /// Point the Windows driver's audit log at a new file.
+    SetLogPath(cmd::set_log_path::Args),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Command::Run(a) => cmd::run::run(a),
         Command::Load(a) => cmd::load::run(a),
         Command::Status(a) => cmd::status::run(a),
+        Command::SetLogPath(a) => cmd::set_log_path::run(a),
         Command::Replay(a) => cmd::replay::run(a),
         Command::Log(a) => cmd::log::run(a),
     };

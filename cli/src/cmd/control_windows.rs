@@ -12,8 +12,8 @@ use std::ptr::{null, null_mut};
 
 use anyhow::{Context, Result};
 use fltpolicy_core::control::{
-    self, Kind, LoadReply, Status, IOCTL_LOAD_POLICY, IOCTL_QUERY_STATUS, LOAD_REPLY_LEN,
-    STATUS_LEN,
+    self, Kind, LoadReply, Status, IOCTL_LOAD_POLICY, IOCTL_QUERY_STATUS, IOCTL_SET_LOG_PATH,
+    LOAD_REPLY_LEN, STATUS_LEN,
 };
 use windows_sys::Win32::Foundation::{
     CloseHandle, GetLastError, GENERIC_READ, GENERIC_WRITE, HANDLE, INVALID_HANDLE_VALUE,
@@ -121,4 +121,13 @@ pub fn query_status() -> Result<Status> {
     let req = control::request(Kind::Status, &[]);
     let out = dev.ioctl(IOCTL_QUERY_STATUS, &req, STATUS_LEN)?;
     Status::decode(&out).context("decoding the driver's status reply")
+}
+
+/// Points the driver's audit log at `path` (a validated `X:\...` path); the
+/// flush thread re-opens the log there.
+pub fn set_log_path(path: &str) -> Result<()> {
+    let dev = Device::open()?;
+    let req = control::request(Kind::SetLogPath, path.as_bytes());
+    dev.ioctl(IOCTL_SET_LOG_PATH, &req, 0)?;
+    Ok(())
 }

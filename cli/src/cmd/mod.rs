@@ -11,6 +11,7 @@ pub mod load;
 pub mod log;
 pub mod replay;
 pub mod run;
+pub mod set_log_path;
 pub mod status;
 pub mod test;
 pub mod view;
