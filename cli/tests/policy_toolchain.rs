@@ -212,13 +212,21 @@ fn tempdir() -> PathBuf {
 fn set_log_path_validates_before_talking_to_the_driver() {
     let o = run(bin().args(["set-log-path", "relative/x.log"]));
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).contains("not an absolute drive path"), "{}", text(&o));
+    assert!(
+        text(&o).contains("not an absolute drive path"),
+        "{}",
+        text(&o)
+    );
     let o = run(bin().args(["set-log-path", r"C:\ProgramData\..\x.log"]));
     assert_eq!(o.status.code(), Some(2));
     #[cfg(target_os = "linux")]
     {
         let o = run(bin().args(["set-log-path", r"C:\ProgramData\fltpolicy\audit.fplog"]));
         assert_eq!(o.status.code(), Some(2));
-        assert!(text(&o).contains("fltpolicy run POLICY --log LOG"), "{}", text(&o));
+        assert!(
+            text(&o).contains("fltpolicy run POLICY --log LOG"),
+            "{}",
+            text(&o)
+        );
     }
 }
