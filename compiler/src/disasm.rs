@@ -7,20 +7,6 @@ use fltpolicy_core::event::{Action, OpSet};
 use fltpolicy_core::image::format::*;
 use fltpolicy_core::image::Policy;
 
-fn rec<const N: usize>(t: &[u8], i: u32) -> Option<[u8; N]> {
-    let s = (i as usize).checked_mul(N)?;
-    t.get(s..s + N)?.try_into().ok()
-}
-
-fn pair(t: &[u8], i: u32) -> (u32, u32) {
-    rec::<8>(t, i).map_or((0, 0), |r| {
-        (
-            u32::from_le_bytes([r[0], r[1], r[2], r[3]]),
-            u32::from_le_bytes([r[4], r[5], r[6], r[7]]),
-        )
-    })
-}
-
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -49,11 +35,11 @@ pub fn disassemble(p: &Policy<'_>) -> String {
         b.edges.len() / EDGE_LEN
     );
     for n in 0..nodes {
-        let Some(nd) = rec::<NODE_LEN>(b.nodes, n).map(|r| NodeRec::decode(&r)) else {
+        let Some(nd) = p.node(n) else {
             continue;
         };
         let rules: Vec<String> = (nd.first_rule..nd.first_rule + nd.rule_count)
-            .filter_map(|k| rec::<4>(b.rule_lists, k).map(u32::from_le_bytes))
+            .filter_map(|k| p.rule_list_entry(k))
             .map(|r| (r + 1).to_string())
             .collect();
         let _ = writeln!(
@@ -65,7 +51,7 @@ pub fn disassemble(p: &Policy<'_>) -> String {
         );
     }
     for r in 0..h.rule_count {
-        let Some(rule) = rec::<RULE_LEN>(b.rules, r).map(|x| RuleRec::decode(&x)) else {
+        let Some(rule) = p.rule(r) else {
             continue;
         };
         let ops: Vec<&str> = OpSet(rule.ops).iter().map(|o| o.name()).collect();
@@ -89,7 +75,7 @@ pub fn disassemble(p: &Policy<'_>) -> String {
             tag
         );
         for pc in rule.code_start..rule.code_start + rule.code_len {
-            let Some(i) = rec::<INSN_LEN>(b.code, pc).map(Insn::decode) else {
+            let Some(i) = p.insn(pc) else {
                 continue;
             };
             let _ = writeln!(out, "({pc:03}) {}", insn_text(p, pc, i));
@@ -99,25 +85,19 @@ pub fn disassemble(p: &Policy<'_>) -> String {
 }
 
 fn node_path(p: &Policy<'_>, mut n: u32) -> String {
-    let b = p.body();
     let sep = p.target().separator() as char;
     let mut parts = Vec::new();
     let mut guard = 0;
     while n != 0 && guard <= MAX_TRIE_DEPTH {
         guard += 1;
-        let Some(nd) = rec::<NODE_LEN>(b.nodes, n).map(|r| NodeRec::decode(&r)) else {
+        let Some(nd) = p.node(n) else {
             break;
         };
         let parent = nd.parent;
-        let pn = rec::<NODE_LEN>(b.nodes, parent).map(|r| NodeRec::decode(&r));
+        let pn = p.node(parent);
         if let Some(pn) = pn {
             for e in pn.first_edge..pn.first_edge + pn.edge_count {
-                let (label, child) = rec::<EDGE_LEN>(b.edges, e).map_or((0, 0), |r| {
-                    (
-                        u32::from_le_bytes([r[4], r[5], r[6], r[7]]),
-                        u32::from_le_bytes([r[8], r[9], r[10], r[11]]),
-                    )
-                });
+                let (_, label, child) = p.edge(e).unwrap_or((0, 0, 0));
                 if child == n {
                     parts.push(p.string(label).unwrap_or("?").to_owned());
                 }
@@ -134,11 +114,10 @@ fn node_path(p: &Policy<'_>, mut n: u32) -> String {
 }
 
 fn insn_text(p: &Policy<'_>, pc: u32, i: Insn) -> String {
-    let b = p.body();
     let sname = |f: u8| sfield::NAMES.get(f as usize).copied().unwrap_or("?");
     let nname = |f: u8| nfield::NAMES.get(f as usize).copied().unwrap_or("?");
     let s = |id: u32| format!("{:?}", p.string(id).unwrap_or("?"));
-    let num = |id: u32| rec::<8>(b.nums, id).map_or(0, u64::from_le_bytes);
+    let num = |id: u32| p.number(id).unwrap_or(0);
     let mn = match i.opcode {
         op::STREQ => "streq",
         op::PREFIX => "prefix",
@@ -167,19 +146,14 @@ fn insn_text(p: &Policy<'_>, pc: u32, i: Insn) -> String {
             format!("{mn:<8} {}, {}", sname(i.field), s(i.operand))
         }
         op::STRIN => {
-            let (first, count) = pair(b.str_lists, i.operand);
-            let items: Vec<String> = (first..first + count)
-                .filter_map(|k| rec::<4>(b.list_items, k).map(u32::from_le_bytes))
-                .map(s)
-                .collect();
+            let items: Vec<String> = p.string_list(i.operand).map(s).collect();
             format!("{mn:<8} {}, [{}]", sname(i.field), items.join(", "))
         }
         op::EQ | op::NE | op::LT | op::LE | op::GT | op::GE => {
             format!("{mn:<8} {}, #{}", nname(i.field), num(i.operand))
         }
         op::NUMIN => {
-            let (first, count) = pair(b.num_lists, i.operand);
-            let items: Vec<String> = (first..first + count).map(|k| num(k).to_string()).collect();
+            let items: Vec<String> = p.number_list(i.operand).map(|v| v.to_string()).collect();
             format!("{mn:<8} {}, [{}]", nname(i.field), items.join(", "))
         }
         op::PAGING | op::SET => format!("{mn:<8} #{}", i.operand),

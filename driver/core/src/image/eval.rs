@@ -66,18 +66,17 @@ impl<'a> Policy<'a> {
         }
     }
 
-    fn node(&self, i: u32) -> NodeRec {
-        rec::<NODE_LEN>(self.body.nodes, i).map_or(
-            NodeRec {
-                parent: 0,
-                depth: 0,
-                first_edge: 0,
-                edge_count: 0,
-                first_rule: 0,
-                rule_count: 0,
-            },
-            |b| NodeRec::decode(&b),
-        )
+    /// Node `i`, or an empty node (no edges, no rules) when out of range,
+    /// which the verifier rules out.
+    fn node_or_empty(&self, i: u32) -> NodeRec {
+        self.node(i).unwrap_or(NodeRec {
+            parent: 0,
+            depth: 0,
+            first_edge: 0,
+            edge_count: 0,
+            first_rule: 0,
+            rule_count: 0,
+        })
     }
 
     /// Pushes the rule-list range of every trie node on `path`'s prefixes,
@@ -89,7 +88,7 @@ impl<'a> Policy<'a> {
             // deeper rules would simply not be candidates.
             let _ = levels.push((nd.first_rule, nd.first_rule.saturating_add(nd.rule_count)));
         };
-        let root = self.node(0);
+        let root = self.node_or_empty(0);
         push(levels, root);
         if path.is_empty() {
             return;
@@ -116,7 +115,7 @@ impl<'a> Policy<'a> {
             let Some(child) = self.child(node, comp, rules) else {
                 return;
             };
-            node = self.node(child);
+            node = self.node_or_empty(child);
             push(levels, node);
             if end >= bytes.len() {
                 return;

@@ -88,6 +88,49 @@ impl<'a> Policy<'a> {
         &self.body
     }
 
+    /// Rule record `i` (0-based), or `None` when out of range.
+    pub fn rule(&self, i: u32) -> Option<format::RuleRec> {
+        verify::rec::<{ format::RULE_LEN }>(self.body.rules, i).map(|b| format::RuleRec::decode(&b))
+    }
+
+    /// Instruction at absolute position `pc`.
+    pub fn insn(&self, pc: u32) -> Option<format::Insn> {
+        verify::rec::<{ format::INSN_LEN }>(self.body.code, pc).map(format::Insn::decode)
+    }
+
+    /// Path-trie node `i` (0 is the root).
+    pub fn node(&self, i: u32) -> Option<format::NodeRec> {
+        verify::rec::<{ format::NODE_LEN }>(self.body.nodes, i).map(|b| format::NodeRec::decode(&b))
+    }
+
+    /// Path-trie edge `i`: `(label hash, label string id, child node)`.
+    pub fn edge(&self, i: u32) -> Option<(u32, u32, u32)> {
+        verify::edge_rec(self.body.edges, i)
+    }
+
+    /// Entry `k` of the concatenated per-node rule lists (a 0-based rule index).
+    pub fn rule_list_entry(&self, k: u32) -> Option<u32> {
+        verify::u32_rec(self.body.rule_lists, k)
+    }
+
+    /// Number constant `i`.
+    pub fn number(&self, i: u32) -> Option<u64> {
+        verify::u64_rec(self.body.nums, i)
+    }
+
+    /// The string ids of string list `l`.
+    pub fn string_list(&self, l: u32) -> impl Iterator<Item = u32> + '_ {
+        let (first, count) = verify::pair_rec(self.body.str_lists, l).unwrap_or((0, 0));
+        (first..first.saturating_add(count))
+            .filter_map(|k| verify::u32_rec(self.body.list_items, k))
+    }
+
+    /// The values of number list `l`.
+    pub fn number_list(&self, l: u32) -> impl Iterator<Item = u64> + '_ {
+        let (first, count) = verify::pair_rec(self.body.num_lists, l).unwrap_or((0, 0));
+        (first..first.saturating_add(count)).filter_map(|k| self.number(k))
+    }
+
     /// String constant `id`, or `None` when out of range.
     pub fn string(&self, id: u32) -> Option<&'a str> {
         let i = usize::try_from(id).ok()?;
