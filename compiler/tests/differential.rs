@@ -3,14 +3,15 @@
 //! the verifier must reject or accept, never panic, on mutated images (with
 //! the header re-sealed so mutations reach the deep checks, not just the
 //! hash check).
+mod image_support;
 use fltpolicy_compiler::ir::{Cond, NumField, NumOp, Policy, Rule, StrField, Test};
 use fltpolicy_compiler::{ast::Span, lower::lower, oracle};
 use fltpolicy_core::event::{Action, EventView, Op, OpSet, Target};
 use fltpolicy_core::image::format::HEADER_LEN;
 use fltpolicy_core::image::Policy as Image;
 use fltpolicy_core::text::fold;
+use image_support::reseal;
 use proptest::prelude::*;
-use sha2::{Digest, Sha256};
 
 const COMPS: &[&str] = &["a", "B", "data", "Data2", "x.txt", "y.KEY", "ß", "é", "Ab"];
 const GLOBS: &[&str] = &["*", "?", "**", "a*", "*.txt", "*.key", "d?ta", "D*"];
@@ -256,15 +257,6 @@ fn policy_and_events() -> impl Strategy<Value = (Policy, Vec<Ev>)> {
         let t = p.target;
         (Just(p), prop::collection::vec(arb_event(t), 1..24))
     })
-}
-
-/// Rewrites the header so the (mutated) body passes the length and hash
-/// checks, letting mutations reach the structural checks.
-fn reseal(image: &mut [u8]) {
-    let body_len = (image.len() - HEADER_LEN) as u32;
-    image[16..20].copy_from_slice(&body_len.to_le_bytes());
-    let digest: [u8; 32] = Sha256::digest(&image[HEADER_LEN..]).into();
-    image[32..64].copy_from_slice(&digest);
 }
 
 proptest! {

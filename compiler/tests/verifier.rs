@@ -2,11 +2,12 @@
 //! error. Images are compiled, then one table or header field is corrupted
 //! and the header re-sealed (length and SHA-256 recomputed) so that the
 //! check under test, not the hash check, is what fires.
+mod image_support;
 use fltpolicy_compiler::compile;
 use fltpolicy_core::event::Target;
 use fltpolicy_core::image::format::{op, Body, Insn, HEADER_LEN, INSN_LEN, MAGIC};
 use fltpolicy_core::image::{Policy, Table, VerifyError};
-use sha2::{Digest, Sha256};
+use image_support::reseal;
 
 const SRC: &str = r#"
 let office = [".docx", ".xlsx", ".pdf"]
@@ -70,13 +71,6 @@ fn edit(img: &[u8], f: impl FnOnce(&mut Tables)) -> Vec<u8> {
     out.extend_from_slice(&postcard::to_allocvec(&body).unwrap());
     reseal(&mut out);
     out
-}
-
-fn reseal(img: &mut [u8]) {
-    let len = (img.len() - HEADER_LEN) as u32;
-    img[16..20].copy_from_slice(&len.to_le_bytes());
-    let digest: [u8; 32] = Sha256::digest(&img[HEADER_LEN..]).into();
-    img[32..64].copy_from_slice(&digest);
 }
 
 fn insn(t: &Tables, pc: usize) -> Insn {
