@@ -7,11 +7,11 @@
 //! timeout; nothing asserts on elapsed time.
 #![cfg(target_os = "linux")]
 
+use fltpolicy_tests::Scratch;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -46,46 +46,6 @@ fn fltpolicy() -> PathBuf {
         bin
     })
     .clone()
-}
-
-/// A directory with a private tmpfs on it (the engine's filesystem mark then
-/// sees only this test's activity).
-struct Scratch {
-    dir: PathBuf,
-    mounted: bool,
-}
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "fltpolicy-e2e-{name}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
-            .arg(&dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        Scratch { dir, mounted }
-    }
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.join(rel)
-    }
-    fn s(&self, rel: &str) -> String {
-        self.path(rel).display().to_string()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if self.mounted {
-            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// Held while an engine starts (see `kernel_queue_overflow_becomes_a_drop_record`).
@@ -232,7 +192,7 @@ fn cleanup(log: &Path) {
 
 #[test]
 fn sigterm_drains_every_event_into_a_verified_log_and_nothing_outside_the_policy() {
-    let s = Scratch::new("drain");
+    let s = Scratch::new("e2e", "drain");
     std::fs::create_dir_all(s.path("data")).unwrap();
     std::fs::create_dir_all(s.path("other")).unwrap();
     let run = Running::start(
@@ -287,7 +247,7 @@ fn sigterm_drains_every_event_into_a_verified_log_and_nothing_outside_the_policy
 
 #[test]
 fn denied_open_fails_with_eperm_for_the_named_process_and_succeeds_for_others() {
-    let s = Scratch::new("deny");
+    let s = Scratch::new("e2e", "deny");
     std::fs::create_dir_all(s.path("vault")).unwrap();
     let file = s.path("vault/key");
     std::fs::write(&file, "k\n").unwrap();
@@ -332,7 +292,7 @@ fn denied_open_fails_with_eperm_for_the_named_process_and_succeeds_for_others() 
 
 #[test]
 fn reload_over_the_socket_switches_behaviour_mid_stream_without_loss_or_duplicates() {
-    let s = Scratch::new("reload");
+    let s = Scratch::new("e2e", "reload");
     std::fs::create_dir_all(s.path("d")).unwrap();
     let run = Running::start(
         &format!("log create under {} as \"A\"\n", s.s("d")),
@@ -412,7 +372,7 @@ fn reload_over_the_socket_switches_behaviour_mid_stream_without_loss_or_duplicat
 
 #[test]
 fn malformed_control_messages_get_an_error_reply_and_change_nothing() {
-    let s = Scratch::new("control");
+    let s = Scratch::new("e2e", "control");
     std::fs::create_dir_all(s.path("d")).unwrap();
     let run = Running::start(
         &format!("log create under {} as \"x\"\n", s.s("d")),
@@ -512,7 +472,7 @@ fn kernel_queue_overflow_becomes_a_drop_record() {
         eprintln!("skipped: {MAX_QUEUED} not available");
         return;
     };
-    let s = Scratch::new("overflow");
+    let s = Scratch::new("e2e", "overflow");
     std::fs::create_dir_all(s.path("d")).unwrap();
     // Engines started while the limit is shrunk would get the tiny queue
     // too: no other test of this binary starts one meanwhile.
@@ -592,7 +552,7 @@ fn without_cap_sys_admin_run_names_the_capability() {
         eprintln!("skipped: setpriv (util-linux) is not installed");
         return;
     };
-    let s = Scratch::new("nocap");
+    let s = Scratch::new("e2e", "nocap");
     let pol = PathBuf::from(format!("{}.pol", s.dir.display()));
     std::fs::write(&pol, format!("log create under {}\n", s.s("d"))).unwrap();
     let log = PathBuf::from(format!("{}.fplog", s.dir.display()));

@@ -5,7 +5,8 @@
 //! `tests/tests/linux_e2e.rs`.)
 #![cfg(target_os = "linux")]
 
-use std::path::{Path, PathBuf};
+use fltpolicy_tests::Scratch;
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -68,45 +69,6 @@ impl Sink for MemorySink {
     }
 }
 
-/// A directory with a private tmpfs mounted on it, so the engine's
-/// filesystem mark sees only this test's activity. Falls back to a plain
-/// directory if mounting is not possible.
-struct Scratch {
-    dir: PathBuf,
-    mounted: bool,
-}
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "fltpolicy-engine-{name}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
-            .arg(&dir)
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        Scratch { dir, mounted }
-    }
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.join(rel)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if self.mounted {
-            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 fn compile(src: &str) -> Vec<u8> {
     fltpolicy_compiler::compile(src, "test.pol", Target::Linux)
         .unwrap_or_else(|e| panic!("{e}"))
@@ -142,7 +104,7 @@ fn p(path: &Path) -> String {
 
 #[test]
 fn writer_pid_image_and_path_are_recorded_and_nothing_else() {
-    let s = Scratch::new("writer");
+    let s = Scratch::new("engine", "writer");
     std::fs::create_dir_all(s.path("data")).unwrap();
     std::fs::create_dir_all(s.path("other")).unwrap();
     let data = p(&s.path("data"));
@@ -194,7 +156,7 @@ fn writer_pid_image_and_path_are_recorded_and_nothing_else() {
 
 #[test]
 fn denied_open_fails_for_the_named_process_only() {
-    let s = Scratch::new("deny");
+    let s = Scratch::new("engine", "deny");
     std::fs::create_dir_all(s.path("secret")).unwrap();
     let file = s.path("secret/plans.txt");
     std::fs::write(&file, "top secret\n").unwrap();
@@ -239,7 +201,7 @@ fn libc_eperm() -> i32 {
 
 #[test]
 fn reload_switches_behaviour_without_losing_or_duplicating() {
-    let s = Scratch::new("reload");
+    let s = Scratch::new("engine", "reload");
     std::fs::create_dir_all(s.path("d")).unwrap();
     let d = p(&s.path("d"));
     let (engine, sink) = start(compile(&format!("log create under {d} as \"A\"\n")), &s);
@@ -295,7 +257,7 @@ fn reload_switches_behaviour_without_losing_or_duplicating() {
 
 #[test]
 fn deny_on_an_operation_linux_cannot_block_is_recorded_as_unenforced() {
-    let s = Scratch::new("unenforced");
+    let s = Scratch::new("engine", "unenforced");
     std::fs::create_dir_all(s.path("keep")).unwrap();
     let f = s.path("keep/ledger");
     std::fs::write(&f, "1\n").unwrap();
@@ -340,7 +302,7 @@ fn deny_on_an_operation_linux_cannot_block_is_recorded_as_unenforced() {
 /// depends on scheduling, so bursts repeat until one does.
 #[test]
 fn events_in_vanished_directories_are_reported_as_unresolved_losses() {
-    let s = Scratch::new("unresolved");
+    let s = Scratch::new("engine", "unresolved");
     std::fs::create_dir_all(s.path("t")).unwrap();
     let t = p(&s.path("t"));
     let (engine, sink) = start(
