@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
+use fltpolicy_core::image::Policy;
 use serde_json::json;
 
 use crate::events::{read_jsonl, Event};
@@ -40,32 +41,34 @@ pub struct Args {
 }
 
 /// The verdict of one engine as the JSON line `eval` prints.
-pub fn verdict_json(loaded: &Loaded, engine: Engine, ev: &Event) -> Result<serde_json::Value> {
+/// `policy` is verified once by the caller, not per event.
+pub fn verdict_json(
+    policy: &Policy<'_>,
+    loaded: &Loaded,
+    engine: Engine,
+    ev: &Event,
+) -> Result<serde_json::Value> {
     let view = ev.view();
-    Ok(match engine {
+    let oracle;
+    let (action, rule, line, tag) = match engine {
         Engine::Vm => {
-            let p = loaded.policy();
-            let v = p.evaluate(&view);
-            json!({
-                "action": v.action.name(),
-                "rule": v.rule,
-                "line": v.rule.map(|_| v.line),
-                "tag": (!v.tag.is_empty()).then_some(v.tag),
-            })
+            let v = policy.evaluate(&view);
+            (v.action, v.rule, v.line, v.tag)
         }
         Engine::Reference => {
             let Some(ir) = &loaded.ir else {
                 bail!("the reference engine needs the policy source, not an image");
             };
-            let v = fltpolicy_compiler::oracle::evaluate(ir, &view);
-            json!({
-                "action": v.action.name(),
-                "rule": v.rule,
-                "line": v.rule.map(|_| v.line),
-                "tag": (!v.tag.is_empty()).then_some(v.tag),
-            })
+            oracle = fltpolicy_compiler::oracle::evaluate(ir, &view);
+            (oracle.action, oracle.rule, oracle.line, oracle.tag.as_str())
         }
-    })
+    };
+    Ok(json!({
+        "action": action.name(),
+        "rule": rule,
+        "line": rule.map(|_| line),
+        "tag": (!tag.is_empty()).then_some(tag),
+    }))
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -80,8 +83,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
+    let policy = loaded.policy();
     for ev in &events {
-        writeln!(out, "{}", verdict_json(&loaded, args.engine, ev)?)?;
+        writeln!(out, "{}", verdict_json(&policy, &loaded, args.engine, ev)?)?;
     }
     Ok(ExitCode::SUCCESS)
 }
