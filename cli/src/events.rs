@@ -13,6 +13,7 @@ use serde::Deserialize;
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Event {
+    #[serde(default)]
     pub op: String,
     #[serde(default)]
     pub path: String,
@@ -37,6 +38,9 @@ impl Event {
     /// Parses one JSON object and its operation name.
     pub fn parse(json: &str) -> Result<Event> {
         let mut ev: Event = serde_json::from_str(json)?;
+        if ev.op.is_empty() {
+            return Ok(ev);
+        }
         ev.parsed_op = Some(Op::from_name(&ev.op).with_context(|| {
             format!(
                 "unknown operation {:?} (expected one of: create open read write rename delete setinfo close)",

@@ -174,6 +174,13 @@ fn bad_images_and_events_are_rejected_with_precise_errors() {
         .args(["--event", r#"{"op":"explode","path":"x"}"#]));
     assert!(!o.status.success());
     assert!(text(&o).contains("unknown operation"), "{}", text(&o));
+    // Missing fields, op included, take neutral values: no rule matches.
+    let o = run(bin()
+        .arg("eval")
+        .arg(root().join("policies/mission.pol"))
+        .args(["--event", r#"{"path":"C:\\Data\\x"}"#]));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(r#""action":"none""#));
 }
 
 #[test]
