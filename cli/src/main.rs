@@ -73,9 +73,59 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The reader of our output went away (`fltpolicy log stats | head`):
+        // nothing left to say and no one to say it to; exit quietly, the
+        // way a tool killed by SIGPIPE would.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::from(2)
         }
+    }
+}
+
+/// Whether `e` (or one of its causes) is a write to a closed pipe.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// `e` and its causes, joined by `: `, each cause printed once: an error
+/// whose message already quotes its source (`cannot create LOG: File
+/// exists`) does not get that source appended again.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let msg = cause.to_string();
+        if out.contains(&msg) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&msg);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_quoted_by_its_parent_is_printed_once() {
+        let io = std::io::Error::from_raw_os_error(17);
+        let text = io.to_string();
+        let e = anyhow::Error::new(io).context(format!("cannot create the audit log x: {text}"));
+        let shown = error_chain(&e);
+        assert_eq!(shown.matches(&text).count(), 1, "{shown}");
+        let e = anyhow::Error::new(std::io::Error::from_raw_os_error(2)).context("opening x");
+        assert!(
+            error_chain(&e).starts_with("opening x: "),
+            "{}",
+            error_chain(&e)
+        );
     }
 }

@@ -114,7 +114,7 @@ fn replay_then_export_gives_the_expected_records() {
     assert!(o.status.success());
     let out = String::from_utf8(o.stdout).unwrap();
     assert!(out.contains("records: 4 (3 events)"), "{out}");
-    assert!(out.contains("#1         2 \"srv-writes\""), "{out}");
+    assert!(out.contains(" #1     2 \"srv-writes\""), "{out}");
     assert!(out.contains("drops: none"), "{out}");
 }
 
@@ -236,4 +236,176 @@ fn sealed_log_verifies_only_with_its_key() {
     let o = run(&["log", "export", s(&log)]);
     assert!(o.status.success());
     assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 4);
+}
+
+/// A replayed log with `events` under `policy`, in its own directory.
+fn replay_with(d: &Path, name: &str, policy: &str, events: &str) -> PathBuf {
+    std::fs::write(d.join(format!("{name}.pol")), policy).unwrap();
+    std::fs::write(d.join(format!("{name}.jsonl")), events).unwrap();
+    let log = d.join(format!("{name}.fplog"));
+    let o = run(&[
+        "replay",
+        s(&d.join(format!("{name}.pol"))),
+        "--events",
+        s(&d.join(format!("{name}.jsonl"))),
+        "--log",
+        s(&log),
+        "--target",
+        "linux",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    log
+}
+
+#[test]
+fn csv_export_escapes_cells_a_spreadsheet_would_run() {
+    let d = tmp("csv-formula");
+    let log = replay_with(
+        &d.0,
+        "f",
+        "log writes under /srv\n",
+        concat!(
+            r#"{"op":"write","path":"/srv/a","pid":1,"image":"/bin/x","user":"=HYPERLINK(\"http://evil\",\"x\")"}"#,
+            "\n",
+            r#"{"op":"write","path":"/srv/b","pid":2,"image":"/bin/x","user":"+1+2"}"#,
+            "\n",
+            r#"{"op":"write","path":"/srv/c","pid":3,"image":"/bin/x","user":"-3"}"#,
+            "\n",
+            r#"{"op":"write","path":"/srv/d","pid":4,"image":"/bin/x","user":"@SUM(A1)"}"#,
+            "\n",
+            r#"{"op":"write","path":"/srv/e","pid":5,"image":"/bin/x","user":"plain"}"#,
+            "\n",
+        ),
+    );
+    let o = run(&["log", "export", s(&log), "--format", "csv"]);
+    assert!(o.status.success());
+    let csv = String::from_utf8(o.stdout).unwrap();
+    let user_col = 9;
+    let users: Vec<String> = csv
+        .lines()
+        .skip(1)
+        .filter(|l| l.starts_with("event,"))
+        .map(|l| {
+            // The user cell is the 10th; the first one is quoted (it has
+            // commas and quotes), so split with a tiny CSV reader.
+            let mut cells = Vec::new();
+            let mut cur = String::new();
+            let mut quoted = false;
+            let mut chars = l.chars().peekable();
+            while let Some(c) = chars.next() {
+                match (c, quoted) {
+                    ('"', true) if chars.peek() == Some(&'"') => {
+                        cur.push('"');
+                        chars.next();
+                    }
+                    ('"', _) => quoted = !quoted,
+                    (',', false) => cells.push(std::mem::take(&mut cur)),
+                    (c, _) => cur.push(c),
+                }
+            }
+            cells.push(cur);
+            cells[user_col].clone()
+        })
+        .collect();
+    assert_eq!(
+        users,
+        [
+            r#"'=HYPERLINK("http://evil","x")"#,
+            "'+1+2",
+            "'-3",
+            "'@SUM(A1)",
+            "plain"
+        ],
+        "{csv}"
+    );
+    // Numbers stay numbers: pid 3 is not escaped.
+    assert!(csv.contains(",3,0,/bin/x,x,"), "{csv}");
+}
+
+#[test]
+fn stats_keeps_rules_of_different_policies_apart() {
+    let d = tmp("stats-policies");
+    let a = replay_with(
+        &d.0,
+        "a",
+        "log writes under /srv as \"a-writes\"\n",
+        "{\"op\":\"write\",\"path\":\"/srv/x\",\"pid\":1}\n{\"op\":\"write\",\"path\":\"/srv/y\",\"pid\":1}\n",
+    );
+    let b = replay_with(
+        &d.0,
+        "b",
+        "log writes under /data as \"b-writes\"\n",
+        "{\"op\":\"write\",\"path\":\"/data/x\",\"pid\":1}\n",
+    );
+    let o = run(&["log", "stats", s(&a), s(&b)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let rule_lines: Vec<&str> = out.lines().filter(|l| l.contains(" #1 ")).collect();
+    assert_eq!(rule_lines.len(), 2, "one line per policy's rule #1:\n{out}");
+    assert!(
+        rule_lines.iter().any(|l| l.ends_with("2 \"a-writes\"")),
+        "{out}"
+    );
+    assert!(
+        rule_lines.iter().any(|l| l.ends_with("1 \"b-writes\"")),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_empty_log_is_an_empty_log_not_a_torn_tail() {
+    let d = tmp("empty");
+    let log = d.0.join("empty.fplog");
+    std::fs::write(&log, b"").unwrap();
+    for cmd in ["verify", "stats", "export"] {
+        let o = run(&["log", cmd, s(&log)]);
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(o.status.success(), "log {cmd}: {all}");
+        assert!(!all.contains("torn"), "log {cmd}: {all}");
+        assert!(!all.contains("crash"), "log {cmd}: {all}");
+        if cmd == "verify" {
+            assert!(all.contains("empty log"), "{all}");
+        }
+    }
+}
+
+/// `fltpolicy log stats | head` and friends: the reader of stdout is
+/// gone before the command writes. No panic, no error message.
+#[test]
+fn a_closed_stdout_pipe_is_not_a_panic() {
+    let d = tmp("epipe");
+    let log = replay(&d.0, "2000", "67108864");
+    for args in [
+        vec!["log", "stats", s(&log)],
+        vec!["log", "verify", s(&log)],
+        vec!["log", "export", s(&log)],
+    ] {
+        let (r, w) = std::io::pipe().unwrap();
+        drop(r);
+        let o = Command::new(BIN)
+            .args(&args)
+            .stdout(w)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(err.is_empty(), "{args:?}: {err}");
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {err}");
+    }
+    // And through a real `| head -1`.
+    for sub in ["stats", "verify", "export"] {
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(format!("'{BIN}' log {sub} '{}' | head -1", s(&log)))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked"), "{sub}: {err}");
+        assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1);
+    }
 }

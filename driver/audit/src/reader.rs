@@ -215,6 +215,10 @@ pub struct FileSummary {
     /// Chain value after the last good record (links to the next file).
     pub end_chain: Option<[u8; 32]>,
     pub bytes: u64,
+    /// The file is empty (0 bytes): created, nothing written yet. Not
+    /// damage: a writer that was stopped right after creating it, or one
+    /// about to write its header.
+    pub empty: bool,
 }
 
 /// Everything that can be wrong with a log.
@@ -481,6 +485,11 @@ impl LogReader {
             }
         };
         self.files[idx].summary.bytes = bytes.len() as u64;
+        if bytes.is_empty() {
+            self.files[idx].summary.empty = true;
+            self.current += 1;
+            return true;
+        }
         let (header, hlen) = match decode_header(&bytes) {
             Ok((h, n)) => (HeaderInfo::from_header(&h), n),
             Err(HeaderError::Truncated) => {

@@ -97,6 +97,12 @@ pub fn verify<P: AsRef<Path>>(paths: &[P], opts: ReadOptions) -> Result<VerifyRe
     }
     let n = report.files.len();
     for (i, f) in report.files.iter().enumerate() {
+        if f.summary.empty {
+            report.notes.push(format!(
+                "{}: empty log (0 bytes): created but nothing written yet",
+                f.path.display()
+            ));
+        }
         let Some(h) = &f.header else { continue };
         if matches!(h.sealing, Sealing::HmacSha256 { .. }) && !f.summary.chain_checked {
             report.unchecked.push(f.path.clone());

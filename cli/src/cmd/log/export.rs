@@ -117,7 +117,7 @@ pub fn record_json(r: &DecodedRecord) -> Value {
 }
 
 fn csv_field(v: &Value) -> String {
-    let s = match v {
+    let mut s = match v {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
         Value::Array(a) => a
@@ -125,8 +125,16 @@ fn csv_field(v: &Value) -> String {
             .filter_map(Value::as_str)
             .collect::<Vec<_>>()
             .join("|"),
-        other => other.to_string(),
+        // Numbers (a negative errno in `status` included) are never
+        // formulas: kept as they are.
+        other => return other.to_string(),
     };
+    // A text cell a spreadsheet would run as a formula (`=HYPERLINK(...)`
+    // as a file name) is prefixed with an apostrophe, which spreadsheets
+    // show as text (OWASP "CSV injection").
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        s.insert(0, '\'');
+    }
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

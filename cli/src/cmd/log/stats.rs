@@ -1,11 +1,14 @@
 //! `fltpolicy log stats LOG...`: counts per operation, action, rule and
 //! process, the most frequent paths, the time range and the drops.
 use std::collections::{BTreeMap, HashMap};
+use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 
 use anyhow::Result;
-use fltpolicy_audit::reader::{LogReader, RecordBody};
+use fltpolicy_audit::reader::{to_hex, LogReader, RecordBody};
 use fltpolicy_audit::rfc3339;
+
+use fltpolicy_core::record::DropReason;
 
 use super::Common;
 
@@ -26,7 +29,9 @@ pub struct Stats {
     pub events: u64,
     pub per_op: BTreeMap<String, u64>,
     pub per_action: BTreeMap<String, u64>,
-    pub per_rule: BTreeMap<Option<u32>, (u64, String)>,
+    /// Per (policy hash prefix, generation-independent) and rule index:
+    /// rule #3 of one policy is not rule #3 of another.
+    pub per_rule: BTreeMap<(String, Option<u32>), (u64, String)>,
     pub per_process: HashMap<String, u64>,
     pub per_path: HashMap<String, u64>,
     pub first_ns: Option<u64>,
@@ -58,7 +63,8 @@ pub fn collect(reader: LogReader) -> Stats {
                 s.events += 1;
                 *s.per_op.entry(e.op_name().to_owned()).or_default() += 1;
                 *s.per_action.entry(e.action.name().to_owned()).or_default() += 1;
-                let slot = s.per_rule.entry(e.rule).or_insert((0, e.tag.clone()));
+                let key = (to_hex(&e.policy.hash[..8]), e.rule);
+                let slot = s.per_rule.entry(key).or_insert((0, e.tag.clone()));
                 slot.0 += 1;
                 *s.per_process.entry(e.process().to_owned()).or_default() += 1;
                 *s.per_path.entry(e.path.clone()).or_default() += 1;
@@ -79,45 +85,10 @@ pub fn collect(reader: LogReader) -> Stats {
 pub fn run(args: Args) -> Result<ExitCode> {
     let reader = LogReader::open_with(&args.common.logs, args.common.read_options()?)?;
     let s = collect(reader);
-    println!("records: {} ({} events)", s.records, s.events);
-    match (s.first_ns, s.last_ns) {
-        (Some(a), Some(b)) => println!("time range: {} .. {}", rfc3339(a), rfc3339(b)),
-        _ => println!("time range: (no events)"),
-    }
-    println!("per operation:");
-    for (k, v) in &s.per_op {
-        println!("  {k:<10} {v}");
-    }
-    println!("per action:");
-    for (k, v) in &s.per_action {
-        println!("  {k:<10} {v}");
-    }
-    println!("per rule:");
-    for (rule, (n, tag)) in &s.per_rule {
-        let name = rule.map_or_else(|| "(none)".to_owned(), |r| format!("#{r}"));
-        let tag = if tag.is_empty() {
-            String::new()
-        } else {
-            format!(" \"{tag}\"")
-        };
-        println!("  {name:<10} {n}{tag}");
-    }
-    println!("top processes:");
-    for (k, v) in top(&s.per_process, args.top) {
-        println!("  {v:>8}  {k}");
-    }
-    println!("top paths:");
-    for (k, v) in top(&s.per_path, args.top) {
-        println!("  {v:>8}  {k}");
-    }
-    if s.drops.is_empty() {
-        println!("drops: none");
-    } else {
-        println!("drops:");
-        for (reason, (records, count)) in &s.drops {
-            println!("  {reason:<16} {count} events in {records} drop records");
-        }
-    }
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    print(&mut out, &s, args.top)?;
+    out.flush()?;
     for e in &s.errors {
         eprintln!("error: {e}");
     }
@@ -126,4 +97,88 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Writes the summary. An error (a closed pipe) ends it.
+fn print(out: &mut impl Write, s: &Stats, n_top: usize) -> std::io::Result<()> {
+    writeln!(out, "records: {} ({} events)", s.records, s.events)?;
+    match (s.first_ns, s.last_ns) {
+        (Some(a), Some(b)) => writeln!(out, "time range: {} .. {}", rfc3339(a), rfc3339(b))?,
+        _ => writeln!(out, "time range: (no events)")?,
+    }
+    writeln!(out, "per operation:")?;
+    for (k, v) in &s.per_op {
+        writeln!(out, "  {k:<10} {v}")?;
+    }
+    writeln!(out, "per action:")?;
+    for (k, v) in &s.per_action {
+        writeln!(out, "  {k:<10} {v}")?;
+    }
+    writeln!(
+        out,
+        "per policy and rule (policy sha256 prefix, rule index):"
+    )?;
+    for ((policy, rule), (n, tag)) in &s.per_rule {
+        let name = rule.map_or_else(|| "(none)".to_owned(), |r| format!("#{r}"));
+        let tag = if tag.is_empty() {
+            String::new()
+        } else {
+            format!(" \"{tag}\"")
+        };
+        writeln!(out, "  {policy} {name:<6} {n}{tag}")?;
+    }
+    writeln!(out, "top processes:")?;
+    for (k, v) in top(&s.per_process, n_top) {
+        writeln!(out, "  {v:>8}  {k}")?;
+    }
+    writeln!(out, "top paths:")?;
+    for (k, v) in top(&s.per_path, n_top) {
+        writeln!(out, "  {v:>8}  {k}")?;
+    }
+    if s.drops.is_empty() {
+        writeln!(out, "drops: none")?;
+    } else {
+        writeln!(out, "drops:")?;
+        for (reason, (records, count)) in &s.drops {
+            if reason == DropReason::KernelOverflow.name() {
+                // fanotify reports that its queue overflowed, not how many
+                // events it discarded: each notice is one or more events.
+                writeln!(
+                    out,
+                    "  {reason:<16} {count} overflow notices in {records} drop records (each notice: the kernel discarded one or more events; it does not say how many)"
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "  {reason:<16} {count} events in {records} drop records"
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_overflow_counts_notices_and_says_so() {
+        let mut s = Stats::default();
+        s.drops
+            .insert(DropReason::KernelOverflow.name().to_owned(), (1, 1));
+        s.drops
+            .insert(DropReason::QueueFull.name().to_owned(), (2, 40));
+        let mut out = Vec::new();
+        print(&mut out, &s, 10).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        let line = out.lines().find(|l| l.contains("kernel_overflow")).unwrap();
+        assert!(!line.contains("1 events"), "{line}");
+        assert!(line.contains("1 overflow notices"), "{line}");
+        assert!(line.contains("does not say how many"), "{line}");
+        assert!(
+            out.contains("queue_full       40 events in 2 drop records"),
+            "{out}"
+        );
+    }
 }

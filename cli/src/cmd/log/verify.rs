@@ -1,6 +1,7 @@
 //! `fltpolicy log verify LOG...`: exit 0 only when every file is intact
 //! and chained; otherwise exit 1 naming the first bad record (file, byte
 //! offset, sequence number) and whether the tail is torn.
+use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -55,8 +56,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     for n in &rep.notes {
         eprintln!("note: {n}");
     }
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
     if rep.ok() {
-        println!(
+        writeln!(
+            out,
             "ok: {} file(s), {} records ({} events, {} drop records covering {} lost events), {}, chain {}",
             rep.files.len(),
             rep.records,
@@ -65,34 +69,38 @@ pub fn run(args: Args) -> Result<ExitCode> {
             rep.dropped,
             range,
             sealing
-        );
+        )?;
         if let Some(head) = rep.head {
-            println!("anchor: {head}  (keep it off this machine; `log verify --anchor` proves the log still extends it)");
+            writeln!(out, "anchor: {head}  (keep it off this machine; `log verify --anchor` proves the log still extends it)")?;
         }
+        out.flush()?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    writeln!(
+        out,
         "FAILED: {} problem(s) in {} file(s)",
         rep.errors.len() + rep.unchecked.len(),
         rep.files.len()
-    );
+    )?;
     if let Some(e) = rep.first_error() {
         let offset = e
             .offset()
             .map_or_else(|| "header".to_owned(), |o| format!("offset {o}"));
-        println!(
+        writeln!(
+            out,
             "first bad record: {} at {} ({}): {}",
             e.path().display(),
             offset,
             seq_of(e),
             e
-        );
+        )?;
     }
     for p in &rep.unchecked {
-        println!(
+        writeln!(
+            out,
             "{}: sealed with HMAC-SHA256; give --key-file to check its chain",
             p.display()
-        );
+        )?;
     }
     match rep.torn_tail() {
         Some(ReadError::TornTail {
@@ -100,14 +108,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
             offset,
             bytes,
             ..
-        }) => println!(
+        }) => writeln!(
+            out,
             "tail: torn — {} ends with an incomplete record of {bytes} bytes at offset {offset}",
             path.display()
-        ),
-        _ => println!("tail: not torn"),
+        )?,
+        _ => writeln!(out, "tail: not torn")?,
     }
     for e in rep.errors.iter().skip(1) {
-        println!("also: {e}");
+        writeln!(out, "also: {e}")?;
     }
+    out.flush()?;
     Ok(ExitCode::from(1))
 }
