@@ -686,3 +686,66 @@ fn clear_errors_without_a_terminal_or_a_file() {
     );
     assert!(o.stdout.is_empty(), "nothing drawn into the pipe");
 }
+
+/// A file named `new<LF>line` must not show as `new` (the line cut at the
+/// newline) or `newline` (the newline dropped): both hide the real name.
+/// Control and invisible characters appear as escapes in the table and in
+/// the detail pane.
+#[test]
+fn control_characters_are_shown_escaped() {
+    let dir = TempDir::new("escape");
+    let base = dir.0.join("audit.fplog");
+    let cfg = FlushConfig {
+        interval: Duration::from_millis(20),
+        ring_words: MIN_RING_WORDS.max(1 << 14),
+        ..FlushConfig::default()
+    };
+    let flush = FlushThread::start(FileSink::create(&base).unwrap(), cfg).unwrap();
+    let q = flush.producer();
+    let nl = "/srv/new\nline";
+    let tab = "/srv/tab\there";
+    let bidi = "/srv/invoice\u{202e}fdp.exe";
+    let esc = "/srv/esc\x1b[2Jhidden";
+    for p in [nl, tab, bidi, esc] {
+        q.push(&event(Op::Write, p, "/usr/bin/ev\til", 5, Action::Log, 1))
+            .unwrap();
+    }
+    flush.shutdown().map_err(|(_, _, e)| e).unwrap();
+
+    let t = Tmux::new("escape");
+    t.start(&[
+        bin(),
+        "log".into(),
+        "view".into(),
+        base.display().to_string(),
+    ]);
+    let s = t.wait_for("Records 5/5");
+    for shown in [
+        r"/srv/new\nline",
+        r"/srv/tab\there",
+        "/srv/invoice<U+202E>fdp.exe",
+        r"/srv/esc\x1b[2Jhidden",
+    ] {
+        assert!(
+            s.lines().any(|l| l.contains("│") && l.contains(shown)),
+            "table row with {shown}:\n{s}"
+        );
+    }
+    assert!(s.contains(r"ev\til"), "process column: {s}");
+    // The first row is selected: its detail pane.
+    t.keys(&["Home"]);
+    let s = t.wait("detail of the newline path", |s| {
+        s.contains(r"│path /srv/new\nline ")
+    });
+    assert!(s.contains(r"image /usr/bin/ev\til"), "{s}");
+    t.keys(&["Down"]);
+    t.wait("detail of the tab path", |s| {
+        s.contains(r"│path /srv/tab\there ")
+    });
+    t.keys(&["Down", "Down"]);
+    t.wait("detail of the escape path", |s| {
+        s.contains(r"│path /srv/esc\x1b[2Jhidden ")
+    });
+    t.keys(&["q"]);
+    t.wait_for("viewer exited with 0");
+}

@@ -6,11 +6,13 @@
 //! * [`input`] — turns key presses into model changes;
 //! * [`source`] — reads log files incrementally (first load, follow mode,
 //!   rotation, torn tails) into rows;
-//! * [`timefmt`] — timestamps as text.
+//! * [`timefmt`] — timestamps as text;
+//! * [`escape`] — untrusted text (paths, names) shown with visible escapes.
 //!
 //! This module only wires them to a real terminal and a clock.
 
 pub mod app;
+pub mod escape;
 pub mod input;
 pub mod source;
 pub mod timefmt;

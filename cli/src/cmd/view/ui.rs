@@ -20,6 +20,7 @@ use fltpolicy_core::event::Action;
 use fltpolicy_core::record::flags;
 
 use super::app::{App, ChainState, DropRow, EndRow, EventRow, Mode, Row, RowBody};
+use super::escape::{self, escaped};
 use super::timefmt::{fmt_clock, fmt_duration, fmt_rfc3339};
 
 /// Style of drop rows: they must stand out from every event row.
@@ -159,7 +160,7 @@ fn draw_filter(frame: &mut Frame<'_>, app: &App, area: Rect) {
 fn event_cells(e: &EventRow, time_ns: u64) -> (Vec<Cell<'static>>, Style) {
     let rule = match e.rule {
         Some(r) if e.tag.is_empty() => format!("{r}"),
-        Some(r) => format!("{r} {}", e.tag),
+        Some(r) => format!("{r} {}", escaped(&e.tag)),
         None => "-".to_owned(),
     };
     let action = Cell::from(e.action.name()).style(if e.action.action() == Some(Action::Deny) {
@@ -171,10 +172,10 @@ fn event_cells(e: &EventRow, time_ns: u64) -> (Vec<Cell<'static>>, Style) {
     (
         vec![
             Cell::from(fmt_clock(time_ns)),
-            Cell::from(e.process().to_owned()),
+            Cell::from(escape::line(e.process())),
             Cell::from(e.pid.to_string()),
             Cell::from(op),
-            Cell::from(e.path.clone()),
+            Cell::from(escape::line(&e.path)),
             action,
             Cell::from(rule),
         ],
@@ -295,6 +296,23 @@ fn kv(k: &'static str, v: String) -> Vec<Span<'static>> {
     ]
 }
 
+/// [`kv_text`] in double quotes (a tag may be empty or end in spaces).
+fn kv_quoted(k: &'static str, v: &str) -> Vec<Span<'static>> {
+    let mut out = vec![Span::from(k).bold(), Span::from(" \"")];
+    out.extend(escape::spans(v, Style::new()));
+    out.push(Span::from("\"   "));
+    out
+}
+
+/// Like [`kv`] for text from the log: control and invisible characters
+/// are shown as escapes.
+fn kv_text(k: &'static str, v: &str) -> Vec<Span<'static>> {
+    let mut out = vec![Span::from(k).bold(), Span::from(" ")];
+    out.extend(escape::spans(v, Style::new()));
+    out.push(Span::from("   "));
+    out
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -310,7 +328,7 @@ pub fn detail_lines(app: &App, row: &Row) -> Vec<Line<'static>> {
     let head = [
         kv("seq", row.seq.to_string()),
         kv("time", fmt_rfc3339(row.time_ns)),
-        kv("at", format!("{file} @ {}", row.offset)),
+        kv("at", format!("{} @ {}", escaped(&file), row.offset)),
     ]
     .concat();
     match &row.body {
@@ -345,17 +363,17 @@ pub fn detail_lines(app: &App, row: &Row) -> Vec<Line<'static>> {
                         ),
                         kv("rule", e.rule.map_or("-".to_owned(), |r| r.to_string())),
                         kv("line", e.line.to_string()),
-                        kv("tag", format!("{:?}", &*e.tag)),
+                        kv_quoted("tag", &e.tag),
                     ]
                     .concat(),
                 ),
-                Line::from(kv("path", e.path.clone())),
+                Line::from(kv_text("path", &e.path)),
                 Line::from(
                     [
-                        kv("image", e.image.to_string()),
+                        kv_text("image", &e.image),
                         kv("pid", e.pid.to_string()),
                         kv("ppid", e.ppid.to_string()),
-                        kv("user", e.user.to_string()),
+                        kv_text("user", &e.user),
                     ]
                     .concat(),
                 ),
@@ -524,9 +542,10 @@ pub fn status_text(app: &App) -> (String, Option<String>) {
     if let Some(e) = &s.error {
         warn.push(e.clone());
     }
+    // Host and file names come from the log and the file system.
     (
-        parts.join(" | "),
-        (!warn.is_empty()).then(|| warn.join("; ")),
+        escaped(&parts.join(" | ")).into_owned(),
+        (!warn.is_empty()).then(|| escaped(&warn.join("; ")).into_owned()),
     )
 }
 
