@@ -13,7 +13,7 @@
 //! cannot change it between check and use. Each failure maps to its own
 //! NTSTATUS ([`fltpolicy_core::control::ControlError::ntstatus`]).
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use fltpolicy_core::control::{
     self as wire, ControlError, LoadReply, Status, IOCTL_LOAD_POLICY, IOCTL_QUERY_STATUS,
@@ -25,7 +25,7 @@ use windows_sys::Wdk::Foundation::{DEVICE_OBJECT, IO_STACK_LOCATION, IRP};
 use windows_sys::Win32::Foundation::NTSTATUS;
 
 use crate::flush::LogPath;
-use crate::globals::{self, Globals};
+use crate::globals::{self, Globals, Rundown};
 use crate::kernel::{self, status::*};
 use crate::policy::{BlockError, PolicyBlock};
 
@@ -55,8 +55,43 @@ pub unsafe fn current_stack(irp: *mut IRP) -> *mut IO_STACK_LOCATION {
     unsafe { overlay.Anonymous2.Anonymous.CurrentStackLocation }
 }
 
+/// Control-device state that must outlive [`Globals`]: an image static (as
+/// in Microsoft's cdo sample), valid for as long as the I/O manager can
+/// dispatch an IRP to this driver. A mandatory unload frees `Globals` while
+/// a handle may still be open (the device object stays, delete-pending,
+/// until its last handle closes); the dispatch routines therefore enter
+/// [`Gate::requests`] *before* they look at `Globals`, and teardown closes
+/// and drains the gate before it frees anything a request can use.
+#[derive(Debug)]
+pub struct Gate {
+    /// Control requests (create, device-control) in flight.
+    pub requests: Rundown,
+    /// Open handles (creates that succeeded minus closes).
+    pub opens: AtomicU32,
+}
+
+/// The control device's [`Gate`].
+pub static GATE: Gate = Gate {
+    requests: Rundown::new(),
+    opens: AtomicU32::new(0),
+};
+
+impl Gate {
+    /// DriverEntry, before the device exists: open, no handles. (A fresh
+    /// image starts that way; the host simulation loads the driver many
+    /// times in one process.)
+    pub fn reset(&self) {
+        self.requests.reopen();
+        self.opens.store(0, Ordering::Release);
+    }
+}
+
 crate::kernel_callback! {
 /// IRP_MJ_CREATE / CLOSE / CLEANUP of the control device. PASSIVE_LEVEL.
+///
+/// CLOSE and CLEANUP always succeed (they "can not be failed", cdo sample)
+/// and never touch [`Globals`]: after a mandatory unload they still arrive
+/// for handles that were open.
 ///
 /// # Safety
 /// Called by the I/O manager.
@@ -65,23 +100,16 @@ pub unsafe fn dispatch_open_close(_dev: *const DEVICE_OBJECT, irp: *mut IRP) -> 
     let stack = unsafe { current_stack(irp) };
     // SAFETY: the current stack location of a dispatched IRP is valid.
     let major = unsafe { (*stack).MajorFunction };
-    let status = match (major, globals::get()) {
-        (_, None) => STATUS_DEVICE_NOT_READY,
-        (IRP_MJ_CREATE, Some(g)) => {
-            if g.stopping.load(Ordering::Acquire) {
-                STATUS_DEVICE_NOT_READY
-            } else if !kernel::caller_is_admin() {
-                STATUS_ACCESS_DENIED
-            } else {
-                g.control_opens.fetch_add(1, Ordering::AcqRel);
-                STATUS_SUCCESS
-            }
-        }
-        (IRP_MJ_CLOSE, Some(g)) => {
-            g.control_opens.fetch_sub(1, Ordering::AcqRel);
+    let status = match major {
+        IRP_MJ_CREATE => open(),
+        IRP_MJ_CLOSE => {
+            // Saturating: a close never fails, even one the count missed.
+            let _ = GATE
+                .opens
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
             STATUS_SUCCESS
         }
-        (IRP_MJ_CLEANUP, Some(_)) => STATUS_SUCCESS,
+        IRP_MJ_CLEANUP => STATUS_SUCCESS,
         _ => STATUS_INVALID_DEVICE_REQUEST,
     };
     // SAFETY: we own the IRP and complete it exactly once.
@@ -90,24 +118,42 @@ pub unsafe fn dispatch_open_close(_dev: *const DEVICE_OBJECT, irp: *mut IRP) -> 
 }
 }
 
+/// IRP_MJ_CREATE: inside the gate, so teardown cannot free `Globals` under
+/// it and an unload's check of the open count cannot miss this open.
+fn open() -> NTSTATUS {
+    if !GATE.requests.enter() {
+        return STATUS_DEVICE_NOT_READY;
+    }
+    let status = match globals::get() {
+        None => STATUS_DEVICE_NOT_READY,
+        Some(g) if g.stopping.load(Ordering::Acquire) => STATUS_DEVICE_NOT_READY,
+        Some(_) if !kernel::caller_is_admin() => STATUS_ACCESS_DENIED,
+        Some(_) => {
+            GATE.opens.fetch_add(1, Ordering::AcqRel);
+            STATUS_SUCCESS
+        }
+    };
+    GATE.requests.exit();
+    status
+}
+
 crate::kernel_callback! {
 /// IRP_MJ_DEVICE_CONTROL of the control device. PASSIVE_LEVEL.
 ///
 /// # Safety
 /// Called by the I/O manager.
 pub unsafe fn dispatch_device_control(_dev: *const DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
-    let (status, info) = match globals::get() {
-        None => (STATUS_DEVICE_NOT_READY, 0),
-        Some(g) => {
-            if !g.control.enter() {
-                (STATUS_DEVICE_NOT_READY, 0)
-            } else {
-                // SAFETY: valid IRP from the I/O manager.
-                let r = unsafe { handle(g, irp) };
-                g.control.exit();
-                r
-            }
-        }
+    let (status, info) = if GATE.requests.enter() {
+        let r = match globals::get() {
+            None => (STATUS_DEVICE_NOT_READY, 0),
+            // SAFETY: valid IRP from the I/O manager; `g` stays valid
+            // while we are inside the gate.
+            Some(g) => unsafe { handle(g, irp) },
+        };
+        GATE.requests.exit();
+        r
+    } else {
+        (STATUS_DEVICE_NOT_READY, 0)
     };
     // SAFETY: we own the IRP and complete it exactly once.
     unsafe { kernel::complete_irp(irp, status, info) };

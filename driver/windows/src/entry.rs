@@ -44,6 +44,7 @@ pub unsafe fn DriverEntry(driver: *mut DRIVER_OBJECT, _registry: *const UNICODE_
     if !nt_success(st) {
         return st;
     }
+    crate::control::GATE.reset();
     let g = match create_globals() {
         Some(g) => g,
         None => return STATUS_INSUFFICIENT_RESOURCES,
@@ -128,17 +129,20 @@ unsafe fn start(g: &Globals, driver: *mut DRIVER_OBJECT) -> NTSTATUS {
 crate::kernel_callback! {
 /// FLT_REGISTRATION::FilterUnloadCallback. PASSIVE_LEVEL.
 ///
-/// A non-mandatory unload is refused while a control handle is open (its
-/// next request would reach freed state); a mandatory one proceeds, and the
-/// dispatch routines then answer STATUS_DEVICE_NOT_READY.
+/// A non-mandatory unload is refused while a control handle is open; a
+/// mandatory one proceeds, and requests on handles still open then get
+/// STATUS_DEVICE_NOT_READY (closes succeed). The control gate is closed
+/// and drained *before* the open count is read, so an open racing the
+/// check either is counted or is refused.
 ///
 /// # Safety
 /// Called by FltMgr.
 pub unsafe fn filter_unload(flags: u32) -> NTSTATUS {
-    if let Some(g) = globals::get() {
-        if flags & FLTFL_FILTER_UNLOAD_MANDATORY == 0 && g.control_opens.load(Ordering::Acquire) != 0 {
-            return STATUS_FLT_DO_NOT_DETACH;
-        }
+    let gate = &crate::control::GATE;
+    gate.requests.close_and_wait();
+    if flags & FLTFL_FILTER_UNLOAD_MANDATORY == 0 && gate.opens.load(Ordering::Acquire) != 0 {
+        gate.requests.reopen();
+        return STATUS_FLT_DO_NOT_DETACH;
     }
     // SAFETY: FltMgr calls unload once, at PASSIVE_LEVEL.
     unsafe { teardown() };
@@ -155,6 +159,9 @@ unsafe fn teardown() {
         return;
     };
     let steps = g.steps.load(Ordering::Acquire);
+    // Control requests first: refuse new ones and wait for running ones, so
+    // none can use anything freed below (the gate is an image static).
+    crate::control::GATE.requests.close_and_wait();
     // (6) Stop producing: callbacks see `stopping` and return at once; wait
     // for producers already inside `audit::record`.
     g.stopping.store(true, Ordering::Release);
@@ -167,9 +174,11 @@ unsafe fn teardown() {
         // SAFETY: the thread object was referenced by start_system_thread.
         unsafe { kernel::join_system_thread(g.flush_thread) };
     }
-    // (4) Control device: refuse new requests, wait for running ones.
+    // (4) Control device (no request is running: the gate is closed). With
+    // a handle still open the I/O manager keeps the device object,
+    // delete-pending, until the handle closes; its requests stay outside
+    // the gate.
     if steps & step::CONTROL_DEVICE != 0 {
-        g.control.close_and_wait();
         // SAFETY: created in `start`; no request is running.
         unsafe { kernel::delete_control_device(g.control_device) };
     }
@@ -249,9 +258,7 @@ fn create_globals() -> Option<*mut Globals> {
             paused: Default::default(),
             max_file_bytes: core::sync::atomic::AtomicU64::new(crate::flush::MAX_FILE_BYTES),
         },
-        control: Rundown::default(),
         loading: Default::default(),
-        control_opens: Default::default(),
         producers: Rundown::default(),
     };
     // SAFETY: `raw` is a fresh, suitably aligned allocation of a Globals.

@@ -44,7 +44,8 @@ impl Counters {
 }
 
 /// A minimal rundown reference: entries while not closing, and a wait for
-/// the last one at teardown. Used by the control path (PASSIVE_LEVEL).
+/// the last one at teardown. Used by producers (any IRQL <= DISPATCH for
+/// `enter`/`exit`) and the control path; `close_and_wait` is PASSIVE_LEVEL.
 #[derive(Debug, Default)]
 pub struct Rundown {
     /// Bit 31: closing. Bits 0..31: active entries.
@@ -54,6 +55,12 @@ pub struct Rundown {
 const CLOSING: u32 = 1 << 31;
 
 impl Rundown {
+    /// An open rundown with no entries (usable in a `static`).
+    pub const fn new() -> Rundown {
+        Rundown {
+            state: AtomicU32::new(0),
+        }
+    }
     /// Enters unless teardown started.
     pub fn enter(&self) -> bool {
         let mut s = self.state.load(Ordering::Acquire);
@@ -74,11 +81,21 @@ impl Rundown {
         self.state.fetch_sub(1, Ordering::AcqRel);
     }
     /// Refuses new entries and waits (PASSIVE_LEVEL) for the active ones.
+    /// Idempotent.
     pub fn close_and_wait(&self) {
         self.state.fetch_or(CLOSING, Ordering::AcqRel);
         while self.state.load(Ordering::Acquire) & !CLOSING != 0 {
             crate::kernel::yield_passive();
         }
+    }
+    /// Accepts entries again after a `close_and_wait` that did not lead to
+    /// teardown (a refused unload).
+    pub fn reopen(&self) {
+        self.state.fetch_and(!CLOSING, Ordering::AcqRel);
+    }
+    /// Whether `close_and_wait` was called (and not undone).
+    pub fn is_closed(&self) -> bool {
+        self.state.load(Ordering::Acquire) & CLOSING != 0
     }
 }
 
@@ -133,13 +150,9 @@ pub struct Globals {
     pub queue_storage: &'static [QueueWord],
     pub processes: &'static ProcessTable,
     pub flush: FlushShared,
-    /// In-flight control requests.
-    pub control: Rundown,
     /// One policy load at a time; a second concurrent load gets
     /// STATUS_DEVICE_BUSY rather than waiting.
     pub loading: AtomicBool,
-    /// Open handles to the control device.
-    pub control_opens: AtomicU32,
     /// Producers inside [`crate::audit::record`]; unload closes it and waits
     /// before the final drain so that no record is pushed after it.
     pub producers: Rundown,
@@ -167,7 +180,10 @@ pub fn get() -> Option<&'static Globals> {
     // SAFETY: a non-null pointer was published by `publish` and stays valid
     // until `retire`, which unload calls only after every path that calls
     // `get` (callbacks, notify routine, flush thread, control requests) has
-    // been shut down and drained.
+    // been shut down and drained. The control device's dispatch routines
+    // call `get` only inside `control::GATE`, which teardown closes and
+    // drains first (the gate itself is an image static, so it outlives
+    // this block).
     unsafe { p.as_ref() }
 }
 

@@ -28,7 +28,7 @@ use windows_sys::Wdk::Foundation::{DEVICE_OBJECT, DRIVER_OBJECT, FILE_OBJECT, IR
 use windows_sys::Wdk::Storage::FileSystem::Minifilters::*;
 use windows_sys::Win32::Foundation::{HANDLE, NTSTATUS, UNICODE_STRING};
 
-use super::{state, violation, with_state, CtxKey, OwnFileState, ThreadSlot, CURRENT};
+use super::{perturb, state, violation, with_state, CtxKey, OwnFileState, ThreadSlot, CURRENT};
 use crate::kernel::status::*;
 use crate::kernel::{
     CreateMode, Irql, OwnFile, ThreadObject, APC_LEVEL, DISPATCH_LEVEL, PASSIVE_LEVEL,
@@ -72,8 +72,12 @@ pub fn alloc_nonpaged(size: usize) -> *mut u8 {
         return std::ptr::null_mut();
     }
     let layout = std::alloc::Layout::from_size_align(size.max(1), 16).expect("layout");
-    // SAFETY: non-zero size, valid alignment.
-    let p = unsafe { std::alloc::alloc_zeroed(layout) };
+    // Special pool: own pages, a guard page after the block, freed pages
+    // made inaccessible (see `special_pool`).
+    let p = super::special_pool::alloc(size);
+    if p.is_null() {
+        return p;
+    }
     with_state(|s| {
         s.allocations_made += 1;
         s.pool.insert(p as usize, layout);
@@ -108,12 +112,11 @@ pub unsafe fn free_pool(p: *mut u8) {
             "ExFreePoolWithTag of {p:p}, which is not an allocated pool block (double free?)"
         ));
     };
-    // Poison and quarantine instead of freeing at once: a reader that still
-    // uses the block (a use after free) sees 0xDD bytes — a torn policy or a
-    // wild pointer — instead of memory quietly reused by the next allocation.
-    // SAFETY: the block was allocated with `layout.size()` bytes and is no
-    // longer handed out.
-    unsafe { std::ptr::write_bytes(p, 0xDD, layout.size()) };
+    // Quarantine instead of freeing at once: the block's pages become
+    // inaccessible, so a reader that still uses it (a use after free)
+    // faults at once instead of reading memory quietly reused by the next
+    // allocation.
+    super::special_pool::retire(p, layout.size());
     let evicted = with_state(|s| {
         s.quarantine.push_back((p as usize, layout));
         if s.quarantine.len() > super::QUARANTINE {
@@ -123,15 +126,14 @@ pub unsafe fn free_pool(p: *mut u8) {
         }
     });
     if let Some((old, layout)) = evicted {
-        // SAFETY: allocated by alloc_nonpaged with this layout, freed by the
-        // driver, unreachable since.
-        unsafe { std::alloc::dealloc(old as *mut u8, layout) };
+        super::special_pool::release(old as *mut u8, layout.size());
     }
 }
 
 /// KeDelayExecutionThread: IRQL <= APC_LEVEL.
 pub fn yield_passive() {
     check_irql("KeDelayExecutionThread", APC_LEVEL);
+    perturb();
     std::thread::sleep(Duration::from_micros(200));
 }
 
@@ -738,7 +740,13 @@ pub unsafe fn create_control_device(
         if s.control_device.is_some() {
             violation("control device created twice");
         }
-        s.control_device = Some((dev as usize, acl));
+        s.control_device = Some(super::ControlDevice {
+            dev: dev as usize,
+            acl,
+            deleted: false,
+            handles: 0,
+            in_flight: 0,
+        });
     });
     Ok(dev)
 }
@@ -749,13 +757,15 @@ pub unsafe fn create_control_device(
 /// `dev` came from `create_control_device`, no request is running; PASSIVE_LEVEL.
 pub unsafe fn delete_control_device(dev: *mut DEVICE_OBJECT) {
     check_irql("IoDeleteDevice", PASSIVE_LEVEL);
-    match with_state(|s| s.control_device.take()) {
-        Some((d, _)) if d == dev as usize => {
-            // SAFETY: created by Box::into_raw above.
-            drop(unsafe { Box::from_raw(dev) });
+    perturb();
+    with_state(|s| match s.control_device.as_mut() {
+        Some(c) if c.dev == dev as usize && !c.deleted => {
+            // Delete-pending while handles or IRPs still reference it.
+            c.deleted = true;
+            super::ControlDevice::reap(&mut s.control_device);
         }
         _ => violation("IoDeleteDevice of a device the driver did not create"),
-    }
+    });
 }
 
 /// IofCompleteRequest: IRQL <= DISPATCH_LEVEL; exactly once per IRP.
@@ -764,6 +774,7 @@ pub unsafe fn delete_control_device(dev: *mut DEVICE_OBJECT) {
 /// `irp` is an IRP dispatched to this driver, completed exactly once; IRQL <= DISPATCH_LEVEL.
 pub unsafe fn complete_irp(irp: *mut IRP, status: NTSTATUS, info: usize) {
     check_irql("IoCompleteRequest", DISPATCH_LEVEL);
+    perturb();
     // SAFETY: the IRP is the one being dispatched, owned by the caller.
     let r = unsafe { &mut *irp };
     r.IoStatus.Anonymous.Status = status;
@@ -777,6 +788,8 @@ pub unsafe fn complete_irp(irp: *mut IRP, status: NTSTATUS, info: usize) {
 
 /// SeCaptureSubjectContext + SeTokenIsAdmin on the requestor's token.
 pub fn caller_is_admin() -> bool {
+    check_irql("SeCaptureSubjectContext", PASSIVE_LEVEL);
+    perturb();
     CURRENT.with(|c| c.admin.get())
 }
 

@@ -20,6 +20,7 @@ use std::prelude::rust_2021::*;
 use std::{format, thread_local, vec};
 
 pub mod kernel;
+mod special_pool;
 
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
@@ -135,13 +136,68 @@ pub(crate) struct State {
     pub next_cpu: usize,
     pub process_notify: Option<crate::abi::ProcessNotify>,
     pub fail_process_notify: bool,
-    pub control_device: Option<(usize, crate::sddl::Dacl)>,
+    pub control_device: Option<ControlDevice>,
     pub completed_irps: HashSet<usize>,
     pub fail_writes: bool,
     /// Freed pool blocks kept poisoned (see `kernel::free_pool`).
     pub quarantine: std::collections::VecDeque<(usize, std::alloc::Layout)>,
     /// A DriverEntry step the simulation makes fail (see [`Sim::fail_step`]).
     pub fail_step: Option<Step>,
+}
+
+/// The control device object as the I/O manager keeps it.
+pub(crate) struct ControlDevice {
+    pub dev: usize,
+    pub acl: crate::sddl::Dacl,
+    /// IoDeleteDevice was called; the object stays (delete-pending) until
+    /// the last handle is closed and the last IRP completed.
+    pub deleted: bool,
+    /// Open handles (successful creates not yet closed).
+    pub handles: usize,
+    /// IRPs being dispatched (each holds a reference on the object).
+    pub in_flight: usize,
+}
+
+impl ControlDevice {
+    /// Frees a delete-pending object once nothing references it.
+    fn reap(slot: &mut Option<ControlDevice>) {
+        if slot
+            .as_ref()
+            .is_some_and(|c| c.deleted && c.handles == 0 && c.in_flight == 0)
+        {
+            let c = slot.take().expect("checked");
+            // SAFETY: created by Box::into_raw in create_control_device;
+            // nothing references it any more.
+            drop(unsafe { Box::from_raw(c.dev as *mut DEVICE_OBJECT) });
+        }
+    }
+}
+
+/// Scheduling noise (see [`Sim::perturb`]): off unless a test sets a seed.
+static PERTURB_ON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static PERTURB_RNG: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// At a kernel call: when perturbation is on, sleep a pseudo-random time
+/// (0–2 ms) or yield, so that other simulated CPUs run in between. Widens
+/// every race window between two kernel calls of the driver.
+pub(crate) fn perturb() {
+    use std::sync::atomic::Ordering::Relaxed;
+    if !PERTURB_ON.load(Relaxed) {
+        return;
+    }
+    // splitmix64 over a shared counter: deterministic per seed up to the
+    // interleaving itself.
+    let mut z = PERTURB_RNG
+        .fetch_add(0x9E37_79B9_7F4A_7C15, Relaxed)
+        .wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    match z % 4 {
+        0 => std::thread::yield_now(),
+        1 => {}
+        _ => std::thread::sleep(std::time::Duration::from_micros((z >> 8) % 2000)),
+    }
 }
 
 /// DriverEntry steps whose kernel call the simulation can make fail.
@@ -468,7 +524,7 @@ pub struct Sim {
     _exclusive: MutexGuard<'static, ()>,
     driver: Box<DRIVER_OBJECT>,
     handles: Mutex<HashMap<usize, UserFile>>,
-    loaded: bool,
+    loaded: std::sync::atomic::AtomicBool,
 }
 
 // SAFETY: the raw FILE_OBJECT pointers in UserFile are boxes owned by this
@@ -536,20 +592,19 @@ impl Sim {
         let old = state().replace(st);
         if let Some(old) = old {
             for (p, layout) in old.quarantine {
-                // SAFETY: freed by the previous simulation's driver and
-                // unreachable since.
-                unsafe { std::alloc::dealloc(p as *mut u8, layout) };
+                special_pool::release(p as *mut u8, layout.size());
             }
         }
         CURRENT.with(|c| {
             c.irql.set(PASSIVE_LEVEL);
             c.in_callback.set(0);
         });
+        PERTURB_ON.store(false, std::sync::atomic::Ordering::Relaxed);
         Sim {
             _exclusive: exclusive,
             driver: Box::default(),
             handles: Mutex::default(),
-            loaded: false,
+            loaded: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -599,16 +654,40 @@ impl Sim {
         let st = with_irql(PASSIVE_LEVEL, false, || unsafe {
             crate::entry::DriverEntry(drv, std::ptr::null())
         });
-        self.loaded = nt_success(st);
-        if !self.loaded {
+        let loaded = nt_success(st);
+        self.loaded
+            .store(loaded, std::sync::atomic::Ordering::Release);
+        if !loaded {
             self.check_clean("after a failed DriverEntry");
         }
         st
     }
 
+    /// Turns on scheduling noise from `seed`: every simulated kernel call
+    /// on the control path ([`perturb`]) may sleep or yield, so concurrent
+    /// simulated CPUs interleave differently for each seed.
+    pub fn perturb(&self, seed: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        PERTURB_RNG.store(seed.wrapping_mul(0x2545_F491_4F6C_DD1D), Relaxed);
+        PERTURB_ON.store(true, Relaxed);
+    }
+
     /// Closes every handle still open, calls the filter's unload callback
     /// and checks that nothing leaked.
     pub fn unload(&mut self) -> NTSTATUS {
+        self.unload_with(0)
+    }
+
+    /// A mandatory unload (`FLTFL_FILTER_UNLOAD_MANDATORY`: the filter
+    /// cannot refuse), callable while other threads use the simulation.
+    /// Control-device handles may stay open: the device object is then
+    /// delete-pending, and later requests on those handles still reach the
+    /// driver's dispatch routines.
+    pub fn unload_mandatory(&self) -> NTSTATUS {
+        self.unload_with(FLTFL_FILTER_UNLOAD_MANDATORY)
+    }
+
+    fn unload_with(&self, flags: u32) -> NTSTATUS {
         let open: Vec<usize> = self.handles.lock().unwrap().keys().copied().collect();
         for h in open {
             self.close(Handle(h));
@@ -617,10 +696,13 @@ impl Sim {
         let cb =
             crate::abi::from_unload(reg.FilterUnloadCallback).expect("unload callback registered");
         // SAFETY: FltMgr calls unload at PASSIVE_LEVEL.
-        let st = with_irql(PASSIVE_LEVEL, false, || unsafe { cb(0) });
+        let st = with_irql(PASSIVE_LEVEL, false, || unsafe { cb(flags) });
         if nt_success(st) {
-            self.loaded = false;
+            self.loaded
+                .store(false, std::sync::atomic::Ordering::Release);
             self.check_clean("at unload");
+        } else if flags & FLTFL_FILTER_UNLOAD_MANDATORY != 0 {
+            violation("a mandatory unload was refused");
         }
         st
     }
@@ -648,7 +730,7 @@ impl Sim {
             if s.process_notify.is_some() {
                 violation(&format!("process notify routine still registered {when}"));
             }
-            if s.control_device.is_some() {
+            if s.control_device.as_ref().is_some_and(|c| !c.deleted) {
                 violation(&format!("control device not deleted {when}"));
             }
             if !s.own_files.is_empty() {
@@ -1070,8 +1152,24 @@ impl Sim {
         out_len: usize,
         admin: bool,
     ) -> (NTSTATUS, Vec<u8>) {
-        let dev = with_state(|s| s.control_device.as_ref().map(|(d, _)| *d))
-            .expect("control device exists") as *const DEVICE_OBJECT;
+        // The I/O manager references the device object for the IRP's life.
+        let dev = with_state(|s| {
+            let c = s.control_device.as_mut().expect("control device exists");
+            c.in_flight += 1;
+            c.dev
+        }) as *const DEVICE_OBJECT;
+        struct Done;
+        impl Drop for Done {
+            fn drop(&mut self) {
+                with_state(|s| {
+                    if let Some(c) = s.control_device.as_mut() {
+                        c.in_flight -= 1;
+                    }
+                    ControlDevice::reap(&mut s.control_device);
+                });
+            }
+        }
+        let _done = Done;
         let mut sysbuf = vec![0u8; input.len().max(out_len)];
         sysbuf[..input.len()].copy_from_slice(input);
         // SAFETY: all-zero is valid for both.
@@ -1108,20 +1206,52 @@ impl Sim {
     }
 
     /// CreateFile on `\\.\FltPolicy`: the I/O manager checks the device's
-    /// DACL, then the driver's create handler checks the caller again.
+    /// DACL, then the driver's create handler checks the caller again. A
+    /// deleted (delete-pending) device cannot be opened.
     pub fn open_control(&self, admin: bool) -> NTSTATUS {
-        let acl = with_state(|s| s.control_device.as_ref().map(|(_, a)| *a))
-            .expect("control device exists");
+        let acl = with_state(|s| match s.control_device.as_ref() {
+            Some(c) if !c.deleted => Some(c.acl),
+            _ => None,
+        });
+        let Some(acl) = acl else {
+            return STATUS_OBJECT_NAME_NOT_FOUND;
+        };
         let principal_ok = admin && acl.allows(crate::sddl::Principal::Administrators);
         if !principal_ok {
             return STATUS_ACCESS_DENIED;
         }
-        self.irp(0x00, 0, &[], 0, admin).0
+        let st = self.irp(0x00, 0, &[], 0, admin).0;
+        if nt_success(st) {
+            with_state(|s| {
+                if let Some(c) = s.control_device.as_mut() {
+                    c.handles += 1;
+                }
+            });
+        }
+        st
     }
 
-    /// CloseHandle on the control device.
+    /// CloseHandle on the control device: IRP_MJ_CLEANUP, then IRP_MJ_CLOSE
+    /// once the last reference goes. Neither may fail.
     pub fn close_control(&self) {
-        self.irp(0x02, 0, &[], 0, true);
+        if !with_state(|s| s.control_device.as_ref().is_some_and(|c| c.handles > 0)) {
+            violation("close of a control-device handle that is not open");
+        }
+        for major in [0x12u8, 0x02] {
+            let st = self.irp(major, 0, &[], 0, true).0;
+            if st != STATUS_SUCCESS {
+                violation(&format!(
+                    "IRP_MJ_{} of the control device failed with {st:#x}: it cannot be failed",
+                    if major == 0x12 { "CLEANUP" } else { "CLOSE" }
+                ));
+            }
+        }
+        with_state(|s| {
+            if let Some(c) = s.control_device.as_mut() {
+                c.handles -= 1;
+            }
+            ControlDevice::reap(&mut s.control_device);
+        });
     }
 
     /// DeviceIoControl by an administrator.
@@ -1189,7 +1319,7 @@ impl Default for Sim {
 
 impl Drop for Sim {
     fn drop(&mut self) {
-        if self.loaded && !std::thread::panicking() {
+        if self.loaded.load(std::sync::atomic::Ordering::Acquire) && !std::thread::panicking() {
             let _ = self.unload();
         }
         if std::thread::panicking() {
