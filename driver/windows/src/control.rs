@@ -21,13 +21,14 @@ use fltpolicy_core::control::{
 };
 use fltpolicy_core::event::Target;
 use fltpolicy_core::record::DropReason;
-use windows_sys::Wdk::Foundation::{DEVICE_OBJECT, IO_STACK_LOCATION, IRP};
+use windows_sys::Wdk::Foundation::{DEVICE_OBJECT, IRP};
 use windows_sys::Win32::Foundation::NTSTATUS;
 
 use crate::flush::LogPath;
 use crate::globals::{self, Globals, Rundown};
 use crate::kernel::{self, status::*};
 use crate::policy::{BlockError, PolicyBlock};
+use crate::wdk::IoStackLocation;
 
 /// Security descriptor of the control device: protected DACL, generic-all
 /// for LocalSystem (SY) and BUILTIN\Administrators (BA), nobody else.
@@ -41,18 +42,21 @@ pub const STATUS_DEVICE_NOT_READY: NTSTATUS = 0xC000_00A3_u32 as i32;
 /// `STATUS_BUFFER_TOO_SMALL`.
 pub const STATUS_BUFFER_TOO_SMALL: NTSTATUS = 0xC000_0023_u32 as i32;
 
-/// The current stack location of `irp` (`IoGetCurrentIrpStackLocation`).
+/// The current stack location of `irp` (`IoGetCurrentIrpStackLocation`),
+/// typed with the WDK layout ([`IoStackLocation`]: windows-sys's
+/// `IO_STACK_LOCATION` misplaces the DeviceIoControl parameters,
+/// microsoft/windows-rs#4404).
 ///
 /// # Safety
 /// `irp` is an IRP being dispatched to this driver.
-pub unsafe fn current_stack(irp: *mut IRP) -> *mut IO_STACK_LOCATION {
+pub unsafe fn current_stack(irp: *mut IRP) -> *mut IoStackLocation {
     // SAFETY: per the caller, the IRP is valid.
     let irp = unsafe { &*irp };
     // SAFETY: while an IRP is dispatched the union holds the current stack
     // location pointer (the I/O manager set it).
     let overlay = unsafe { irp.Tail.Overlay };
     // SAFETY: as above, the stack-location member of the inner union.
-    unsafe { overlay.Anonymous2.Anonymous.CurrentStackLocation }
+    unsafe { overlay.Anonymous2.Anonymous.CurrentStackLocation }.cast()
 }
 
 /// Control-device state that must outlive [`Globals`]: an image static (as

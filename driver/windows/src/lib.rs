@@ -26,6 +26,7 @@
 //! | [`globals`] | per-load state in non-paged pool | — |
 //! | [`kernel`] | the thin kernel layer: real FFI (feature `kernel`) or the [`sim`] | per function |
 //! | [`abi`] | callback ABIs (`system` in the kernel, `system-unwind` on the host) | — |
+//! | [`wdk`] | parameter layouts windows-sys gets wrong for x64, from the WDK headers | — |
 //! | [`sddl`], [`utf`], [`pool`] | SDDL subset → DACL bytes; UTF-16 → UTF-8; aligned pool blocks | ≤ DISPATCH |
 //!
 //! Nothing reachable from a pre/post callback allocates, waits, takes a lock,
@@ -60,6 +61,7 @@ pub mod process;
 pub mod registration;
 pub mod sddl;
 pub mod utf;
+pub mod wdk;
 
 #[cfg(not(feature = "kernel"))]
 pub mod sim;

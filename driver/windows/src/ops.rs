@@ -34,6 +34,7 @@ use crate::globals::{self, Counters, Globals};
 use crate::kernel::{self, status::*};
 use crate::names::NameRef;
 use crate::process::ProcessInfo;
+use crate::wdk::{arm, FltCreateParameters, FltReadWriteParameters, FltSetInformationParameters};
 
 /// `IRP_PAGING_IO` in `FLT_IO_PARAMETER_BLOCK::IrpFlags`.
 pub const IRP_PAGING_IO: u32 = 0x0000_0002;
@@ -148,7 +149,7 @@ fn live() -> Option<&'static Globals> {
 ///
 /// # Safety
 /// `p` are the parameters of a set-information operation.
-unsafe fn set_info_op(p: &FLT_PARAMETERS_6) -> (Op, u64) {
+unsafe fn set_info_op(p: &FltSetInformationParameters) -> (Op, u64) {
     let class: FILE_INFORMATION_CLASS = p.FileInformationClass;
     let buf = p.InfoBuffer;
     if class == FileRenameInformation || class == FileRenameInformationEx {
@@ -198,17 +199,22 @@ unsafe fn classify(data: *const FLT_CALLBACK_DATA) -> Option<(Op, u64)> {
     // SAFETY: per the caller.
     let iopb = unsafe { iopb(data) };
     match u32::from(iopb.MajorFunction) {
-        // SAFETY: read parameters, per the major function.
-        IRP_MJ_READ => Some((Op::Read, u64::from(unsafe { iopb.Parameters.Read.Length }))),
+        // SAFETY: read parameters, per the major function (FltMgr's block
+        // is fully initialised).
+        IRP_MJ_READ => Some((
+            Op::Read,
+            u64::from(unsafe { arm::<FltReadWriteParameters>(&iopb.Parameters) }.Length),
+        )),
         IRP_MJ_WRITE => Some((
             Op::Write,
             // SAFETY: write parameters, per the major function.
-            u64::from(unsafe { iopb.Parameters.Write.Length }),
+            u64::from(unsafe { arm::<FltReadWriteParameters>(&iopb.Parameters) }.Length),
         )),
         // SAFETY: set-information parameters, per the major function.
         IRP_MJ_SET_INFORMATION => {
-            // SAFETY: set-information parameters, per the major function.
-            let p = unsafe { &iopb.Parameters.SetFileInformation };
+            // SAFETY: set-information parameters, per the major function
+            // (the WDK layout: windows-sys's is wrong, see crate::wdk).
+            let p = unsafe { arm::<FltSetInformationParameters>(&iopb.Parameters) };
             // SAFETY: they are this operation's.
             Some(unsafe { set_info_op(p) })
         }
@@ -370,8 +376,9 @@ pub unsafe fn pre_create(
     if iopb.OperationFlags & SL_OPEN_PAGING_FILE != 0 {
         return FLT_PREOP_SUCCESS_NO_CALLBACK;
     }
-    // SAFETY: create parameters, per the major function.
-    let create = unsafe { iopb.Parameters.Create };
+    // SAFETY: create parameters, per the major function (the WDK layout:
+    // windows-sys's is wrong, see crate::wdk).
+    let create = *unsafe { arm::<FltCreateParameters>(&iopb.Parameters) };
     let access = if create.SecurityContext.is_null() {
         0
     } else {
@@ -470,8 +477,8 @@ pub unsafe fn post_create(
     };
     // SAFETY: create parameters, per the major function.
     let params = unsafe { iopb(data) };
-    // SAFETY: create parameters, per the major function.
-    let create = unsafe { params.Parameters.Create };
+    // SAFETY: create parameters, per the major function (see pre_create).
+    let create = *unsafe { arm::<FltCreateParameters>(&params.Parameters) };
     // SAFETY: `data` is this create's callback data.
     let f = unsafe { facts(g, data, create.AllocationSize.max(0) as u64) };
     let op = create_op(create.Options >> 24);

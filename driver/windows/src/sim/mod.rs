@@ -27,7 +27,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use windows_sys::Wdk::Foundation::{
-    DEVICE_OBJECT, DRIVER_OBJECT, FILE_OBJECT, IO_SECURITY_CONTEXT, IO_STACK_LOCATION, IRP,
+    DEVICE_OBJECT, DRIVER_OBJECT, FILE_OBJECT, IO_SECURITY_CONTEXT, IRP,
 };
 use windows_sys::Wdk::Storage::FileSystem::Minifilters::*;
 use windows_sys::Wdk::System::SystemServices::PS_CREATE_NOTIFY_INFO;
@@ -38,6 +38,52 @@ use windows_sys::Win32::Storage::InstallableFileSystems::{
 
 use crate::kernel::status::*;
 use crate::kernel::{Irql, APC_LEVEL, DISPATCH_LEVEL, PASSIVE_LEVEL};
+
+/// Where the I/O manager and Filter Manager put the parameters the driver
+/// reads (x64 byte offsets from wdm.h and fltkernel.h). The simulation
+/// writes requests at these offsets itself rather than through the
+/// driver's types ([`crate::wdk`]), so a layout mistake in the driver is
+/// not mirrored here; `tests/layout.rs` checks each number against a C
+/// compiler's `offsetof` over the DDK headers.
+pub mod wire {
+    /// `FLT_PARAMETERS.Create.SecurityContext`.
+    pub const CREATE_SECURITY_CONTEXT: usize = 0;
+    /// `FLT_PARAMETERS.Create.Options`.
+    pub const CREATE_OPTIONS: usize = 8;
+    /// `FLT_PARAMETERS.Create.AllocationSize`.
+    pub const CREATE_ALLOCATION_SIZE: usize = 40;
+    /// `FLT_PARAMETERS.Read.Length` (= `.Write.Length`).
+    pub const READ_WRITE_LENGTH: usize = 0;
+    /// `FLT_PARAMETERS.SetFileInformation.Length`.
+    pub const SET_INFO_LENGTH: usize = 0;
+    /// `FLT_PARAMETERS.SetFileInformation.FileInformationClass`.
+    pub const SET_INFO_CLASS: usize = 8;
+    /// `FLT_PARAMETERS.SetFileInformation.InfoBuffer`.
+    pub const SET_INFO_BUFFER: usize = 32;
+    /// `IO_STACK_LOCATION.MajorFunction`.
+    pub const STACK_MAJOR: usize = 0;
+    /// `IO_STACK_LOCATION.Parameters.DeviceIoControl.OutputBufferLength`.
+    pub const IOCTL_OUTPUT_LENGTH: usize = 8;
+    /// `IO_STACK_LOCATION.Parameters.DeviceIoControl.InputBufferLength`.
+    pub const IOCTL_INPUT_LENGTH: usize = 16;
+    /// `IO_STACK_LOCATION.Parameters.DeviceIoControl.IoControlCode`.
+    pub const IOCTL_CODE: usize = 24;
+    /// `sizeof(IO_STACK_LOCATION)`.
+    pub const STACK_SIZE: usize = 72;
+}
+
+/// Writes `v` at byte `off` of `dst` (a request structure built here).
+fn put<D, T: Copy>(dst: &mut D, off: usize, v: T) {
+    assert!(
+        off + std::mem::size_of::<T>() <= std::mem::size_of::<D>(),
+        "parameter at {off} outside the structure"
+    );
+    let at = (dst as *mut D).cast::<u8>().wrapping_add(off).cast::<T>();
+    // SAFETY: in bounds (checked above) of an exclusively borrowed value
+    // whose fields are integers and raw pointers (any bytes valid);
+    // unaligned write.
+    unsafe { at.write_unaligned(v) };
+}
 
 /// Freed pool blocks kept poisoned before their memory is reused.
 pub(crate) const QUARANTINE: usize = 64;
@@ -917,6 +963,20 @@ impl Sim {
         desired: u32,
         disposition: u32,
     ) -> Result<Handle, NTSTATUS> {
+        self.open_with(pid, dos_path, desired, disposition, 0, 0)
+    }
+
+    /// [`Sim::open`] with create options (`FILE_DELETE_ON_CLOSE`, ...) and
+    /// an initial allocation size.
+    pub fn open_with(
+        &self,
+        pid: u64,
+        dos_path: &str,
+        desired: u32,
+        disposition: u32,
+        options: u32,
+        allocation: i64,
+    ) -> Result<Handle, NTSTATUS> {
         let (device_path, volume_name, volume, instance) = self.resolve(dos_path);
         let fo = Box::into_raw(Box::<FILE_OBJECT>::default());
         // SAFETY: all-zero is valid.
@@ -924,8 +984,18 @@ impl Sim {
         sec.DesiredAccess = desired;
         // SAFETY: all-zero is valid.
         let mut params: FLT_PARAMETERS = unsafe { std::mem::zeroed() };
-        params.Create.SecurityContext = &mut sec;
-        params.Create.Options = disposition << 24;
+        // Filter Manager's layout (fltkernel.h, see [`wire`]).
+        put(
+            &mut params,
+            wire::CREATE_SECURITY_CONTEXT,
+            &mut sec as *mut IO_SECURITY_CONTEXT,
+        );
+        put(
+            &mut params,
+            wire::CREATE_OPTIONS,
+            disposition << 24 | (options & 0x00FF_FFFF),
+        );
+        put(&mut params, wire::CREATE_ALLOCATION_SIZE, allocation);
         let key = device_path.to_uppercase();
         let info = OpInfo {
             pid,
@@ -1015,7 +1085,7 @@ impl Sim {
         let (fo, path, inst, vol, _) = self.file(h);
         // SAFETY: all-zero is valid.
         let mut params: FLT_PARAMETERS = unsafe { std::mem::zeroed() };
-        params.Write.Length = len;
+        put(&mut params, wire::READ_WRITE_LENGTH, len);
         let flags = if io.paging {
             crate::ops::IRP_PAGING_IO
         } else {
@@ -1063,9 +1133,11 @@ impl Sim {
         let (fo, path, inst, vol, _) = self.file(h);
         // SAFETY: all-zero is valid.
         let mut params: FLT_PARAMETERS = unsafe { std::mem::zeroed() };
-        params.SetFileInformation.Length = buf.len() as u32;
-        params.SetFileInformation.FileInformationClass = class;
-        params.SetFileInformation.InfoBuffer = buf.as_mut_ptr().cast();
+        // Filter Manager's layout (fltkernel.h, see [`wire`]): the class
+        // at +8, the buffer at +32.
+        put(&mut params, wire::SET_INFO_LENGTH, buf.len() as u32);
+        put(&mut params, wire::SET_INFO_CLASS, class);
+        put(&mut params, wire::SET_INFO_BUFFER, buf.as_mut_ptr());
         let info = OpInfo {
             pid,
             volume: self.volume_of(&path),
@@ -1091,6 +1163,34 @@ impl Sim {
         let mut buf = [1u8];
         self.set_info(h, pid, 13, &mut buf, || {
             with_state(|s| s.files.remove(&path.to_uppercase()));
+            STATUS_SUCCESS
+        })
+    }
+
+    /// Sets FileDispositionInformationEx with `flags` (FILE_DISPOSITION_DELETE
+    /// = 1 marks the file for deletion).
+    pub fn delete_ex(&self, h: Handle, pid: u64, flags: u32) -> NTSTATUS {
+        let (_, path, ..) = self.file(h);
+        let mut buf = flags.to_le_bytes();
+        self.set_info(h, pid, 64, &mut buf, || {
+            if flags & 1 != 0 {
+                with_state(|s| s.files.remove(&path.to_uppercase()));
+            }
+            STATUS_SUCCESS
+        })
+    }
+
+    /// Sets the end of file (FileEndOfFileInformation).
+    pub fn set_end_of_file(&self, h: Handle, pid: u64, eof: u64) -> NTSTATUS {
+        let (_, path, ..) = self.file(h);
+        let mut buf = eof.to_le_bytes();
+        self.set_info(h, pid, 20, &mut buf, || {
+            with_state(|s| {
+                s.files
+                    .entry(path.to_uppercase())
+                    .or_default()
+                    .resize(eof as usize, 0)
+            });
             STATUS_SUCCESS
         })
     }
@@ -1172,20 +1272,24 @@ impl Sim {
         let _done = Done;
         let mut sysbuf = vec![0u8; input.len().max(out_len)];
         sysbuf[..input.len()].copy_from_slice(input);
-        // SAFETY: all-zero is valid for both.
-        let mut stack: Box<IO_STACK_LOCATION> = Box::new(unsafe { std::mem::zeroed() });
-        // SAFETY: as above.
+        // The I/O manager's layout (wdm.h, see [`wire`]), not windows-sys's:
+        // the control code at +16 of the parameters.
+        let mut stack = Box::new([0u64; wire::STACK_SIZE / 8]);
+        put(&mut *stack, wire::STACK_MAJOR, major);
+        if major == 0x0E {
+            put(&mut *stack, wire::IOCTL_CODE, code);
+            put(&mut *stack, wire::IOCTL_INPUT_LENGTH, input.len() as u32);
+            put(&mut *stack, wire::IOCTL_OUTPUT_LENGTH, out_len as u32);
+        }
+        // SAFETY: all-zero is valid for an IRP.
         let mut irp: Box<IRP> = Box::new(unsafe { std::mem::zeroed() });
-        stack.MajorFunction = major;
-        stack.Parameters.DeviceIoControl.IoControlCode = code;
-        stack.Parameters.DeviceIoControl.InputBufferLength = input.len() as u32;
-        stack.Parameters.DeviceIoControl.OutputBufferLength = out_len as u32;
         irp.AssociatedIrp.SystemBuffer = if sysbuf.is_empty() {
             std::ptr::null_mut()
         } else {
             sysbuf.as_mut_ptr().cast()
         };
-        irp.Tail.Overlay.Anonymous2.Anonymous.CurrentStackLocation = &mut *stack;
+        irp.Tail.Overlay.Anonymous2.Anonymous.CurrentStackLocation =
+            (&mut *stack as *mut [u64; wire::STACK_SIZE / 8]).cast();
         let f = crate::abi::from_dispatch(self.driver.MajorFunction[major as usize])
             .expect("dispatch routine set");
         let ip: *mut IRP = &mut *irp;
