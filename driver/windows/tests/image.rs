@@ -205,3 +205,56 @@ fn driver_image_has_no_pageable_or_discardable_code() {
         "TLS directory present"
     );
 }
+
+/// The PE image checksum (the algorithm of imagehlp's CheckSumMappedFile):
+/// the file as little-endian 16-bit words, the 4-byte CheckSum field taken
+/// as zero, summed with the carry folded back after every addition, plus
+/// the file length.
+fn pe_checksum(file: &[u8], checksum_field: usize) -> u32 {
+    let mut sum: u32 = 0;
+    for (i, pair) in file.chunks(2).enumerate() {
+        let at = 2 * i;
+        if at == checksum_field || at == checksum_field + 2 {
+            continue;
+        }
+        let word = u32::from(pair[0]) | u32::from(pair.get(1).copied().unwrap_or(0)) << 8;
+        sum += word;
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    }
+    sum = (sum & 0xFFFF) + (sum >> 16);
+    sum.wrapping_add(file.len() as u32)
+}
+
+#[test]
+fn pe_checksum_folds_carries_and_skips_its_own_field() {
+    // 0xFFFF + 0x0002 = 0x1_0001 → folded 0x0002; bytes 4..8 (the field)
+    // are skipped whatever they hold; the length (9) is added; the odd
+    // last byte counts as a word of its own.
+    let file = [0xFF, 0xFF, 0x02, 0x00, 0xDE, 0xAD, 0xBE, 0xEF, 0x05];
+    assert_eq!(pe_checksum(&file, 4), 0x0002 + 0x0005 + 9);
+}
+
+#[test]
+fn driver_image_carries_a_valid_checksum() {
+    let data = image();
+    let e_lfanew = u32::from_le_bytes(data[0x3C..0x40].try_into().unwrap()) as usize;
+    // Signature (4) + IMAGE_FILE_HEADER (20) + CheckSum's offset in the
+    // optional header (64).
+    let field = e_lfanew + 4 + 20 + 64;
+    let stored = u32::from_le_bytes(data[field..field + 4].try_into().unwrap());
+    let pe = PeFile64::parse(&*data).unwrap();
+    assert_eq!(
+        stored,
+        pe.nt_headers().optional_header().check_sum(),
+        "CheckSum field located"
+    );
+    assert_ne!(
+        stored, 0,
+        "no checksum: link with /RELEASE (drivers must carry a valid one)"
+    );
+    assert_eq!(
+        pe_checksum(&data, field),
+        stored,
+        "stored checksum does not match the image"
+    );
+}

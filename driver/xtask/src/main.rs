@@ -25,13 +25,17 @@ const PROFILE: &str = "driver";
 /// * `/ENTRY:DriverEntry` — the I/O manager calls DriverEntry directly;
 /// * `/NODEFAULTLIB` — no CRT: everything comes from kernel exports;
 /// * `/INTEGRITYCHECK` — sets FORCE_INTEGRITY, which
-///   PsSetCreateProcessNotifyRoutineEx requires of its caller's image.
-const LINK_ARGS: [&str; 5] = [
+///   PsSetCreateProcessNotifyRoutineEx requires of its caller's image;
+/// * `/RELEASE` — writes the image checksum into the optional header
+///   (the kernel loader requires a valid one for drivers; the image test
+///   recomputes it).
+const LINK_ARGS: [&str; 6] = [
     "/DRIVER",
     "/SUBSYSTEM:NATIVE",
     "/ENTRY:DriverEntry",
     "/NODEFAULTLIB",
     "/INTEGRITYCHECK",
+    "/RELEASE",
 ];
 
 /// Load-order altitude: in the "FSFilter Activity Monitor" range
@@ -62,8 +66,9 @@ fn driver(check_only: bool) -> Result<()> {
     let out_dir = root.join("target").join("driver");
     let sys = out_dir.join("fltpolicy.sys");
     let inf = out_dir.join("fltpolicy.inf");
+    let map = out_dir.join("fltpolicy.map");
     if check_only {
-        for p in [&sys, &inf] {
+        for p in [&sys, &inf, &map] {
             if !p.exists() {
                 bail!("{} is missing: run `cargo xtask driver`", p.display());
             }
@@ -98,7 +103,12 @@ fn driver(check_only: bool) -> Result<()> {
     for a in LINK_ARGS {
         cmd.arg("-C").arg(format!("link-arg={a}"));
     }
-    // The map of what went where, for reviewing section placement.
+    // The link map: the address of every function, which the image test's
+    // stack-budget analysis uses to name entry points and frames (the .sys
+    // carries no symbols).
+    std::fs::create_dir_all(&out_dir)?;
+    cmd.arg("-C")
+        .arg(format!("link-arg=/MAP:{}", map.display()));
     let status = cmd.status().with_context(|| format!("running {cargo}"))?;
     if !status.success() {
         bail!("building the driver failed ({status})");
@@ -113,6 +123,7 @@ fn driver(check_only: bool) -> Result<()> {
     std::fs::write(&inf, inf_text()).with_context(|| format!("writing {}", inf.display()))?;
     println!("{}", sys.display());
     println!("{}", inf.display());
+    println!("{}", map.display());
     Ok(())
 }
 
@@ -246,6 +257,7 @@ mod tests {
             "/ENTRY:DriverEntry",
             "/NODEFAULTLIB",
             "/INTEGRITYCHECK",
+            "/RELEASE",
         ] {
             assert!(LINK_ARGS.contains(&a));
         }
