@@ -11,8 +11,14 @@ pub struct Args {
     /// Policy source (.pol, compiled here for linux) or compiled image (.fpi).
     policy: PathBuf,
     /// Audit log to write (rotated files continue as LOG.1, LOG.2, ...).
+    /// An existing log is continued: its tail is checked (a torn record is
+    /// cut off and recorded as lost) and the chain goes on in the next file.
     #[arg(long)]
     log: PathBuf,
+    /// Size of the audit queue in MiB (split over 16 rings; each ring a
+    /// power of two of at least 8 KiB). Bigger absorbs longer bursts.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    queue_mib: u32,
     /// Control socket for `fltpolicy load` and `fltpolicy status` (root only).
     #[arg(long)]
     control: Option<PathBuf>,
@@ -52,11 +58,19 @@ pub fn run(args: Args) -> Result<ExitCode> {
     // Before any thread exists, so every thread inherits the blocked mask
     // and the signals wait for `wait` below.
     let signals = TerminationSignals::block().context("cannot block SIGINT/SIGTERM")?;
+    let flush = fltpolicy_audit::writer::FlushConfig {
+        ring_words: fltpolicy_audit::writer::ring_words_for_mib(args.queue_mib),
+        notify: Some(fltpolicy_audit::writer::Notifier(std::sync::Arc::new(
+            |msg| eprintln!("fltpolicy: {msg}"),
+        ))),
+        ..Default::default()
+    };
     let pipeline = match Pipeline::start(PipelineConfig {
         image: loaded.image.clone(),
         log: log.clone(),
         control: args.control.clone(),
         watch: args.watch.clone(),
+        flush: Some(flush),
     }) {
         Ok(p) => p,
         Err(PipelineError::Engine(e @ EngineError::MissingCapability(_))) => {
@@ -82,7 +96,28 @@ pub fn run(args: Args) -> Result<ExitCode> {
         "fltpolicy: watching the filesystems of {}",
         status.watching.join(", ")
     );
-    eprintln!("fltpolicy: audit log: {}", log.display());
+    match pipeline.continuation() {
+        None => eprintln!("fltpolicy: audit log: {}", log.display()),
+        Some(c) => {
+            eprintln!(
+                "fltpolicy: audit log: {} exists; continuing its chain in {} from seq {} (previous file {} {})",
+                log.display(),
+                pipeline.log_file().display(),
+                c.first_seq,
+                c.previous.display(),
+                match c.previous_end {
+                    Some(e) => format!("ended cleanly ({e})"),
+                    None => "has no end record: the previous run did not stop cleanly".to_owned(),
+                }
+            );
+            if let Some((off, bytes)) = c.truncated {
+                eprintln!(
+                    "fltpolicy: cut a torn record of {bytes} bytes at offset {off} off {}; recorded as log_lost",
+                    c.previous.display()
+                );
+            }
+        }
+    }
     eprintln!(
         "fltpolicy: view it with: fltpolicy log view {}",
         log.display()

@@ -42,6 +42,13 @@ struct LinuxExtra {
     deadline_allows: u64,
     deny_unenforceable: u64,
     unresolved_paths: u64,
+    /// Event records lost because the log could not be written.
+    write_failed: u64,
+    write_failed_bytes: u64,
+    write_failures: u64,
+    /// The last log write failed (none has succeeded since).
+    write_failing: bool,
+    log_files_lost: u64,
     blocking: bool,
     watching: Vec<String>,
 }
@@ -67,6 +74,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
     println!("dropped      {}", r.dropped);
     println!("queue depth  {}", r.queue_depth);
     if let Some(l) = &r.linux {
+        println!(
+            "write_failed {} records, {} bytes ({} failed writes){}",
+            l.write_failed,
+            l.write_failed_bytes,
+            l.write_failures,
+            if l.write_failing {
+                "  FAILING NOW: the log cannot be written"
+            } else {
+                ""
+            }
+        );
+        if l.log_files_lost > 0 {
+            println!(
+                "log files lost {} (deleted or replaced while written; the chain went on in a new file)",
+                l.log_files_lost
+            );
+        }
         println!("queued       {}", l.queued);
         println!("kernel overflows       {}", l.kernel_overflows);
         println!("deadline allows        {}", l.deadline_allows);
@@ -109,6 +133,11 @@ fn query(args: &Args) -> Result<Report> {
             deadline_allows: s.deadline_allows,
             deny_unenforceable: s.deny_unenforceable,
             unresolved_paths: s.unresolved_paths,
+            write_failed: s.write_failed,
+            write_failed_bytes: s.write_failed_bytes,
+            write_failures: s.write_failures,
+            write_failing: s.write_failing,
+            log_files_lost: s.log_files_lost,
             blocking: s.blocking,
             watching: s.watching,
         }),

@@ -41,7 +41,7 @@ use fltpolicy_core::record::frame::{
     MAX_HEADER,
 };
 use fltpolicy_core::record::{
-    flags, ActionCode, DropRecord, EndReason, EndRecord, EventData, PolicyId, Record,
+    flags, ActionCode, DropReason, DropRecord, EndReason, EndRecord, EventData, PolicyId, Record,
 };
 
 /// An event record, owned.
@@ -219,6 +219,9 @@ pub struct FileSummary {
     /// damage: a writer that was stopped right after creating it, or one
     /// about to write its header.
     pub empty: bool,
+    /// The file starts with a [`DropReason::LogLost`] record:
+    /// `(after_seq, count)`.
+    pub declared_loss: Option<(u64, u64)>,
 }
 
 /// Everything that can be wrong with a log.
@@ -533,6 +536,17 @@ impl LogReader {
             (Sealing::HmacSha256 { .. }, None) => None,
         };
         self.files[idx].summary.chain_checked = chain.is_some();
+        // A file that starts by declaring lost records (its predecessor
+        // was deleted while being written, or its torn tail cut off on
+        // restart): `after_seq` and the count say which seqs are gone.
+        let declared = declared_loss(&bytes[hlen..]);
+        self.files[idx].summary.declared_loss = declared;
+        let follows = |ps: &FileSummary| {
+            ps.last_seq.map(|s| s + 1) == Some(header.first_seq)
+                || declared.is_some_and(|(after, n)| {
+                    ps.last_seq == Some(after) && after + n + 1 == header.first_seq
+                })
+        };
         // Link to the previous file of the same session.
         let prev = self
             .last_of_session
@@ -544,16 +558,19 @@ impl LogReader {
             let ps = &self.files[p].summary;
             let prev_path = self.files[p].path.clone();
             let prev_index = self.files[p].header.as_ref().map(|h| h.file_index);
-            let problem = if prev_index.map(|i| i + 1) != Some(header.file_index) {
+            // Files between the two are missing; only a declared loss
+            // explains that (the chain cannot be checked across it).
+            let skipped = prev_index.map(|i| i + 1) != Some(header.file_index);
+            let problem = if skipped && declared.is_none() {
                 Some("file index does not follow (a file is missing)")
             } else if ps.end != Some(EndReason::Rotated) {
                 Some("the previous file does not end with a rotation record (it was truncated)")
-            } else if ps.last_seq.map(|s| s + 1) != Some(header.first_seq) {
+            } else if !follows(ps) {
                 Some("first sequence number does not follow the previous file's last")
-            } else if chain.is_some() && ps.end_chain != Some(header.prev_chain) {
+            } else if !skipped && chain.is_some() && ps.end_chain != Some(header.prev_chain) {
                 Some("chain value differs from the previous file's final value")
             } else {
-                anchored = true;
+                anchored = !skipped;
                 None
             };
             if let Some(reason) = problem {
@@ -566,8 +583,35 @@ impl LogReader {
                     },
                 );
             }
-        } else if header.file_index == 0 && header.prev_chain != [0; 32] {
+        } else if header.prev_chain != [0; 32] {
+            // A new session continuing an earlier one (a restarted
+            // writer): its predecessor is the file read last whose
+            // sequence numbers it continues; the chain value must match.
             anchored = false;
+            let cand = (0..idx)
+                .rev()
+                .find(|&i| self.files[i].header.is_some() && self.files[i].summary.records > 0);
+            if let Some(p) = cand {
+                let ps = &self.files[p].summary;
+                if follows(ps) {
+                    let chain_ok = chain.is_none()
+                        || ps.end_chain.is_none()
+                        || ps.end_chain == Some(header.prev_chain);
+                    if chain_ok {
+                        anchored = ps.end_chain.is_some() || chain.is_none();
+                    } else {
+                        let prev_path = self.files[p].path.clone();
+                        self.report(
+                            idx,
+                            ReadError::NotLinked {
+                                path: path.clone(),
+                                prev: prev_path,
+                                reason: "continues the log after a restart, but its chain value differs from the previous file's final value",
+                            },
+                        );
+                    }
+                }
+            }
         }
         self.files[idx].summary.anchored = anchored;
         match self
@@ -749,27 +793,45 @@ fn read_up_to(f: &mut fs::File, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-/// Sorts files of one session by file index; sessions keep the order of
-/// their first appearance; unreadable headers go last in given order.
+/// Sorts files of one session by file index. Sessions go in the order of
+/// their first sequence number (a restarted writer continues the seqs of
+/// the one before), ties in the order of first appearance; unreadable
+/// headers go last in given order.
 fn sort_chain_order(files: &mut [FileInfo]) {
-    let mut sessions: Vec<[u8; 16]> = Vec::new();
+    // (session, lowest first_seq)
+    let mut sessions: Vec<([u8; 16], u64)> = Vec::new();
     for f in files.iter() {
         if let Some(h) = &f.header {
-            if !sessions.contains(&h.session_id) {
-                sessions.push(h.session_id);
+            match sessions.iter_mut().find(|(s, _)| *s == h.session_id) {
+                Some(slot) => slot.1 = slot.1.min(h.first_seq),
+                None => sessions.push((h.session_id, h.first_seq)),
             }
         }
     }
+    let mut order: Vec<usize> = (0..sessions.len()).collect();
+    order.sort_by_key(|&i| (sessions[i].1, i));
     files.sort_by_key(|f| match &f.header {
         Some(h) => (
-            sessions
+            order
                 .iter()
-                .position(|s| *s == h.session_id)
+                .position(|&i| sessions[i].0 == h.session_id)
                 .unwrap_or(usize::MAX),
             h.file_index,
         ),
         None => (usize::MAX, u32::MAX),
     });
+}
+
+/// `(after_seq, count)` if the first frame of `frames` is a
+/// [`DropReason::LogLost`] record.
+fn declared_loss(frames: &[u8]) -> Option<(u64, u64)> {
+    let FrameParse::Frame(f) = parse_frame(frames) else {
+        return None;
+    };
+    match decode_body(f.body) {
+        Ok(Record::Dropped(d)) if d.reason == DropReason::LogLost => Some((d.after_seq, d.count)),
+        _ => None,
+    }
 }
 
 /// Follows a live log file: returns newly completed records on each

@@ -74,6 +74,15 @@ pub fn verify<P: AsRef<Path>>(paths: &[P], opts: ReadOptions) -> Result<VerifyRe
                     RecordBody::Dropped(d) => {
                         report.drop_records += 1;
                         report.dropped += d.count;
+                        if d.reason == fltpolicy_core::record::DropReason::LogLost {
+                            report.notes.push(format!(
+                                "seq {}..{}: {} records lost with a log file (deleted, renamed or replaced while written, or a torn tail cut on restart), declared by the writer at seq {}",
+                                d.after_seq + 1,
+                                d.seq.saturating_sub(1),
+                                d.count,
+                                d.seq
+                            ));
+                        }
                     }
                     RecordBody::End(_) => {}
                 }
@@ -118,7 +127,11 @@ pub fn verify<P: AsRef<Path>>(paths: &[P], opts: ReadOptions) -> Result<VerifyRe
                 f.path.display()
             ));
         }
-        if h.file_index > 0 && !f.summary.anchored && f.summary.errors == 0 {
+        if h.file_index > 0
+            && !f.summary.anchored
+            && f.summary.errors == 0
+            && f.summary.declared_loss.is_none()
+        {
             report.notes.push(format!(
                 "{}: starts at rotation {} of its session; earlier files were not given, so its link to them is not checked",
                 f.path.display(),

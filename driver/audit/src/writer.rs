@@ -14,14 +14,14 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool as StdBool, Ordering as StdOrdering};
+use std::sync::atomic::{AtomicBool as StdBool, AtomicU64 as StdU64, Ordering as StdOrdering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle, Thread};
 use std::time::Duration;
 
 use fltpolicy_core::queue::{Pushed, Queue, StorageError, MIN_RING_WORDS};
 use fltpolicy_core::record::writer::{
-    ConfigError, LogWriter, Sink, WriterConfig, WriterStats, MIN_WRITER_BUFFER,
+    ConfigError, LogWriter, ResumeAt, Sink, WriterConfig, WriterStats, MIN_WRITER_BUFFER,
 };
 use fltpolicy_core::record::{DropReason, EventData};
 use fltpolicy_core::sync::AtomicU64;
@@ -32,6 +32,18 @@ pub const HOST_RINGS: usize = 16;
 /// Words per ring on the host: 64 Ki words = 512 KiB per ring, 8 MiB in
 /// all — a few seconds of a busy machine's events between flushes.
 pub const HOST_RING_WORDS: usize = 1 << 16;
+/// Words per ring for a queue of `mib` MiB in all (the largest power of
+/// two that fits, at least [`MIN_RING_WORDS`]).
+pub fn ring_words_for_mib(mib: u32) -> usize {
+    let words = (u64::from(mib) << 20) / 8 / HOST_RINGS as u64;
+    let pow = if words == 0 {
+        0
+    } else {
+        1u64 << (63 - words.leading_zeros())
+    };
+    (pow as usize).max(MIN_RING_WORDS)
+}
+
 /// Batch buffer of the flush thread: 1 MiB writes.
 pub const BATCH_BYTES: usize = 1 << 20;
 /// Default rotation size: 64 MiB files are quick to verify and copy.
@@ -51,18 +63,51 @@ pub fn rotated_path(base: &Path, index: u32) -> PathBuf {
     }
 }
 
-/// Every existing file of the log whose first file is `base`, in order.
+/// Every existing file of the log whose first file is `base` (`base`,
+/// `base.1`, `base.2`, ...), in index order. Gaps are allowed: after a
+/// deleted file or retention, `base` itself may be gone while `base.7`
+/// continues the chain.
 pub fn rotated_files(base: &Path) -> Vec<PathBuf> {
-    (0..)
-        .map(|i| rotated_path(base, i))
-        .take_while(|p| p.exists())
-        .collect()
+    let mut found: Vec<(u32, PathBuf)> = Vec::new();
+    if base.is_file() {
+        found.push((0, base.to_path_buf()));
+    }
+    let dir = match base.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let Some(name) = base.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return Vec::new();
+    };
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            let Some(idx) = n
+                .strip_prefix(name.as_str())
+                .and_then(|r| r.strip_prefix('.'))
+                .filter(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|r| r.parse::<u32>().ok())
+                .filter(|&i| i > 0)
+            else {
+                continue;
+            };
+            let p = rotated_path(base, idx);
+            if p.is_file() {
+                found.push((idx, p));
+            }
+        }
+    }
+    found.sort();
+    found.into_iter().map(|(_, p)| p).collect()
 }
 
 /// A [`Sink`] writing the rotated files `base`, `base.1`, ...
 #[derive(Debug)]
 pub struct FileSink {
     base: PathBuf,
+    /// The current file's path.
+    path: PathBuf,
     file: File,
     /// fsync on every batch (durability against power loss at the cost of
     /// throughput); the default syncs only at rotation and shutdown.
@@ -70,7 +115,8 @@ pub struct FileSink {
 }
 
 /// I/O failures as a `Copy` value (the core's sink errors must be `Copy`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// `Debug` prints the OS message, like `Display`.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct SinkError {
     pub kind: io::ErrorKind,
     pub os_code: Option<i32>,
@@ -96,6 +142,12 @@ impl std::fmt::Display for SinkError {
 
 impl std::error::Error for SinkError {}
 
+impl std::fmt::Debug for SinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 impl FileSink {
     /// Creates the first file `base` (which must not exist: a log is never
     /// appended to by a new session, so chains never mix).
@@ -106,10 +158,65 @@ impl FileSink {
             .create_new(true)
             .open(&base)?;
         Ok(FileSink {
+            path: base.clone(),
             base,
             file,
             sync_each_batch: false,
         })
+    }
+
+    /// Opens the log `base` for a writer that starts now: a new log when
+    /// no file of it exists, otherwise a continuation (a restarted
+    /// service). The existing tail is checked first: the last file is read
+    /// (with `key` for a sealed log), a torn tail — a record a crash cut
+    /// short — is truncated to the last whole record, and the new writer
+    /// continues the chain in the next rotated file. See [`Continuation`].
+    pub fn open_log(
+        base: impl AsRef<Path>,
+        key: Option<[u8; 32]>,
+    ) -> Result<(FileSink, Option<Continuation>), OpenLogError> {
+        let base = base.as_ref().to_path_buf();
+        let mut files = rotated_files(&base);
+        // Files created but never written (a writer stopped at once) hold
+        // nothing: they are removed, and the log goes on from the one
+        // before.
+        while let Some(last) = files.last() {
+            if std::fs::metadata(last).is_ok_and(|m| m.len() == 0) {
+                std::fs::remove_file(last).map_err(|source| OpenLogError::Create {
+                    path: last.clone(),
+                    source,
+                })?;
+                files.pop();
+            } else {
+                break;
+            }
+        }
+        let Some(last) = files.last() else {
+            let sink = FileSink::create(&base).map_err(|source| OpenLogError::Create {
+                path: base.clone(),
+                source,
+            })?;
+            return Ok((sink, None));
+        };
+        let cont = continuation(last, key)?;
+        let path = rotated_path(&base, cont.resume.file_index);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|source| OpenLogError::Create {
+                path: path.clone(),
+                source,
+            })?;
+        Ok((
+            FileSink {
+                base,
+                path,
+                file,
+                sync_each_batch: false,
+            },
+            Some(cont),
+        ))
     }
 
     /// Sets fsync after every batch.
@@ -122,6 +229,116 @@ impl FileSink {
     pub fn base(&self) -> &Path {
         &self.base
     }
+
+    /// The file being written now.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// How a writer continues an existing log: where (for
+/// [`LogWriter::resume`]) and what was found at the old tail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Continuation {
+    pub resume: ResumeAt,
+    /// Sequence number of the new writer's first record.
+    pub first_seq: u64,
+    /// The last file found.
+    pub previous: PathBuf,
+    /// How that file ended: `"shutdown"`, `"rotated"`, or `None` (the
+    /// writer was killed or crashed).
+    pub previous_end: Option<&'static str>,
+    /// A torn tail cut off the previous file: (offset, bytes).
+    pub truncated: Option<(u64, u64)>,
+}
+
+/// Why an existing log could not be continued or a new one created.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenLogError {
+    #[error("cannot create {}: {source}", path.display())]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot continue the log: {0}")]
+    Read(#[from] crate::reader::ReadError),
+    #[error("cannot continue the log: {}: {problem}; move it away (or give its key) to start a new log", path.display())]
+    Damaged { path: PathBuf, problem: String },
+    #[error("cannot cut the torn tail of {}: {source}", path.display())]
+    Truncate {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Reads the last file of a log and works out where a new writer goes on.
+fn continuation(last: &Path, key: Option<[u8; 32]>) -> Result<Continuation, OpenLogError> {
+    use crate::reader::{LogReader, ReadError, ReadOptions};
+    let mut reader = LogReader::open_with(&[last], ReadOptions { key, anchor: None })?;
+    let mut torn = None;
+    for item in reader.by_ref() {
+        match item {
+            Ok(_) => {}
+            Err(ReadError::TornTail { offset, bytes, .. }) => torn = Some((offset, bytes)),
+            Err(e) => {
+                return Err(OpenLogError::Damaged {
+                    path: last.to_path_buf(),
+                    problem: e.to_string(),
+                })
+            }
+        }
+    }
+    let info = &reader.files()[0];
+    let damaged = |problem: &str| OpenLogError::Damaged {
+        path: last.to_path_buf(),
+        problem: problem.to_owned(),
+    };
+    let Some(header) = &info.header else {
+        return Err(damaged("no readable header"));
+    };
+    let Some(chain) = info.summary.end_chain else {
+        return Err(damaged(
+            "its chain cannot be checked (a sealed log needs its key)",
+        ));
+    };
+    let last_seq = info
+        .summary
+        .last_seq
+        .unwrap_or(header.first_seq.saturating_sub(1));
+    let truncated = match torn {
+        Some((offset, bytes)) => {
+            let f = OpenOptions::new()
+                .write(true)
+                .open(last)
+                .and_then(|f| f.set_len(offset).and_then(|()| f.sync_all()))
+                .map_err(|source| OpenLogError::Truncate {
+                    path: last.to_path_buf(),
+                    source,
+                });
+            f?;
+            Some((offset, bytes))
+        }
+        None => None,
+    };
+    // The torn record is lost (it took the next seq).
+    let lost = truncated.map(|_| (last_seq, 1));
+    let first_seq = last_seq + 1 + lost.map_or(0, |(_, n)| n);
+    Ok(Continuation {
+        resume: ResumeAt {
+            file_index: header.file_index + 1,
+            prev_chain: chain,
+            lost,
+        },
+        first_seq,
+        previous: last.to_path_buf(),
+        previous_end: info.summary.end.map(|e| match e {
+            fltpolicy_core::record::EndReason::Rotated => "rotated",
+            fltpolicy_core::record::EndReason::Shutdown => "shutdown",
+        }),
+        truncated,
+    })
 }
 
 impl Sink for FileSink {
@@ -144,13 +361,32 @@ impl Sink for FileSink {
     }
 
     fn rotate(&mut self, index: u32) -> Result<(), SinkError> {
-        self.file.sync_data()?;
+        // A file already gone (deleted, its file system unmounted) cannot
+        // be synced; that must not keep the log from going on.
+        let _ = self.file.sync_data();
+        let path = rotated_path(&self.base, index);
         let next = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .open(rotated_path(&self.base, index))?;
+            .open(&path)?;
         self.file = next;
+        self.path = path;
         Ok(())
+    }
+
+    #[cfg(unix)]
+    fn is_current(&mut self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(open) = self.file.metadata() else {
+            return true;
+        };
+        if open.nlink() == 0 {
+            return false;
+        }
+        match std::fs::metadata(&self.path) {
+            Ok(named) => named.ino() == open.ino() && named.dev() == open.dev(),
+            Err(e) => e.kind() != io::ErrorKind::NotFound,
+        }
     }
 }
 
@@ -211,6 +447,62 @@ pub struct AuditQueue {
     queue: Arc<HostQueue>,
     flusher: Thread,
     wake_pending: Arc<StdBool>,
+    live: Arc<LiveStats>,
+}
+
+/// The flush thread's counters, readable while it runs (`status`): what
+/// reached the disk and what a failing disk or a lost file cost, at once,
+/// not only at shutdown.
+#[derive(Debug, Default)]
+pub struct LiveStats {
+    events_written: StdU64,
+    write_failures: StdU64,
+    write_failed_records: StdU64,
+    write_failed_bytes: StdU64,
+    files_lost: StdU64,
+    failing: StdBool,
+}
+
+/// A snapshot of [`LiveStats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriterHealth {
+    /// Event records durably written.
+    pub events_written: u64,
+    /// Failed writes (each batch or piece the disk refused).
+    pub write_failures: u64,
+    /// Event records lost because writing failed (`write_failed` drops).
+    pub write_failed_records: u64,
+    /// Bytes that could not be written.
+    pub write_failed_bytes: u64,
+    /// Log files found deleted, renamed away or replaced while written.
+    pub files_lost: u64,
+    /// The last write failed (and no write has succeeded since).
+    pub failing: bool,
+}
+
+impl LiveStats {
+    fn store(&self, st: &WriterStats, failing: bool) {
+        let o = StdOrdering::Relaxed;
+        self.events_written.store(st.events_written, o);
+        self.write_failures.store(st.write_failures, o);
+        self.write_failed_records.store(st.write_failed_records, o);
+        self.write_failed_bytes.store(st.write_failed_bytes, o);
+        self.files_lost.store(u64::from(st.files_lost), o);
+        self.failing.store(failing, o);
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> WriterHealth {
+        let o = StdOrdering::Relaxed;
+        WriterHealth {
+            events_written: self.events_written.load(o),
+            write_failures: self.write_failures.load(o),
+            write_failed_records: self.write_failed_records.load(o),
+            write_failed_bytes: self.write_failed_bytes.load(o),
+            files_lost: self.files_lost.load(o),
+            failing: self.failing.load(o),
+        }
+    }
 }
 
 impl AuditQueue {
@@ -272,7 +564,30 @@ impl AuditQueue {
     pub fn queue(&self) -> &HostQueue {
         &self.queue
     }
+
+    /// The flush thread's counters now (write failures, lost files).
+    pub fn writer_health(&self) -> WriterHealth {
+        self.live.snapshot()
+    }
 }
+
+/// Receives one line per writer incident, as it happens: a write failure
+/// episode starts (at most one line per [`NOTICE_INTERVAL`]), writing
+/// works again, the log file was lost and a new one started. `fltpolicy
+/// run` prints them on stderr.
+#[derive(Clone)]
+pub struct Notifier(pub Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for Notifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Notifier")
+    }
+}
+
+/// Shortest time between two "write failed" notices: a disk that keeps
+/// failing and recovering does not flood the terminal (the counters in
+/// `status` keep counting every failure).
+pub const NOTICE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Settings of a flush thread.
 #[derive(Clone, Debug)]
@@ -285,6 +600,8 @@ pub struct FlushConfig {
     pub interval: Duration,
     pub ring_words: usize,
     pub batch_bytes: usize,
+    /// Where incident notices go (none: counted only).
+    pub notify: Option<Notifier>,
 }
 
 impl Default for FlushConfig {
@@ -298,6 +615,7 @@ impl Default for FlushConfig {
             interval: DEFAULT_FLUSH_INTERVAL,
             ring_words: HOST_RING_WORDS,
             batch_bytes: BATCH_BYTES,
+            notify: None,
         }
     }
 }
@@ -331,6 +649,17 @@ where
 {
     /// Starts a log in `sink` and the thread that feeds it.
     pub fn start(sink: S, cfg: FlushConfig) -> Result<FlushThread<S>, StartError> {
+        Self::start_at(sink, cfg, None)
+    }
+
+    /// Like [`FlushThread::start`], continuing an existing log at `at`
+    /// (from [`FileSink::open_log`]) when given.
+    pub fn start_at(
+        sink: S,
+        cfg: FlushConfig,
+        at: Option<&Continuation>,
+    ) -> Result<FlushThread<S>, StartError> {
+        let resume = at.map(|c| (c.resume, c.first_seq));
         LogWriter::<S>::check(
             cfg.batch_bytes.max(MIN_WRITER_BUFFER),
             &WriterConfig {
@@ -347,14 +676,24 @@ where
             Arc::new(new_queue(cfg.ring_words.max(MIN_RING_WORDS)).map_err(StartError::Storage)?);
         let stop = Arc::new(StdBool::new(false));
         let wake_pending = Arc::new(StdBool::new(false));
+        let live = Arc::new(LiveStats::default());
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), ConfigError>>();
         let handle = {
             let queue = Arc::clone(&queue);
             let stop = Arc::clone(&stop);
             let wake_pending = Arc::clone(&wake_pending);
+            let live = Arc::clone(&live);
             thread::Builder::new()
                 .name("fltpolicy-flush".into())
-                .spawn(move || flush_loop(sink, cfg, &queue, &stop, &wake_pending, ready_tx))
+                .spawn(move || {
+                    let shared = Shared {
+                        queue: &queue,
+                        stop: &stop,
+                        wake_pending: &wake_pending,
+                        live: &live,
+                    };
+                    flush_loop(sink, cfg, resume, &shared, ready_tx)
+                })
                 .map_err(StartError::Spawn)?
         };
         let flusher = handle.thread().clone();
@@ -374,6 +713,7 @@ where
                 queue,
                 flusher,
                 wake_pending,
+                live,
             },
         })
     }
@@ -395,12 +735,76 @@ where
     }
 }
 
+/// What the flush thread shares with the producers.
+struct Shared<'a> {
+    queue: &'a HostQueue,
+    stop: &'a StdBool,
+    wake_pending: &'a StdBool,
+    live: &'a LiveStats,
+}
+
+/// Turns changes of the writer's counters into notices.
+struct Incidents {
+    notify: Option<Notifier>,
+    failing: bool,
+    last_notice: Option<std::time::Instant>,
+    failed_at_start: u64,
+    files_lost: u32,
+    lost_recorded: u64,
+}
+
+impl Incidents {
+    fn say(&self, msg: &str) {
+        if let Some(n) = &self.notify {
+            (n.0)(msg);
+        }
+    }
+
+    fn after_drain<S: Sink>(&mut self, w: &LogWriter<'_, S>) {
+        let st = w.stats();
+        let lost_now = st.drops_recorded[DropReason::LogLost as usize]
+            + w.pending_drops()[DropReason::LogLost as usize];
+        if st.files_lost != self.files_lost {
+            self.files_lost = st.files_lost;
+            self.say(&format!(
+                "audit log: the log file was deleted, renamed or replaced while being written; {} records it held are lost; the chain continues in a new file (file {}), which starts with a log_lost record",
+                lost_now - self.lost_recorded,
+                st.files
+            ));
+            self.lost_recorded = lost_now;
+        }
+        match (w.last_error(), self.failing) {
+            (Some(e), false) => {
+                self.failing = true;
+                self.failed_at_start = st.write_failed_records;
+                let now = std::time::Instant::now();
+                if self
+                    .last_notice
+                    .is_none_or(|t| now.duration_since(t) >= NOTICE_INTERVAL)
+                {
+                    self.last_notice = Some(now);
+                    self.say(&format!(
+                        "audit log: write failed: {e:?}; records that do not fit are counted as write_failed (see `status`) until writing works again"
+                    ));
+                }
+            }
+            (None, true) => {
+                self.failing = false;
+                self.say(&format!(
+                    "audit log: writing works again; {} records were lost while it failed, recorded in the log as a write_failed drop record",
+                    st.write_failed_records - self.failed_at_start
+                ));
+            }
+            _ => {}
+        }
+    }
+}
+
 fn flush_loop<S: Sink>(
     sink: S,
     cfg: FlushConfig,
-    queue: &HostQueue,
-    stop: &StdBool,
-    wake_pending: &StdBool,
+    resume: Option<(ResumeAt, u64)>,
+    sh: &Shared<'_>,
     ready: std::sync::mpsc::Sender<Result<(), ConfigError>>,
 ) -> Result<(S, WriterStats), (S, WriterStats, S::Error)> {
     let mut buf = vec![0u8; cfg.batch_bytes.max(MIN_WRITER_BUFFER)];
@@ -410,9 +814,13 @@ fn flush_loop<S: Sink>(
         session_id: cfg.session_id,
         key: cfg.key,
         max_file_bytes: cfg.max_file_bytes,
-        first_seq: 1,
+        first_seq: resume.map_or(1, |(_, seq)| seq),
     };
-    let mut writer = match LogWriter::new(sink, &mut buf, &wcfg, now_ns()) {
+    let started = match resume {
+        Some((at, _)) => LogWriter::resume(sink, &mut buf, &wcfg, at, now_ns()),
+        None => LogWriter::new(sink, &mut buf, &wcfg, now_ns()),
+    };
+    let mut writer = match started {
         Ok(w) => w,
         Err((e, sink)) => {
             // start() checked the configuration already; report anyway.
@@ -420,20 +828,34 @@ fn flush_loop<S: Sink>(
             return Ok((sink, WriterStats::default()));
         }
     };
-    let Some(mut consumer) = queue.consumer() else {
+    let Some(mut consumer) = sh.queue.consumer() else {
         // Only this thread ever takes the consumer of its own queue; end
         // the (empty) log cleanly rather than guess.
         return writer.close(now_ns());
     };
     let _ = ready.send(Ok(()));
+    let mut incidents = Incidents {
+        notify: cfg.notify.clone(),
+        failing: false,
+        last_notice: None,
+        failed_at_start: 0,
+        files_lost: 0,
+        lost_recorded: 0,
+    };
+    incidents.after_drain(&writer);
+    sh.live
+        .store(&writer.stats(), writer.last_error().is_some());
     loop {
-        let stopping = stop.load(StdOrdering::Acquire);
-        wake_pending.store(false, StdOrdering::Release);
+        let stopping = sh.stop.load(StdOrdering::Acquire);
+        sh.wake_pending.store(false, StdOrdering::Release);
         if stopping {
             return writer.finish(&mut consumer, now_ns());
         }
         writer.drain(&mut consumer, now_ns());
-        if !wake_pending.load(StdOrdering::Acquire) {
+        incidents.after_drain(&writer);
+        sh.live
+            .store(&writer.stats(), writer.last_error().is_some());
+        if !sh.wake_pending.load(StdOrdering::Acquire) {
             thread::park_timeout(cfg.interval);
         }
     }

@@ -112,6 +112,19 @@ pub struct EngineStatus {
     pub watching: Vec<String>,
     /// Whether permission events are requested (the policy can deny).
     pub blocking: bool,
+    /// Event records lost because the log could not be written (disk
+    /// full, I/O error): counted as they happen, written as a
+    /// `write_failed` drop record once writing works again.
+    pub write_failed: u64,
+    /// Bytes the log writer could not write.
+    pub write_failed_bytes: u64,
+    /// Failed log writes (batches or pieces of them).
+    pub write_failures: u64,
+    /// Whether the last log write failed (and none has succeeded since).
+    pub write_failing: bool,
+    /// Log files found deleted, renamed away or replaced while written
+    /// (each time the chain went on in a new file).
+    pub log_files_lost: u64,
 }
 
 /// Marks currently in place, per filesystem.
@@ -276,6 +289,7 @@ impl Core {
         let policy = self.shared.slot.load();
         let marker = self.marker.lock().unwrap_or_else(|e| e.into_inner());
         let sink = &self.shared.sink;
+        let health = sink.writer_health();
         EngineStatus {
             events_seen: Counters::get(&c.events_seen),
             matched: Counters::get(&c.matched),
@@ -297,6 +311,11 @@ impl Core {
                 .map(|(p, _, _)| p.display().to_string())
                 .collect(),
             blocking: marker.marked.values().any(|(_, _, pm)| *pm != 0),
+            write_failed: health.write_failed_records,
+            write_failed_bytes: health.write_failed_bytes,
+            write_failures: health.write_failures,
+            write_failing: health.failing,
+            log_files_lost: health.files_lost,
         }
     }
 

@@ -69,16 +69,20 @@ impl Sink for AuditSink {
     fn dropped(&self) -> u64 {
         self.queue.queue().drop_totals().iter().sum()
     }
+
+    fn writer_health(&self) -> fltpolicy_audit::writer::WriterHealth {
+        self.queue.writer_health()
+    }
 }
 
 /// Why the pipeline did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    #[error("cannot create the audit log {}: {source}", path.display())]
+    #[error("cannot open the audit log {}", path.display())]
     Log {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: fltpolicy_audit::writer::OpenLogError,
     },
     #[error("cannot start the audit writer: {0}")]
     Writer(#[from] fltpolicy_audit::writer::StartError),
@@ -95,6 +99,8 @@ pub struct PipelineConfig {
     pub log: PathBuf,
     pub control: Option<PathBuf>,
     pub watch: Vec<PathBuf>,
+    /// Audit writer settings (queue size, notices); the default when `None`.
+    pub flush: Option<FlushConfig>,
 }
 
 /// What a stopped pipeline reports.
@@ -111,22 +117,30 @@ pub struct Pipeline {
     flush: Option<FlushThread<FileSink>>,
     engine: Option<Engine>,
     control: Option<ControlServer>,
+    continuation: Option<fltpolicy_audit::writer::Continuation>,
+    log_file: PathBuf,
 }
 
 impl Pipeline {
     pub fn start(cfg: PipelineConfig) -> Result<Pipeline, PipelineError> {
         // Refuse early, before creating a log file, when not privileged.
         crate::engine::check_capabilities()?;
-        let sink = FileSink::create(&cfg.log).map_err(|source| PipelineError::Log {
-            path: cfg.log.clone(),
-            source,
-        })?;
-        let flush = FlushThread::start(sink, FlushConfig::default())?;
+        // An existing log is continued (a restarted service), not refused.
+        let flush_cfg = cfg.flush.clone().unwrap_or_default();
+        let (sink, continuation) =
+            FileSink::open_log(&cfg.log, flush_cfg.key).map_err(|source| PipelineError::Log {
+                path: cfg.log.clone(),
+                source,
+            })?;
+        let log_file = sink.path().to_path_buf();
+        let flush = FlushThread::start_at(sink, flush_cfg, continuation.as_ref())?;
         let audit = Arc::new(AuditSink::new(flush.producer()));
         let mut pipeline = Pipeline {
             flush: Some(flush),
             engine: None,
             control: None,
+            continuation,
+            log_file,
         };
         let engine = Engine::start(EngineConfig {
             image: cfg.image,
@@ -138,6 +152,16 @@ impl Pipeline {
         }
         pipeline.engine = Some(engine);
         Ok(pipeline)
+    }
+
+    /// Where the log went on from, when it already existed.
+    pub fn continuation(&self) -> Option<&fltpolicy_audit::writer::Continuation> {
+        self.continuation.as_ref()
+    }
+
+    /// The file the writer started in.
+    pub fn log_file(&self) -> &std::path::Path {
+        &self.log_file
     }
 
     /// The engine's status now.

@@ -35,4 +35,10 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
     fn written(&self) -> u64;
     /// Records dropped so far (queue full and upstream losses).
     fn dropped(&self) -> u64;
+    /// The log writer's health now: write failures and what they cost,
+    /// log files lost while being written. Sinks without a writer report
+    /// nothing.
+    fn writer_health(&self) -> fltpolicy_audit::writer::WriterHealth {
+        Default::default()
+    }
 }

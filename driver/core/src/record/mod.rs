@@ -282,16 +282,26 @@ pub enum DropReason {
     /// directory removed before its events were read), so it could not
     /// evaluate it against the policy.
     Unresolved = 4,
+    /// Records already written were lost with their file: the log file was
+    /// deleted, renamed away or replaced while being written (the count is
+    /// the records the file held), or its tail was torn by a crash and cut
+    /// back to the last whole record on restart (count 1: the torn record;
+    /// records of the same batch that never reached the disk are not
+    /// known). Always the first record of the file that continues the
+    /// chain, with `after_seq` the last record before the lost ones, so
+    /// readers can tell a declared gap from a removed file.
+    LogLost = 5,
 }
 
 impl DropReason {
     /// Every reason, in code order.
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::QueueFull,
         DropReason::QueueBusy,
         DropReason::WriteFailed,
         DropReason::KernelOverflow,
         DropReason::Unresolved,
+        DropReason::LogLost,
     ];
     /// Number of reasons (size of per-reason counter arrays).
     pub const COUNT: usize = Self::ALL.len();
@@ -303,6 +313,7 @@ impl DropReason {
             DropReason::WriteFailed => "write_failed",
             DropReason::KernelOverflow => "kernel_overflow",
             DropReason::Unresolved => "unresolved",
+            DropReason::LogLost => "log_lost",
         }
     }
 }

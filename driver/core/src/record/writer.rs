@@ -26,8 +26,8 @@
 
 use super::chain::{Chain, KEY_BYTES};
 use super::frame::{
-    encode_event_frame, encode_frame, encode_header, FileHeader, FRAME_OVERHEAD, MAX_FRAME,
-    MAX_HEADER, MAX_HOST_BYTES,
+    decode_body, decode_header, encode_event_frame, encode_frame, encode_header, parse_frame,
+    FileHeader, FrameParse, FRAME_OVERHEAD, MAX_FRAME, MAX_HEADER, MAX_HOST_BYTES,
 };
 use super::{clamp_str, DropReason, DropRecord, EndReason, EndRecord, Record};
 use crate::queue::{Consumer, MAX_ENTRY_WORDS};
@@ -44,6 +44,31 @@ pub trait Sink {
     fn sync(&mut self) -> Result<(), Self::Error>;
     /// Closes the current file and makes an empty file number `index` current.
     fn rotate(&mut self, index: u32) -> Result<(), Self::Error>;
+    /// Whether the current file is still the log's file: not deleted,
+    /// renamed away or replaced by another file under its name (the host
+    /// compares the open file's inode with the name's). Asked before each
+    /// drain; `false` makes the writer continue the chain in a new file
+    /// (`rotate(index + 1)`) that starts with a [`DropReason::LogLost`]
+    /// record for the records the lost file held. Sinks that cannot tell
+    /// keep the default.
+    fn is_current(&mut self) -> bool {
+        true
+    }
+}
+
+/// Where a writer continues an existing log (a restart): the file index
+/// and chain value to start from, and records known lost at the tail of
+/// the previous file (a torn record cut off on restart).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResumeAt {
+    /// Index of the first file this writer creates (the previous file's + 1).
+    pub file_index: u32,
+    /// Chain value after the last record of the previous file.
+    pub prev_chain: [u8; 32],
+    /// `(after_seq, count)`: `count` records after seq `after_seq` were
+    /// lost; written as a [`DropReason::LogLost`] record first.
+    /// [`WriterConfig::first_seq`] must then be `after_seq + count + 1`.
+    pub lost: Option<(u64, u64)>,
 }
 
 /// Largest non-event frame (drop or end record): 4 varints of 10 bytes,
@@ -55,6 +80,10 @@ const RESERVE: usize = (DropReason::COUNT + 1) * SMALL_FRAME_MAX;
 /// Scratch at the end of the caller's buffer that queue entries are popped
 /// into before being framed.
 const SCRATCH: usize = MAX_ENTRY_WORDS * 8;
+/// After a failed batch write the batch is written again in pieces of
+/// whole frames of about this size, then frame by frame, so a nearly full
+/// disk keeps every record that fits.
+const SALVAGE_PIECE: usize = 64 << 10;
 /// Smallest buffer [`LogWriter::new`] accepts: scratch, a header, one
 /// maximal frame and the reserve. Real writers use far more (1 MiB on the
 /// host) so each write is large.
@@ -119,6 +148,15 @@ pub struct WriterStats {
     pub files: u32,
     /// Bytes durably written.
     pub bytes_written: u64,
+    /// Event records lost because a write failed (counted as
+    /// [`DropReason::WriteFailed`], whether or not the drop record has
+    /// reached the disk yet).
+    pub write_failed_records: u64,
+    /// Bytes of batches that could not be written.
+    pub write_failed_bytes: u64,
+    /// The log file was found deleted, renamed away or replaced while
+    /// being written, and a new file was started.
+    pub files_lost: u32,
 }
 
 /// What has reached the sink.
@@ -157,6 +195,8 @@ pub struct LogWriter<'b, S: Sink> {
     batch_drops: [u64; DropReason::COUNT],
     pending: [u64; DropReason::COUNT],
     pending_since: [u64; DropReason::COUNT],
+    /// `after_seq` of the pending [`DropReason::LogLost`] record.
+    lost_after: u64,
     seen_queue_drops: [u64; DropReason::COUNT],
     host: heapless::String<MAX_HOST_BYTES>,
     boot_id: [u8; 16],
@@ -190,6 +230,30 @@ impl<'b, S: Sink> LogWriter<'b, S> {
         cfg: &WriterConfig<'_>,
         now_ns: u64,
     ) -> Result<Self, (ConfigError, S)> {
+        Self::start(sink, buf, cfg, None, now_ns)
+    }
+
+    /// Like [`LogWriter::new`], continuing an existing log: the sink's
+    /// current (empty) file becomes file `at.file_index`, its header
+    /// carries `at.prev_chain`, and a known loss at the previous file's
+    /// tail is written first as a [`DropReason::LogLost`] record.
+    pub fn resume(
+        sink: S,
+        buf: &'b mut [u8],
+        cfg: &WriterConfig<'_>,
+        at: ResumeAt,
+        now_ns: u64,
+    ) -> Result<Self, (ConfigError, S)> {
+        Self::start(sink, buf, cfg, Some(at), now_ns)
+    }
+
+    fn start(
+        sink: S,
+        buf: &'b mut [u8],
+        cfg: &WriterConfig<'_>,
+        at: Option<ResumeAt>,
+        now_ns: u64,
+    ) -> Result<Self, (ConfigError, S)> {
         if let Err(e) = Self::check(buf.len(), cfg) {
             return Err((e, sink));
         }
@@ -212,8 +276,8 @@ impl<'b, S: Sink> LogWriter<'b, S> {
             },
             file_offset: 0,
             dirty_tail: false,
-            file_index: 0,
-            file_prev_chain: [0; 32],
+            file_index: at.map_or(0, |a| a.file_index),
+            file_prev_chain: at.map_or([0; 32], |a| a.prev_chain),
             file_created_ns: now_ns,
             file_first_seq: cfg.first_seq,
             rotate_pending: false,
@@ -221,6 +285,7 @@ impl<'b, S: Sink> LogWriter<'b, S> {
             batch_drops: [0; DropReason::COUNT],
             pending: [0; DropReason::COUNT],
             pending_since: [0; DropReason::COUNT],
+            lost_after: 0,
             seen_queue_drops: [0; DropReason::COUNT],
             host,
             boot_id: cfg.boot_id,
@@ -233,7 +298,12 @@ impl<'b, S: Sink> LogWriter<'b, S> {
             },
             last_error: None,
         };
-        w.begin_file();
+        w.begin_file(now_ns);
+        if let Some((after, count)) = at.and_then(|a| a.lost) {
+            w.lost_after = after;
+            w.add_pending(DropReason::LogLost as usize, count, now_ns);
+            w.emit_pending_drops(now_ns);
+        }
         // A failure here is accounted like any other; the header is
         // rebuilt and retried with the next batch.
         let _ = w.flush(now_ns);
@@ -268,7 +338,7 @@ impl<'b, S: Sink> LogWriter<'b, S> {
 
     /// Writes the header of the current file into the (empty) buffer and
     /// restarts the chain from it.
-    fn begin_file(&mut self) {
+    fn begin_file(&mut self, now_ns: u64) {
         debug_assert_eq!(self.used, 0);
         let header = FileHeader {
             host: &self.host,
@@ -284,6 +354,9 @@ impl<'b, S: Sink> LogWriter<'b, S> {
         let n = encode_header(&header, &mut self.buf[..MAX_HEADER]).unwrap_or(0);
         self.chain = Chain::start(&self.buf[..n], self.key.as_ref());
         self.used = n;
+        // A lost file's record directly follows the header of the file
+        // that replaces it.
+        self.emit_drop(DropReason::LogLost, now_ns);
     }
 
     /// Drains every entry now in the queue into frames, accounts the
@@ -295,6 +368,10 @@ impl<'b, S: Sink> LogWriter<'b, S> {
         now_ns: u64,
     ) -> u64 {
         let mut framed = 0;
+        if self.used == 0 && self.file_offset > 0 && !self.rotate_pending && !self.sink.is_current()
+        {
+            self.file_lost(now_ns);
+        }
         // Round-robin over rings until all are empty; a fixed number of
         // passes bounds the work when producers keep pushing.
         for _pass in 0..4 {
@@ -328,6 +405,23 @@ impl<'b, S: Sink> LogWriter<'b, S> {
         framed
     }
 
+    /// The current file is gone (deleted, renamed away, replaced): what
+    /// it held is lost to the log. Continue the chain in a new file whose
+    /// first record says how many records went with the old one.
+    fn file_lost(&mut self, now_ns: u64) {
+        let lost = self.durable.next_seq - self.file_first_seq;
+        self.stats.files_lost += 1;
+        self.lost_after = self.file_first_seq.saturating_sub(1);
+        if self.pending[DropReason::LogLost as usize] == 0 {
+            self.pending_since[DropReason::LogLost as usize] = self.file_created_ns;
+        }
+        self.pending[DropReason::LogLost as usize] += lost;
+        self.rotate_pending = true;
+        // The new file's header is followed by the loss (or, if no file
+        // can be created now, the first one that can).
+        let _ = self.try_rotate(now_ns);
+    }
+
     fn add_pending(&mut self, reason: usize, n: u64, now_ns: u64) {
         if n == 0 {
             return;
@@ -347,6 +441,7 @@ impl<'b, S: Sink> LogWriter<'b, S> {
     /// Frames one popped entry (`scratch[..len]`).
     fn append_event_payload(&mut self, len: usize, now_ns: u64) {
         if !self.make_room(FRAME_OVERHEAD + 11 + len, now_ns) {
+            self.stats.write_failed_records += 1;
             self.add_pending(DropReason::WriteFailed as usize, 1, now_ns);
             return;
         }
@@ -417,7 +512,7 @@ impl<'b, S: Sink> LogWriter<'b, S> {
                 self.file_created_ns = now_ns;
                 self.file_first_seq = self.next_seq;
                 self.stats.files += 1;
-                self.begin_file();
+                self.begin_file(now_ns);
                 Ok(())
             }
             Err(e) => {
@@ -441,23 +536,33 @@ impl<'b, S: Sink> LogWriter<'b, S> {
             return;
         }
         for reason in DropReason::ALL {
-            let r = reason as usize;
-            let count = self.pending[r];
-            if count == 0 {
-                continue;
-            }
-            self.append_small(&Record::Dropped(DropRecord {
-                seq: self.next_seq,
-                time_ns: now_ns,
-                since_ns: self.pending_since[r],
-                after_seq: self.next_seq.saturating_sub(1),
-                count,
-                reason,
-            }));
-            self.next_seq += 1;
-            self.batch_drops[r] += count;
-            self.pending[r] = 0;
+            self.emit_drop(reason, now_ns);
         }
+    }
+
+    /// Appends the drop record for `reason`'s pending losses, if any.
+    fn emit_drop(&mut self, reason: DropReason, now_ns: u64) {
+        let r = reason as usize;
+        let count = self.pending[r];
+        if count == 0 || self.rotate_pending {
+            return;
+        }
+        let after_seq = if reason == DropReason::LogLost {
+            self.lost_after
+        } else {
+            self.next_seq.saturating_sub(1)
+        };
+        self.append_small(&Record::Dropped(DropRecord {
+            seq: self.next_seq,
+            time_ns: now_ns,
+            since_ns: self.pending_since[r],
+            after_seq,
+            count,
+            reason,
+        }));
+        self.next_seq += 1;
+        self.batch_drops[r] += count;
+        self.pending[r] = 0;
     }
 
     /// Writes the batch. On failure rolls it back and accounts its
@@ -485,7 +590,18 @@ impl<'b, S: Sink> LogWriter<'b, S> {
                 self.stats.write_failures += 1;
                 self.last_error = Some(e);
                 self.dirty_tail = true;
-                // Count what the batch carried, then forget it.
+                // Keep what fits, whole frames only.
+                let kept = self.salvage();
+                if kept == self.used {
+                    // Written after all, in pieces.
+                    self.used = 0;
+                    self.batch_events = 0;
+                    self.batch_drops = [0; DropReason::COUNT];
+                    return Ok(());
+                }
+                self.stats.write_failed_records += self.batch_events;
+                self.stats.write_failed_bytes += (self.used - kept) as u64;
+                // Count what the rest of the batch carried, then forget it.
                 self.add_pending(DropReason::WriteFailed as usize, self.batch_events, now_ns);
                 for r in 0..DropReason::COUNT {
                     let n = self.batch_drops[r];
@@ -495,7 +611,7 @@ impl<'b, S: Sink> LogWriter<'b, S> {
                 self.next_seq = self.durable.next_seq;
                 self.used = 0;
                 if self.file_offset == 0 {
-                    self.begin_file();
+                    self.begin_file(now_ns);
                 }
             }
         }
@@ -505,6 +621,96 @@ impl<'b, S: Sink> LogWriter<'b, S> {
             self.used = 0;
         }
         result
+    }
+
+    /// After a failed write of `buf[..used]`: writes it again in pieces
+    /// of whole frames (the header whole and first), committing each piece
+    /// that reaches the disk — chain, sequence, counters and durable length
+    /// move past it — until one fails. Returns the bytes committed.
+    fn salvage(&mut self) -> usize {
+        if self.sink.truncate(self.file_offset).is_err() {
+            return 0;
+        }
+        let mut pos = 0;
+        if self.file_offset == 0 {
+            let Ok((_, hlen)) = decode_header(&self.buf[..self.used]) else {
+                return 0;
+            };
+            if self.sink.write_at(0, &self.buf[..hlen]).is_err() {
+                return 0;
+            }
+            self.durable.chain = Chain::start(&self.buf[..hlen], self.key.as_ref());
+            self.file_offset += hlen as u64;
+            self.stats.bytes_written += hlen as u64;
+            pos = hlen;
+        }
+        let mut piece = SALVAGE_PIECE;
+        while pos < self.used {
+            let (end, frames) = self.frames_end(pos, piece);
+            if frames == 0 {
+                break;
+            }
+            if self
+                .sink
+                .write_at(self.file_offset, &self.buf[pos..end])
+                .is_ok()
+            {
+                self.commit_frames(pos, end);
+                pos = end;
+            } else if frames == 1 {
+                break;
+            } else {
+                piece = 0;
+            }
+        }
+        pos
+    }
+
+    /// End of the whole frames of `buf[pos..used]` that fit in `limit`
+    /// bytes (at least one frame), and how many there are.
+    fn frames_end(&self, pos: usize, limit: usize) -> (usize, usize) {
+        let mut end = pos;
+        let mut n = 0;
+        while end < self.used {
+            let FrameParse::Frame(f) = parse_frame(&self.buf[end..self.used]) else {
+                break;
+            };
+            if n > 0 && end + f.total - pos > limit {
+                break;
+            }
+            end += f.total;
+            n += 1;
+        }
+        (end, n)
+    }
+
+    /// The frames of `buf[pos..end]` reached the disk: make them durable
+    /// and move their counts from the batch to the stats.
+    fn commit_frames(&mut self, mut pos: usize, end: usize) {
+        while pos < end {
+            let FrameParse::Frame(f) = parse_frame(&self.buf[pos..end]) else {
+                break;
+            };
+            self.durable.chain.advance(&f.len_le, f.body);
+            if let Ok(rec) = decode_body(f.body) {
+                self.durable.next_seq = rec.seq() + 1;
+                match rec {
+                    Record::Event(_) => {
+                        self.stats.events_written += 1;
+                        self.batch_events = self.batch_events.saturating_sub(1);
+                    }
+                    Record::Dropped(d) => {
+                        let r = d.reason as usize;
+                        self.stats.drops_recorded[r] += d.count;
+                        self.batch_drops[r] = self.batch_drops[r].saturating_sub(d.count);
+                    }
+                    Record::End(_) => {}
+                }
+            }
+            self.file_offset += f.total as u64;
+            self.stats.bytes_written += f.total as u64;
+            pos += f.total;
+        }
     }
 
     fn write_batch(&mut self) -> Result<(), S::Error> {
