@@ -49,3 +49,4 @@ impl Drop for Scratch {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+pub mod groundtruth;
