@@ -450,6 +450,9 @@ pub fn derive(trace: &str, root: &[u8], seeded: HashSet<Vec<u8>>, cwd: &[u8]) ->
     let mut tgid: HashMap<u32, u32> = HashMap::new();
     let mut cwds: HashMap<u32, Vec<u8>> = HashMap::new();
     let mut images: HashMap<u32, String> = HashMap::new();
+    // (tgid, fd) → path the descriptor was opened at, for the
+    // `/proc/self/fd/N` spelling (tar's `chmod("/proc/self/fd/3")`).
+    let mut fds: HashMap<(u32, i64), Vec<u8>> = HashMap::new();
     let mut ops = Vec::new();
     for c in &calls {
         // A task seen for the first time inherits from its parent.
@@ -480,6 +483,23 @@ pub fn derive(trace: &str, root: &[u8], seeded: HashSet<Vec<u8>>, cwd: &[u8]) ->
             }
         }
         let my_cwd = cwds.get(&c.tid).cloned().unwrap_or_else(|| cwd.to_vec());
+        if let Some(p) = &c.ret_path {
+            fds.insert((tg, c.ret), p.clone());
+        }
+        let via_proc = |p: Vec<u8>| -> Vec<u8> {
+            for prefix in [&b"/proc/self/fd/"[..], format!("/proc/{tg}/fd/").as_bytes()] {
+                if let Some(n) = p.strip_prefix(prefix) {
+                    if let Some(fdp) = std::str::from_utf8(n)
+                        .ok()
+                        .and_then(|n| n.parse::<i64>().ok())
+                        .and_then(|n| fds.get(&(tg, n)))
+                    {
+                        return fdp.clone();
+                    }
+                }
+            }
+            p
+        };
         // Path of argument `i` relative to dirfd argument `d` (or cwd).
         let at = |d: Option<usize>, i: usize| -> Option<Vec<u8>> {
             let rel = match c.args.get(i)? {
@@ -490,7 +510,7 @@ pub fn derive(trace: &str, root: &[u8], seeded: HashSet<Vec<u8>>, cwd: &[u8]) ->
                 Some(Arg::Fd(p) | Arg::Cwd(p)) => p.clone(),
                 _ => my_cwd.clone(),
             };
-            Some(join(&base, &rel))
+            Some(via_proc(join(&base, &rel)))
         };
         let fd_path = |i: usize| -> Option<Vec<u8>> {
             match c.args.get(i)? {
@@ -614,11 +634,9 @@ pub fn derive(trace: &str, root: &[u8], seeded: HashSet<Vec<u8>>, cwd: &[u8]) ->
                     push("rename", from, Some(to));
                 }
             }
-            "write" | "pwrite64" | "writev" | "pwritev" | "pwritev2" => {
-                if c.ret > 0 {
-                    if let Some(p) = fd_path(0) {
-                        push("write", p, None);
-                    }
+            "write" | "pwrite64" | "writev" | "pwritev" | "pwritev2" | "sendfile" if c.ret > 0 => {
+                if let Some(p) = fd_path(0) {
+                    push("write", p, None);
                 }
             }
             "ftruncate" | "fallocate" => {
@@ -631,18 +649,9 @@ pub fn derive(trace: &str, root: &[u8], seeded: HashSet<Vec<u8>>, cwd: &[u8]) ->
                     push("write", p, None);
                 }
             }
-            "sendfile" => {
-                if c.ret > 0 {
-                    if let Some(p) = fd_path(0) {
-                        push("write", p, None);
-                    }
-                }
-            }
-            "copy_file_range" | "splice" => {
-                if c.ret > 0 {
-                    if let Some(p) = fd_path(2) {
-                        push("write", p, None);
-                    }
+            "copy_file_range" | "splice" if c.ret > 0 => {
+                if let Some(p) = fd_path(2) {
+                    push("write", p, None);
                 }
             }
             "chmod" | "chown" | "lchown" | "utime" | "utimes" | "setxattr" | "lsetxattr"

@@ -49,6 +49,8 @@ struct LinuxExtra {
     /// The last log write failed (none has succeeded since).
     write_failing: bool,
     log_files_lost: u64,
+    /// Unplaceable events outside every policy tree (not losses).
+    unresolved_outside: u64,
     blocking: bool,
     watching: Vec<String>,
 }
@@ -96,6 +98,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         println!("deadline allows        {}", l.deadline_allows);
         println!("deny (log only ops)    {}", l.deny_unenforceable);
         println!("unresolved paths       {}", l.unresolved_paths);
+        println!("unresolved (outside)   {}", l.unresolved_outside);
         println!(
             "blocking     {}",
             if l.blocking {
@@ -138,6 +141,7 @@ fn query(args: &Args) -> Result<Report> {
             write_failures: s.write_failures,
             write_failing: s.write_failing,
             log_files_lost: s.log_files_lost,
+            unresolved_outside: s.unresolved_outside,
             blocking: s.blocking,
             watching: s.watching,
         }),

@@ -105,6 +105,9 @@ pub struct EngineStatus {
     pub deadline_allows: u64,
     pub deny_unenforceable: u64,
     pub unresolved_paths: u64,
+    /// Unplaceable events of directories outside every policy tree (not a
+    /// loss: no rule could have matched them).
+    pub unresolved_outside: u64,
     pub generation: u64,
     pub rule_count: u32,
     pub policy_hash: [u8; 32],
@@ -302,6 +305,7 @@ impl Core {
             deadline_allows: Counters::get(&c.deadline_allows),
             deny_unenforceable: Counters::get(&c.deny_unenforceable),
             unresolved_paths: Counters::get(&c.unresolved),
+            unresolved_outside: Counters::get(&c.unresolved_outside),
             generation: policy.generation,
             rule_count: policy.policy().rule_count(),
             policy_hash: policy.hash,

@@ -30,6 +30,7 @@ pub mod control;
 pub mod engine;
 pub mod facts;
 pub mod marks;
+pub mod mirror;
 pub mod path;
 pub mod pipeline;
 pub mod procinfo;

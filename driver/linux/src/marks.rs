@@ -21,10 +21,13 @@ use fltpolicy_core::event::{Op, OpSet};
 
 use crate::sys::fanotify::mask;
 
-/// Notification bits for `ops`. `FAN_RENAME | FAN_ONDIR` is always
-/// included: directory renames invalidate the directory-path cache.
+/// Notification bits for `ops`. `FAN_CREATE | FAN_DELETE | FAN_RENAME |
+/// FAN_ONDIR` are always included: directory creates, renames and deletes
+/// keep the namespace mirror ([`crate::mirror`]) current. (The kernel has
+/// no "directories only" bit, so this also reports file creates and
+/// deletes; they are filtered before any lookup.)
 pub fn notify_mask(ops: OpSet, rename_bit: u64) -> u64 {
-    let mut m = rename_bit | mask::ONDIR;
+    let mut m = rename_bit | mask::ONDIR | mask::CREATE | mask::DELETE;
     for op in ops.iter() {
         m |= match op {
             Op::Create => mask::CREATE,
@@ -124,7 +127,10 @@ mod tests {
     #[test]
     fn masks_follow_ops() {
         let m = notify_mask(OpSet::single(Op::Write), mask::RENAME);
-        assert_eq!(m, mask::MODIFY | mask::RENAME | mask::ONDIR);
+        assert_eq!(
+            m,
+            mask::MODIFY | mask::RENAME | mask::ONDIR | mask::CREATE | mask::DELETE
+        );
         assert_eq!(
             permission_mask(OpSet::single(Op::Open).with(Op::Delete)),
             mask::OPEN_PERM

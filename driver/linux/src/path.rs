@@ -31,11 +31,112 @@ pub fn normalize(s: &mut String) {
     *s = out;
 }
 
-/// Drops the kernel's ` (deleted)` marker from a resolved link.
+/// Drops the kernel's ` (deleted)` marker from a resolved link. Only for
+/// links of objects known to be unlinked (`st_nlink == 0`): a live file may
+/// really be named `x (deleted)` (see [`strip_deleted_bytes`]).
 pub fn strip_deleted(s: &mut String) {
     if s.ends_with(DELETED_SUFFIX) {
         s.truncate(s.len() - DELETED_SUFFIX.len());
     }
+}
+
+/// [`strip_deleted`] on raw bytes.
+pub fn strip_deleted_bytes(s: &mut Vec<u8>) {
+    if s.ends_with(DELETED_SUFFIX.as_bytes()) {
+        s.truncate(s.len() - DELETED_SUFFIX.len());
+    }
+}
+
+/// Writes `bytes` (a path exactly as the kernel has it) into `out` as the
+/// engine records and matches paths: valid UTF-8 as is; otherwise the
+/// escaped form — each byte of an invalid sequence as `\xNN`, each `\`
+/// doubled — and `true` is returned (the record's `path_escaped` flag).
+/// The escaped form is lossless: [`unescape`] gives the bytes back.
+pub fn from_bytes(bytes: &[u8], out: &mut String) -> bool {
+    out.clear();
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        out.push_str(s);
+        return false;
+    }
+    let mut rest = bytes;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(s) => {
+                push_doubling_backslashes(out, s);
+                return true;
+            }
+            Err(e) => {
+                let (ok, bad) = rest.split_at(e.valid_up_to());
+                // `ok` is valid UTF-8 by `valid_up_to`.
+                push_doubling_backslashes(out, std::str::from_utf8(ok).unwrap_or_default());
+                let n = e.error_len().unwrap_or(bad.len());
+                for b in &bad[..n] {
+                    use std::fmt::Write;
+                    let _ = write!(out, "\\x{b:02x}");
+                }
+                rest = &bad[n..];
+            }
+        }
+    }
+}
+
+fn push_doubling_backslashes(out: &mut String, s: &str) {
+    for c in s.chars() {
+        if c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+}
+
+/// The bytes of an escaped path ([`from_bytes`] returned `true`).
+pub fn unescape(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            if b.get(i + 1) == Some(&b'\\') {
+                out.push(b'\\');
+                i += 2;
+                continue;
+            }
+            if b.get(i + 1) == Some(&b'x') {
+                if let Some(v) = s
+                    .get(i + 2..i + 4)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    out.push(v);
+                    i += 4;
+                    continue;
+                }
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Lexical normalization of a byte path, like [`normalize`].
+pub fn normalize_bytes(s: &mut Vec<u8>) {
+    let mut out = Vec::with_capacity(s.len());
+    let mut prev_slash = false;
+    for &c in s.iter() {
+        if c == b'/' {
+            if prev_slash {
+                continue;
+            }
+            prev_slash = true;
+        } else {
+            prev_slash = false;
+        }
+        out.push(c);
+    }
+    if out.len() > 1 && out.ends_with(b"/") {
+        out.pop();
+    }
+    *s = out;
 }
 
 /// `dir` + `/` + `name`, normalized, into `out`. A name of `.` (an event
@@ -81,5 +182,24 @@ mod tests {
         let mut d = "/tmp/x (deleted)".to_string();
         strip_deleted(&mut d);
         assert_eq!(d, "/tmp/x");
+    }
+
+    #[test]
+    fn non_utf8_paths_are_escaped_losslessly_and_flagged() {
+        let mut out = String::new();
+        assert!(!from_bytes(b"/a/b\\c", &mut out));
+        assert_eq!(out, "/a/b\\c");
+        for raw in [
+            &b"/a/\xff\xfe"[..],
+            b"/x\\y/\xc3",
+            b"\xe2\x82",
+            b"/ok/\xffz\\x41",
+        ] {
+            assert!(from_bytes(raw, &mut out));
+            assert!(out.is_ascii() || std::str::from_utf8(out.as_bytes()).is_ok());
+            assert_eq!(unescape(&out), raw, "{out}");
+        }
+        from_bytes(b"/a/\xff\\", &mut out);
+        assert_eq!(out, "/a/\\xff\\\\");
     }
 }

@@ -28,6 +28,10 @@ pub struct Counters {
     /// `rm -r` of a tree the engine had not seen yet): not evaluated, only
     /// counted here (`status`); no drop record exists for this reason.
     pub unresolved: AtomicU64,
+    /// Events that could not be placed but certainly lie outside every
+    /// policy tree (the namespace mirror knows every directory under them):
+    /// counted here, never reported as a loss.
+    pub unresolved_outside: AtomicU64,
     /// The engine's own events, skipped.
     pub own_events: AtomicU64,
 }

@@ -79,8 +79,13 @@ pub mod flags {
     pub const TAG_TRUNCATED: u8 = 1 << 3;
     /// The operation was paging I/O.
     pub const PAGING: u8 = 1 << 4;
+    /// `path` names a file whose real name is not UTF-8 (Linux): it is
+    /// written in the escaped form — each byte of an invalid sequence as
+    /// `\xNN`, each `\` doubled — from which the exact bytes are
+    /// recovered; policies match that same form.
+    pub const PATH_ESCAPED: u8 = 1 << 5;
     /// Every defined bit; decoders keep unknown bits (forward compatible).
-    pub const ALL: u8 = 0x1f;
+    pub const ALL: u8 = 0x3f;
 
     /// Names of the set bits, for exports.
     pub fn names(bits: u8) -> impl Iterator<Item = &'static str> {
@@ -90,6 +95,7 @@ pub mod flags {
             (USER_TRUNCATED, "user_truncated"),
             (TAG_TRUNCATED, "tag_truncated"),
             (PAGING, "paging"),
+            (PATH_ESCAPED, "path_escaped"),
         ]
         .into_iter()
         .filter(move |(b, _)| bits & b != 0)

@@ -125,6 +125,7 @@ pub fn decide_and_record(
     path: &str,
     pid: u32,
     size: u64,
+    path_escaped: bool,
     enforce: impl FnOnce(Action) -> Option<i32>,
 ) -> Action {
     let info = procs.get(pid);
@@ -147,7 +148,10 @@ pub fn decide_and_record(
         if verdict.action == Action::Deny && status.is_none() {
             Counters::inc(&shared.counters.deny_unenforceable);
         }
-        let data = EventData::from_view(&view, &verdict, policy.id(), now_ns(), status);
+        let mut data = EventData::from_view(&view, &verdict, policy.id(), now_ns(), status);
+        if path_escaped {
+            data.flags |= fltpolicy_core::record::flags::PATH_ESCAPED;
+        }
         if shared.sink.push(thread_hint, &data) {
             Counters::inc(&shared.counters.queued);
         } else {

@@ -2,16 +2,18 @@
 //! (and open/read when no rule can deny them), reported with directory
 //! handles and names.
 //!
-//! Paths come from a cache of directory handle → directory path, filled
-//! with `open_by_handle_at` on a miss. The cache is cleared when a
-//! directory is renamed (its children's paths change) and on
-//! `FAN_Q_OVERFLOW` (a rename may have been among the lost events), so a
-//! cached path is never older than the last rename the thread has seen.
-use std::collections::HashMap;
+//! Paths come from the namespace mirror ([`crate::mirror`]): every event is
+//! resolved against the directory tree as it was when the kernel queued
+//! the event, then the event's own directory create/rename/delete is
+//! applied. `open_by_handle_at` is used only for a directory the mirror
+//! has never seen (outside the scanned policy trees). An event that still
+//! cannot be placed is a loss (`unresolved` drop record) only if it could
+//! lie inside a policy tree.
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use crate::marks;
+use crate::mirror::Mirror;
 use crate::sink::UpstreamLoss;
 use crate::slot::PolicyReader;
 use crate::stats::Counters;
@@ -37,46 +39,129 @@ pub const COALESCE_DELAY: std::time::Duration = std::time::Duration::from_millis
 
 /// Queue ring hint of this thread's records.
 const THREAD_HINT: usize = 0;
-/// Most directory paths cached; cleared when full (a miss only costs one
-/// `open_by_handle_at`).
-pub const MAX_CACHED_DIRS: usize = 65_536;
 
-/// Directory handle → path.
-#[derive(Debug, Default)]
-struct DirCache {
-    map: HashMap<Box<[u8]>, String>,
-    key: Vec<u8>,
+/// Where an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// Resolved; `true` when the path is in the escaped (non-UTF-8) form.
+    Known { escaped: bool },
+    /// Not placeable: its directory is gone and was never seen.
+    Unknown,
 }
 
-impl DirCache {
-    /// Resolves `entry` to a full path in `out`. `false` when the directory
-    /// cannot be opened (deleted meanwhile, or an unmarked filesystem).
-    fn path_of(&mut self, shared: &Shared, entry: &DirEntry<'_>, out: &mut String) -> bool {
-        entry.dir.key_into(&mut self.key);
-        if let Some(dir) = self.map.get(self.key.as_slice()) {
-            crate::path::join(dir, entry.name, out);
-            return true;
+/// The mirror plus scratch buffers.
+#[derive(Debug, Default)]
+struct Resolver {
+    mirror: Mirror,
+    key: Vec<u8>,
+    bytes: Vec<u8>,
+    /// The current event's source path, as bytes (for [`Resolver::apply`]).
+    old: Vec<u8>,
+    /// Roots the mirror was scanned for.
+    scanned: Option<Option<Vec<String>>>,
+}
+
+impl Resolver {
+    /// Scans the policy's trees when they changed (start, reload) or the
+    /// mirror was cleared (overflow).
+    fn ensure_scanned(&mut self, roots: &Option<Vec<String>>) {
+        if self.scanned.as_ref() == Some(roots) {
+            return;
         }
-        let mut dir = String::new();
-        let ok = {
-            let mounts = shared.mounts.read().unwrap_or_else(|e| e.into_inner());
-            handle::resolve_dir(&mounts, &entry.dir, &mut dir).is_ok()
-        };
-        if !ok {
-            return false;
+        self.mirror.clear();
+        if let Some(r) = roots {
+            self.mirror.scan(r);
         }
-        crate::path::strip_deleted(&mut dir);
-        crate::path::normalize(&mut dir);
-        crate::path::join(&dir, entry.name, out);
-        if self.map.len() >= MAX_CACHED_DIRS {
-            self.map.clear();
-        }
-        self.map.insert(self.key.clone().into_boxed_slice(), dir);
-        true
+        self.scanned = Some(roots.clone());
     }
 
-    fn clear(&mut self) {
-        self.map.clear();
+    fn rescan(&mut self) {
+        self.scanned = None;
+    }
+
+    /// The path of `entry` into `out`.
+    fn place(&mut self, shared: &Shared, entry: &DirEntry<'_>, out: &mut String) -> Place {
+        entry.dir.key_into(&mut self.key);
+        if !self.mirror.path_of(&self.key, &mut self.bytes) {
+            let gone = {
+                let mounts = shared.mounts.read().unwrap_or_else(|e| e.into_inner());
+                handle::resolve_dir_checked(&mounts, &entry.dir, &mut self.bytes)
+            };
+            match gone {
+                Ok(gone) => {
+                    if gone {
+                        crate::path::strip_deleted_bytes(&mut self.bytes);
+                    } else {
+                        crate::path::normalize_bytes(&mut self.bytes);
+                        self.mirror.anchor(&self.key, &self.bytes);
+                    }
+                }
+                Err(_) => return Place::Unknown,
+            }
+        }
+        if entry.name != b"." && !entry.name.is_empty() {
+            if self.bytes.last() != Some(&b'/') {
+                self.bytes.push(b'/');
+            }
+            self.bytes.extend_from_slice(entry.name);
+        }
+        crate::path::normalize_bytes(&mut self.bytes);
+        Place::Known {
+            escaped: crate::path::from_bytes(&self.bytes, out),
+        }
+    }
+
+    /// Applies a directory create / rename / delete to the mirror, after
+    /// the event itself was resolved. `new_path` is the rename's
+    /// destination as resolved.
+    /// `old_known`: the source was placed (its path is in `self.old`).
+    fn apply(&mut self, ev: &crate::sys::fanotify::Event<'_>, old_known: bool) {
+        if ev.mask & mask::ONDIR == 0 {
+            return;
+        }
+        let Some(obj) = ev.object else {
+            // No target handles (kernel < 5.17): a moved directory's
+            // descendants are re-resolved from the kernel when next seen.
+            if ev.mask & (mask::RENAME | mask::MOVED_FROM | mask::DELETE) != 0 {
+                self.mirror.clear();
+                self.scanned = None;
+            }
+            return;
+        };
+        let mut obj_key = Vec::new();
+        obj.key_into(&mut obj_key);
+        if ev.mask & mask::CREATE != 0 {
+            if let Some(e) = ev.entry {
+                e.dir.key_into(&mut self.key);
+                let key = std::mem::take(&mut self.key);
+                self.mirror.link(&key, e.name, &obj_key);
+                self.key = key;
+            }
+        }
+        if ev.mask & mask::RENAME != 0 {
+            if let Some(n) = ev.new_entry {
+                let known = self.mirror.knows(&obj_key);
+                n.dir.key_into(&mut self.key);
+                let key = std::mem::take(&mut self.key);
+                let linked = self.mirror.link(&key, n.name, &obj_key);
+                self.key = key;
+                if old_known {
+                    let old = std::mem::take(&mut self.old);
+                    self.mirror.forget_anchors_under(&old);
+                    self.old = old;
+                }
+                if linked && !known {
+                    // A tree the mirror never saw moved in: read it now.
+                    self.mirror.scan_subtree(&obj_key);
+                }
+                if !linked {
+                    self.mirror.unlink(&obj_key);
+                }
+            }
+        }
+        if ev.mask & mask::DELETE != 0 {
+            self.mirror.unlink(&obj_key);
+        }
     }
 }
 
@@ -85,7 +170,8 @@ pub fn run(group: Arc<Group>, shared: Arc<Shared>, wake: Arc<Wake>) {
     let mut buf = vec![0u8; EVENT_BUFFER_BYTES];
     let mut procs = super::BatchProcs::new(Arc::clone(&shared.procs));
     let mut reader = PolicyReader::new(&shared.slot);
-    let mut dirs = DirCache::default();
+    let mut res = Resolver::default();
+    res.ensure_scanned(&reader.refresh(&shared.slot).facts.roots.clone());
     let mut path = String::new();
     let mut new_path = String::new();
     loop {
@@ -98,6 +184,7 @@ pub fn run(group: Arc<Group>, shared: Arc<Shared>, wake: Arc<Wake>) {
             };
             procs.new_batch();
             let policy = Arc::clone(reader.refresh(&shared.slot));
+            res.ensure_scanned(&policy.facts.roots);
             let perm_ops = shared.perm_ops();
             for ev in Events::new(&buf[..n]) {
                 if let Some(fd) = ev.fd {
@@ -107,31 +194,27 @@ pub fn run(group: Arc<Group>, shared: Arc<Shared>, wake: Arc<Wake>) {
                 if ev.mask & mask::Q_OVERFLOW != 0 {
                     Counters::inc(&shared.counters.kernel_overflows);
                     shared.sink.lost_upstream(UpstreamLoss::KernelQueueOverflow);
-                    dirs.clear();
+                    res.rescan();
+                    res.ensure_scanned(&policy.facts.roots);
                     continue;
                 }
+                let Some(entry) = ev.entry else {
+                    continue;
+                };
+                let place = res.place(&shared, &entry, &mut path);
+                res.old.clone_from(&res.bytes);
+                let new_place = match &ev.new_entry {
+                    Some(new) => res.place(&shared, new, &mut new_path),
+                    None => Place::Unknown,
+                };
                 if ev.pid as u32 == shared.own_pid {
                     Counters::inc(&shared.counters.own_events);
+                    res.apply(&ev, place != Place::Unknown);
                     continue;
                 }
-                let dir_moved = ev.mask & mask::ONDIR != 0
-                    && ev.mask
-                        & (mask::RENAME | mask::MOVED_FROM | mask::MOVED_TO | mask::MOVE_SELF)
-                        != 0;
-                let Some(entry) = ev.entry else {
-                    if dir_moved {
-                        dirs.clear();
-                    }
-                    continue;
-                };
-                let resolved = dirs.path_of(&shared, &entry, &mut path);
-                if !resolved {
+                if place == Place::Unknown {
                     Counters::inc(&shared.counters.unresolved);
                 }
-                let new_resolved = match &ev.new_entry {
-                    Some(new) => dirs.path_of(&shared, new, &mut new_path),
-                    None => false,
-                };
                 for op in marks::ops_of_notification(ev.mask) {
                     if perm_ops.contains(op) {
                         continue;
@@ -143,16 +226,23 @@ pub fn run(group: Arc<Group>, shared: Arc<Shared>, wake: Arc<Wake>) {
                     // destination when the source matches nothing: moving a
                     // file into or out of a watched tree are both renames
                     // there.
-                    let candidates: [(&str, bool); 2] = [
-                        (&path, resolved),
+                    let candidates = [
+                        (&path, place),
                         (
                             &new_path,
-                            new_resolved && op == fltpolicy_core::event::Op::Rename,
+                            if op == fltpolicy_core::event::Op::Rename {
+                                new_place
+                            } else {
+                                Place::Unknown
+                            },
                         ),
                     ];
                     let mut recorded = false;
-                    for (p, ok) in candidates {
-                        if !ok || !may_record(&policy.facts, op, p) {
+                    for (p, pl) in candidates {
+                        let Place::Known { escaped } = pl else {
+                            continue;
+                        };
+                        if !may_record(&policy.facts, op, p) {
                             continue;
                         }
                         let action = decide_and_record(
@@ -164,6 +254,7 @@ pub fn run(group: Arc<Group>, shared: Arc<Shared>, wake: Arc<Wake>) {
                             p,
                             ev.pid as u32,
                             0,
+                            escaped,
                             |_| None,
                         );
                         if action != fltpolicy_core::event::Action::None {
@@ -173,16 +264,24 @@ pub fn run(group: Arc<Group>, shared: Arc<Shared>, wake: Arc<Wake>) {
                     }
                     // The source path could not be resolved, so this
                     // operation was never evaluated on it (a rename recorded
-                    // on its destination is in the log; anything else is
-                    // lost): the log gets a drop record (reason
-                    // `unresolved`) for it.
-                    if !resolved && !recorded {
-                        shared.sink.lost_upstream(UpstreamLoss::UnresolvedPath);
+                    // on its destination is in the log). It is a loss only
+                    // if a rule records this operation and the directory
+                    // could lie in a policy tree; the mirror knows every
+                    // directory in those trees, so an unknown one is
+                    // outside them (counted apart, not a loss).
+                    if place == Place::Unknown
+                        && !recorded
+                        && policy.facts.recording_ops.contains(op)
+                    {
+                        let could_match = policy.facts.roots.is_none() || !res.mirror.complete();
+                        if could_match {
+                            shared.sink.lost_upstream(UpstreamLoss::UnresolvedPath);
+                        } else {
+                            Counters::inc(&shared.counters.unresolved_outside);
+                        }
                     }
                 }
-                if dir_moved {
-                    dirs.clear();
-                }
+                res.apply(&ev, place != Place::Unknown);
             }
         }
         if stopping {

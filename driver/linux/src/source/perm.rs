@@ -171,16 +171,22 @@ fn handle_one(
         responder.answer(raw, true);
         return;
     };
-    if fd::fd_path(event_fd, path).is_err() {
+    let mut bytes = Vec::new();
+    if fd::proc_fd_path_bytes(raw, &mut bytes).is_err() {
         // The kernel's answer is still decided on the empty path, but the
         // event was not evaluated on its real path: the log gets a drop
         // record (reason `unresolved`) for it.
         Counters::inc(&shared.counters.unresolved);
         shared.sink.lost_upstream(UpstreamLoss::UnresolvedPath);
-        path.clear();
+        bytes.clear();
     }
-    crate::path::strip_deleted(path);
-    crate::path::normalize(path);
+    // ` (deleted)` is the kernel's marker only on an unlinked file; a live
+    // file may really carry that name.
+    if fd::link_count(raw) == Some(0) {
+        crate::path::strip_deleted_bytes(&mut bytes);
+    }
+    crate::path::normalize_bytes(&mut bytes);
+    let escaped = crate::path::from_bytes(&bytes, path);
     if !may_record(&policy.facts, op, path) {
         responder.answer(raw, true);
         return;
@@ -195,6 +201,7 @@ fn handle_one(
         path,
         pid as u32,
         size,
+        escaped,
         |a| enforce(responder, shared, raw, a),
     );
 }

@@ -68,6 +68,7 @@ pub enum GroupKind {
 pub struct Group {
     fd: OwnedFd,
     kind: GroupKind,
+    targets: bool,
 }
 
 impl Group {
@@ -75,11 +76,32 @@ impl Group {
     /// kernel's bounded queue is kept (no `FAN_UNLIMITED_QUEUE`): overflow is
     /// reported as `FAN_Q_OVERFLOW` and recorded, instead of letting a
     /// burst pin unbounded kernel memory.
+    ///
+    /// The notification group asks for `FAN_REPORT_DFID_NAME_TARGET`
+    /// (Linux 5.17): besides the directory handle and name, every event
+    /// names the object's own handle — for a directory create, rename or
+    /// delete, the directory's — which keeps the engine's namespace mirror
+    /// exact ([`crate::mirror`]); it also keeps the kernel from merging a
+    /// create of a new file with an earlier one of the same name. On older
+    /// kernels it falls back to `FAN_REPORT_DFID_NAME` ([`Group::targets`]
+    /// is then false).
     pub fn init(kind: GroupKind) -> io::Result<Group> {
-        let class = match kind {
-            GroupKind::NotifyFid => libc::FAN_CLASS_NOTIF | libc::FAN_REPORT_DFID_NAME,
-            GroupKind::Permission => libc::FAN_CLASS_CONTENT,
-        };
+        if kind == GroupKind::NotifyFid {
+            match Self::init_flags(
+                kind,
+                libc::FAN_CLASS_NOTIF | libc::FAN_REPORT_DFID_NAME_TARGET,
+            ) {
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+                other => return other,
+            }
+            let mut g = Self::init_flags(kind, libc::FAN_CLASS_NOTIF | libc::FAN_REPORT_DFID_NAME)?;
+            g.targets = false;
+            return Ok(g);
+        }
+        Self::init_flags(kind, libc::FAN_CLASS_CONTENT)
+    }
+
+    fn init_flags(kind: GroupKind, class: libc::c_uint) -> io::Result<Group> {
         let flags = class | libc::FAN_CLOEXEC | libc::FAN_NONBLOCK;
         let event_flags = (libc::O_RDONLY | libc::O_LARGEFILE | libc::O_CLOEXEC) as libc::c_uint;
         // SAFETY: fanotify_init takes no pointers; the result is checked by `owned`.
@@ -87,7 +109,13 @@ impl Group {
         Ok(Group {
             fd: fd::owned(ret)?,
             kind,
+            targets: kind == GroupKind::NotifyFid,
         })
+    }
+
+    /// Whether events name their object's own handle (`Event::object`).
+    pub fn targets(&self) -> bool {
+        self.targets
     }
 
     pub fn kind(&self) -> GroupKind {
@@ -196,6 +224,8 @@ pub struct Event<'a> {
     pub entry: Option<DirEntry<'a>>,
     /// The new name of a `FAN_RENAME`.
     pub new_entry: Option<DirEntry<'a>>,
+    /// The object's own handle (`FAN_REPORT_FID` / `FAN_REPORT_TARGET_FID`).
+    pub object: Option<Fid<'a>>,
 }
 
 /// Iterates over the events in a filled buffer.
@@ -284,6 +314,7 @@ impl<'a> Iterator for Events<'a> {
             pid,
             entry: None,
             new_entry: None,
+            object: None,
         };
         // Info records between metadata_len and event_len.
         let mut at = metadata_len;
@@ -315,8 +346,14 @@ impl<'a> Iterator for Events<'a> {
                         self.malformed = true;
                     }
                 }
-                // FID of the object itself, pidfd, error and range records:
-                // not used by the engine.
+                info::FID => {
+                    if let Some((obj, _)) = parse_fid(body, false) {
+                        ev.object = Some(obj);
+                    } else {
+                        self.malformed = true;
+                    }
+                }
+                // pidfd, error and range records: not used by the engine.
                 _ => {}
             }
             at += len;

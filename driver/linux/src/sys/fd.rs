@@ -93,6 +93,29 @@ pub fn proc_fd_path(fd: RawFd, buf: &mut String) -> io::Result<()> {
     Ok(())
 }
 
+/// Like [`proc_fd_path`], the link's bytes exactly as the kernel wrote
+/// them (no UTF-8 conversion).
+pub fn proc_fd_path_bytes(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let target = std::fs::read_link(format!("/proc/self/fd/{fd}"))?;
+    buf.clear();
+    buf.extend_from_slice(target.as_os_str().as_bytes());
+    Ok(())
+}
+
+/// Link count of the file behind `fd` (`fstat`), `None` when unknown.
+pub fn link_count(fd: RawFd) -> Option<u64> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
+    // SAFETY: `st` is a live, writable stat buffer.
+    let ret = unsafe { libc::fstat(fd, st.as_mut_ptr()) };
+    if ret < 0 {
+        return None;
+    }
+    // SAFETY: fstat succeeded and the buffer started zeroed: fully initialized.
+    let st = unsafe { st.assume_init() };
+    Some(st.st_nlink)
+}
+
 /// Size of the file behind `fd` (`fstat`), 0 when unknown.
 pub fn file_size(fd: RawFd) -> u64 {
     let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();

@@ -103,3 +103,97 @@ pub fn resolve_dir(mounts: &MountFds, dir: &Fid<'_>, out: &mut String) -> io::Re
     let opened = fd::owned(ret)?;
     fd::fd_path(&opened, out)
 }
+
+/// `AT_HANDLE_FID` (Linux 6.5): the handle form fanotify reports, which
+/// needs no export support for opening.
+const AT_HANDLE_FID: libc::c_int = 0x200;
+
+/// The fanotify-style key (fsid, handle type, handle bytes; see
+/// [`super::fanotify::Fid::key_into`]) of the object at `path`, without
+/// following a final symbolic link. `fsid` is the filesystem's, as
+/// [`fsid_of`] reports it.
+pub fn key_of_path(path: &std::ffi::CStr, fsid: [i32; 2], out: &mut Vec<u8>) -> io::Result<()> {
+    let mut words = [0u32; 2 + MAX_HANDLE_SZ / 4];
+    let mut mount_id: libc::c_int = 0;
+    let mut last = io::Error::from_raw_os_error(libc::EINVAL);
+    for flags in [AT_HANDLE_FID, 0] {
+        words[0] = MAX_HANDLE_SZ as u32;
+        let fh: *mut libc::file_handle = words.as_mut_ptr().cast();
+        // SAFETY: `fh` points to a 4-byte aligned buffer of 8 + MAX_HANDLE_SZ
+        // bytes whose `handle_bytes` field says MAX_HANDLE_SZ; `path` is a
+        // NUL-terminated string; `mount_id` is a live int.
+        let ret = unsafe {
+            libc::name_to_handle_at(libc::AT_FDCWD, path.as_ptr(), fh, &mut mount_id, flags)
+        };
+        if ret == 0 {
+            let len = (words[0] as usize).min(MAX_HANDLE_SZ);
+            out.clear();
+            out.extend_from_slice(&fsid[0].to_ne_bytes());
+            out.extend_from_slice(&fsid[1].to_ne_bytes());
+            out.extend_from_slice(&(words[1] as i32).to_ne_bytes());
+            for w in &words[2..] {
+                if out.len() >= 12 + len {
+                    break;
+                }
+                out.extend_from_slice(&w.to_ne_bytes());
+            }
+            out.truncate(12 + len);
+            return Ok(());
+        }
+        last = io::Error::last_os_error();
+    }
+    Err(last)
+}
+
+/// The fsid of the filesystem holding `path`.
+pub fn fsid_of_path(path: &std::ffi::CStr) -> io::Result<[i32; 2]> {
+    // SAFETY: `path` is NUL-terminated; the flags open no file for I/O.
+    let ret = unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_PATH | libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_DIRECTORY,
+        )
+    };
+    let fd = fd::owned(ret)?;
+    fsid_of(&fd)
+}
+
+/// Resolves `dir` like [`resolve_dir`], and says whether the directory was
+/// already removed (`st_nlink == 0`): only then is a trailing
+/// ` (deleted)` in the link the kernel's marker rather than part of the
+/// real name.
+pub fn resolve_dir_checked(
+    mounts: &MountFds,
+    dir: &Fid<'_>,
+    out: &mut Vec<u8>,
+) -> io::Result<bool> {
+    let mount = mounts.get(dir.fsid).ok_or_else(|| {
+        io::Error::new(io::ErrorKind::NotFound, "event from an unmarked filesystem")
+    })?;
+    if dir.handle.len() > MAX_HANDLE_SZ {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "file handle too large",
+        ));
+    }
+    let mut words = [0u32; 2 + MAX_HANDLE_SZ / 4];
+    words[0] = dir.handle.len() as u32;
+    words[1] = dir.handle_type as u32;
+    for (i, chunk) in dir.handle.chunks(4).enumerate() {
+        let mut w = [0u8; 4];
+        w[..chunk.len()].copy_from_slice(chunk);
+        words[2 + i] = u32::from_ne_bytes(w);
+    }
+    let fh: *mut libc::file_handle = words.as_mut_ptr().cast();
+    // SAFETY: as in `resolve_dir`: an aligned file_handle whose bytes fit.
+    let ret =
+        unsafe { libc::open_by_handle_at(mount.as_raw_fd(), fh, libc::O_PATH | libc::O_CLOEXEC) };
+    let opened = fd::owned(ret)?;
+    let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
+    // SAFETY: `opened` is an open descriptor; `st` a writable stat buffer.
+    let r = unsafe { libc::fstat(opened.as_raw_fd(), st.as_mut_ptr()) };
+    // SAFETY: fstat succeeded (r == 0) or the zeroed buffer is read.
+    let gone = r == 0 && unsafe { st.assume_init() }.st_nlink == 0;
+    fd::proc_fd_path_bytes(opened.as_raw_fd(), out)?;
+    Ok(gone)
+}
