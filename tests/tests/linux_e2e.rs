@@ -69,9 +69,15 @@ impl Running {
     }
 
     fn start_unlocked(policy_src: &str, s: &Scratch, watch: &Path) -> Running {
+        let log = PathBuf::from(format!("{}.fplog", s.dir.display()));
+        Running::start_logging_to(policy_src, s, watch, &log)
+    }
+
+    /// Like [`Running::start`] with the log at `log`.
+    fn start_logging_to(policy_src: &str, s: &Scratch, watch: &Path, log: &Path) -> Running {
         let pol = PathBuf::from(format!("{}.pol", s.dir.display()));
         std::fs::write(&pol, policy_src).unwrap();
-        let log = PathBuf::from(format!("{}.fplog", s.dir.display()));
+        let log = log.to_path_buf();
         let control = PathBuf::from(format!("{}.sock", s.dir.display()));
         let mut child = Command::new(fltpolicy())
             .arg("run")
@@ -587,4 +593,144 @@ fn which(name: &str) -> Result<PathBuf, ()> {
                 .find(|c| c.exists())
         })
         .ok_or(())
+}
+
+/// A private tmpfs of `size` (the log's disk), unmounted on drop.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(tag: &str, size: &str) -> SmallDisk {
+        let dir =
+            std::env::temp_dir().join(format!("fltpolicy-e2e-disk-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount tmpfs (needs root, as every test here)");
+        SmallDisk(dir)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn verify_files(files: &[PathBuf]) -> String {
+    let out = Command::new(fltpolicy())
+        .arg("log")
+        .arg("verify")
+        .args(files)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "log verify {files:?}: {text}");
+    text
+}
+
+fn create_files(dir: &str, from: usize, n: usize) {
+    let st = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!(
+            "i={from}; while [ $i -lt {end} ]; do : > {dir}/f$i; i=$((i+1)); done",
+            end = from + n
+        ))
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// The log's troubles while the engine runs, as an operator meets them:
+/// a nearly full disk (visible in `status` and on stderr at once, every
+/// record that fits kept), the log file deleted (a new file, a record
+/// saying why), then a restart on the existing log (the chain goes on).
+/// `log verify` passes over the whole chain at the end.
+#[test]
+fn log_trouble_is_visible_while_running_and_a_restart_continues_the_chain() {
+    let s = Scratch::new("e2e", "logtrouble");
+    std::fs::create_dir_all(s.path("d")).unwrap();
+    let disk = SmallDisk::mount("trouble", "256k");
+    let filler = disk.0.join("filler");
+    std::fs::write(&filler, vec![0u8; 200 << 10]).unwrap();
+    let log = disk.0.join("audit.fplog");
+    let policy = format!("log create under {}\n", s.s("d"));
+    let mut run = Running::start_logging_to(&policy, &s, &s.dir, &log);
+
+    // ~2,000 records of ~150 bytes onto ~50 KB of free space.
+    create_files(&s.s("d"), 0, 2_000);
+    let deadline = Instant::now() + PATIENCE;
+    let st = loop {
+        let st = run.status_json();
+        if st["linux"]["write_failed"].as_u64().unwrap_or(0) > 0 {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "status never showed write_failed: {st}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        st["linux"]["write_failed_bytes"].as_u64().unwrap() > 0,
+        "{st}"
+    );
+    run.wait_for_line("audit log: write failed");
+    let text = run.cli(&["status", "--control", run.control.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("write_failed "),
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
+    );
+    // Space returns; then someone deletes the log file.
+    std::fs::remove_file(&filler).unwrap();
+    create_files(&s.s("d"), 2_000, 10);
+    run.wait_for_line("audit log: writing works again");
+    std::fs::remove_file(&log).unwrap();
+    create_files(&s.s("d"), 2_010, 10);
+    run.wait_for_line("deleted, renamed or replaced");
+    let (status, _, lines) = run.terminate();
+    assert!(status.success(), "{}", lines.join("\n"));
+    let files = rotated_files(&log);
+    assert!(!files.is_empty() && !files.contains(&log), "{files:?}");
+    let text = verify_files(&files);
+    assert!(text.contains("lost with a log file"), "{text}");
+    let drops: Vec<_> = LogReader::open(&files)
+        .unwrap()
+        .filter_map(|r| match r.unwrap().body {
+            fltpolicy_audit::RecordBody::Dropped(d) => Some(d.reason),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        drops.contains(&fltpolicy_core::record::DropReason::LogLost),
+        "{drops:?}"
+    );
+
+    // A restart on the existing log continues it; the engine does not
+    // refuse to start.
+    let mut run = Running::start_logging_to(&policy, &s, &s.dir, &log);
+    run.wait_for_line("continuing its chain");
+    create_files(&s.s("d"), 3_000, 5);
+    let (status, _, lines) = run.terminate();
+    assert!(status.success(), "{}", lines.join("\n"));
+    let all = rotated_files(&log);
+    assert!(all.len() > files.len(), "{all:?}");
+    verify_files(&all);
+    let evs: Vec<EventEntry> = LogReader::open(&all)
+        .unwrap()
+        .filter_map(|r| r.unwrap().event().cloned())
+        .collect();
+    for i in 3_000..3_005 {
+        let p = format!("{}/f{i}", s.s("d"));
+        assert!(evs.iter().any(|e| e.path == p), "{p} after the restart");
+    }
+    let _ = std::fs::remove_file(format!("{}.pol", s.dir.display()));
 }
