@@ -4,7 +4,8 @@
 //! in [`Globals::steps`]:
 //!
 //! 1. allocate [`Globals`] (queue storage, pid table) and publish it;
-//! 2. register the process-creation notify routine (pid → image table);
+//! 2. register the process-creation notify routine (pid → image table),
+//!    then fill the table with the processes already running;
 //! 3. register the filter (FltRegisterFilter);
 //! 4. create the control device and its symbolic link;
 //! 5. start the flush thread;
@@ -74,6 +75,11 @@ unsafe fn start(g: &Globals, driver: *mut DRIVER_OBJECT) -> NTSTATUS {
         return st;
     }
     g.steps.fetch_or(step::PROCESS_NOTIFY, Ordering::AcqRel);
+    // The processes already running, with their images (registered first,
+    // so none falls between the snapshot and the notify routine). Best
+    // effort: on failure they stay unknown until they exit and start again.
+    // SAFETY: PASSIVE_LEVEL (DriverEntry), outside any callback.
+    let _ = unsafe { crate::process::fill_from_running(g.processes) };
 
     // SAFETY: driver object from the I/O manager; the registration is static.
     match unsafe { kernel::register_filter(driver, &crate::registration::REGISTRATION.0) } {

@@ -1,4 +1,5 @@
-//! pid → process image table, fed by the process-creation notify routine.
+//! pid → process image table, fed by the process-creation notify routine
+//! and, at load, by the processes already running ([`fill_from_running`]).
 //!
 //! The evaluator needs the image path of the process behind an operation at
 //! any IRQL, including DISPATCH_LEVEL paging I/O, where nothing can be
@@ -7,50 +8,115 @@
 //! name to UTF-8 once and stores it here, in non-paged pool; callbacks copy
 //! it out.
 //!
-//! The table is open addressing over a fixed array; each slot is a seqlock
-//! (odd sequence = being written). Writers (notify callbacks, possibly on
-//! several CPUs) claim a slot with a compare-exchange; readers never wait:
-//! a slot being written is skipped and a torn copy is detected by the
-//! sequence and retried a bounded number of times. All slot data are
-//! atomics, so a racing copy is never undefined behaviour, only discarded.
+//! # Shape
 //!
-//! Must never: allocate or wait on the read side.
+//! An *index* of [`INDEX_SLOTS`] 64-bit words (`pid << 32 | image slot + 1`,
+//! zero = empty) with linear probing, and [`MAX_PROCESSES`] *image slots*
+//! (parent pid, length, 512 bytes of UTF-8) the index points into. The
+//! index is at most half full, and no entry sits more than [`MAX_PROBE`]
+//! slots past its home, so a lookup — hit or miss — reads at most
+//! [`MAX_PROBE`] index words (8 per cache line) and one image slot.
+//!
+//! Deletion is *backward shift* (Knuth 6.4, Algorithm R): the entries after
+//! the hole that may move into it do, and the run ends with a truly empty
+//! slot. No tombstones, so a table that has seen a million process exits
+//! probes exactly like a fresh one. (The table before issue 9 left a
+//! tombstone per exit; after a few thousand process starts every miss —
+//! pid 4's paging writes, every process started before load — scanned all
+//! 1,024 slots at DISPATCH_LEVEL.)
+//!
+//! # Concurrency
+//!
+//! * Writers (the notify routine on any CPU, DriverEntry's fill) are
+//!   serialised by a queued spin lock ([`kernel::with_spin_lock`]), which
+//!   also raises them to DISPATCH_LEVEL: a writer cannot be preempted in
+//!   the middle of a shift, so readers on other CPUs never wait for a
+//!   descheduled thread. The critical section copies at most one image
+//!   (512 bytes) and shifts at most one run of 8-byte index words; the
+//!   UTF-16 conversion happens before the lock.
+//! * Readers never take the lock. The table has one sequence counter
+//!   (a seqlock): a writer makes it odd, changes the table, makes it even.
+//!   A reader notes an even value, probes and copies, and accepts the
+//!   result — a hit *or a miss* — only if the counter did not move. A
+//!   backward shift can move the entry a reader is looking for behind it
+//!   (so it would see the hole and report a miss); the counter catches
+//!   that, and the reader probes again. Every field is an atomic, so a
+//!   racing copy is never undefined behaviour, only discarded.
+//! * A reader retries a bounded number of times ([`READ_ATTEMPTS`]) and
+//!   then reports the process as unknown, counted in
+//!   [`ProcessTable::read_conflicts`]. It never reports a definite miss
+//!   for a pid that was present throughout its call.
+//!
+//! Must never: allocate, take a lock, or wait unboundedly on the read side.
 
 use core::sync::atomic::{
-    AtomicU32, AtomicU64,
+    fence, AtomicU32, AtomicU64,
     Ordering::{Acquire, Relaxed, Release},
 };
 
-/// Processes tracked at once. A busy server runs a few hundred processes;
-/// 1024 leaves room, and at ~560 bytes a slot the table costs 570 KiB of
-/// non-paged pool. When full, new processes have an empty image (counted in
-/// [`ProcessTable::overflow`]).
-pub const MAX_PROCESSES: usize = 1024;
+use crate::kernel::{self, SpinLock};
+
+/// Processes tracked at once. A workstation runs 150–300 processes, a busy
+/// server (a terminal server with a hundred sessions, a build farm node)
+/// a few thousand; Windows has no fixed limit. 8,192 covers the busy
+/// server with room. Each image slot costs 528 bytes, the index 16 bytes
+/// per process, so the table is 4.4 MiB of non-paged pool
+/// ([`TABLE_BYTES`]). When full, new processes have an empty image
+/// (counted in [`ProcessTable::overflow`]).
+pub const MAX_PROCESSES: usize = 8192;
+/// Index words: twice [`MAX_PROCESSES`], so the index is at most half full
+/// (expected probes at load ½: 1.5 for a hit, 2.5 for a miss). A power of
+/// two so the home slot is a shift.
+pub const INDEX_SLOTS: usize = 2 * MAX_PROCESSES;
+const INDEX_BITS: u32 = INDEX_SLOTS.trailing_zeros();
+const MASK: usize = INDEX_SLOTS - 1;
+/// Longest distance from its home slot an entry may have; an insert that
+/// finds no empty slot within it counts as overflow. At load ½ the chance
+/// that a given insert needs more than 64 slots is below 10⁻¹⁰, so this
+/// bounds the worst-case lookup (64 words, 8 cache lines) without ever
+/// refusing a process in practice.
+pub const MAX_PROBE: usize = 64;
 /// Longest image path kept, in UTF-8 bytes. Image paths live under a few
 /// well-known directories; 512 bytes keeps every realistic one (longer ones
 /// are cut at a character boundary).
 pub const MAX_IMAGE: usize = 512;
 const WORDS: usize = MAX_IMAGE / 8;
-const EMPTY: u64 = 0;
-const TOMBSTONE: u64 = u64::MAX;
-/// How often a reader retries a slot that changed under it before giving up
-/// (reporting an unknown image rather than waiting).
-const READ_RETRIES: usize = 4;
+/// How often a reader probes again after the table changed under it before
+/// it gives up and reports the process as unknown.
+pub const READ_ATTEMPTS: usize = 16;
+/// How long a reader that finds a writer inside the table spins (pause
+/// instructions) before re-reading the counter. A writer holds the table
+/// for well under a microsecond at DISPATCH_LEVEL.
+const SPINS_WHILE_WRITING: usize = 256;
+/// Size of the table in bytes (allocated once at load).
+pub const TABLE_BYTES: usize = core::mem::size_of::<ProcessTable>();
 
 #[derive(Debug)]
-struct Slot {
-    seq: AtomicU32,
-    pid: AtomicU64,
+struct Image {
     ppid: AtomicU64,
     len: AtomicU32,
     words: [AtomicU64; WORDS],
 }
 
-/// The table. Lives in non-paged pool (see [`crate::globals`]).
+/// The table. Lives in non-paged pool (see [`crate::globals`]); all-zero
+/// bytes are a valid empty table.
 #[derive(Debug)]
 pub struct ProcessTable {
-    slots: [Slot; MAX_PROCESSES],
+    /// The seqlock: odd while a writer changes the table.
+    seq: AtomicU64,
+    /// Serialises writers (a KSPIN_LOCK).
+    lock: SpinLock,
+    /// Live processes (writers only).
+    live: AtomicU32,
+    /// Image slots never used yet: `fresh..MAX_PROCESSES` (writers only).
+    fresh: AtomicU32,
+    /// Number of freed image slots stacked in `free` (writers only).
+    free_top: AtomicU32,
     overflow: AtomicU64,
+    read_conflicts: AtomicU64,
+    index: [AtomicU64; INDEX_SLOTS],
+    free: [AtomicU32; MAX_PROCESSES],
+    images: [Image; MAX_PROCESSES],
 }
 
 /// One process as copied out of the table.
@@ -75,9 +141,41 @@ impl ProcessInfo {
     }
 }
 
-fn start(pid: u64) -> usize {
+/// What a lookup found ([`ProcessTable::lookup_detailed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// The pid is in the table; the copy is consistent.
+    Found,
+    /// The pid was not in the table at one instant during the call.
+    Absent,
+    /// The table kept changing for [`READ_ATTEMPTS`] probes: unknown.
+    Contended,
+}
+
+/// The pids the table can hold: non-zero (0 is the idle process and the
+/// empty index word) and 32-bit (Windows process ids are; the filter API
+/// hands them out as ULONG).
+fn key_pid(pid: u64) -> Option<u32> {
+    u32::try_from(pid).ok().filter(|&p| p != 0)
+}
+
+fn home(pid: u32) -> usize {
     // Fibonacci hashing: pids are multiples of 4, so spread the bits.
-    (pid.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) as usize % MAX_PROCESSES
+    (u64::from(pid).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - INDEX_BITS)) as usize
+}
+
+fn entry(pid: u32, image: u32) -> u64 {
+    u64::from(pid) << 32 | u64::from(image + 1)
+}
+
+fn entry_pid(e: u64) -> u32 {
+    (e >> 32) as u32
+}
+
+/// The image slot of a non-empty entry; `MAX_PROCESSES` (out of range, so
+/// never read) if a racing reader saw a torn word.
+fn entry_image(e: u64) -> usize {
+    ((e as u32) as usize).wrapping_sub(1).min(MAX_PROCESSES)
 }
 
 impl ProcessTable {
@@ -93,136 +191,257 @@ impl ProcessTable {
         }
         // SAFETY: allocated by the global allocator with ProcessTable's
         // layout; all-zero bytes are a valid empty table (every field is an
-        // atomic integer, zero = empty).
+        // atomic integer or a released KSPIN_LOCK).
         unsafe { std::boxed::Box::from_raw(p) }
     }
 
-    /// Inserts that found no free slot (processes without an image).
+    /// Inserts that found no room (processes without an image).
     pub fn overflow(&self) -> u64 {
         self.overflow.load(Relaxed)
     }
 
-    /// Records `pid` with its parent and image. PASSIVE_LEVEL (notify).
-    pub fn insert(&self, pid: u64, ppid: u64, image: &str) {
-        if pid == EMPTY || pid == TOMBSTONE {
-            return;
-        }
-        // A pid is unique while its process lives; a stale entry (a missed
-        // exit) must not shadow the new one.
-        self.remove(pid);
-        let h = start(pid);
-        for k in 0..MAX_PROCESSES {
-            let slot = &self.slots[(h + k) % MAX_PROCESSES];
-            let p = slot.pid.load(Acquire);
-            if p != EMPTY && p != TOMBSTONE {
-                continue;
-            }
-            let s = slot.seq.load(Acquire);
-            if s & 1 == 1
-                || slot
-                    .seq
-                    .compare_exchange(s, s + 1, Acquire, Relaxed)
-                    .is_err()
-            {
-                continue;
-            }
-            let now = slot.pid.load(Relaxed);
-            if now != p {
-                slot.seq.store(s + 2, Release);
-                continue;
-            }
-            slot.pid.store(pid, Relaxed);
-            slot.ppid.store(ppid, Relaxed);
-            let (kept, _) = fltpolicy_core_clamp(image, MAX_IMAGE);
-            let bytes = kept.as_bytes();
-            for (i, w) in slot.words.iter().enumerate() {
-                let mut chunk = [0u8; 8];
-                let lo = (i * 8).min(bytes.len());
-                let hi = (i * 8 + 8).min(bytes.len());
-                chunk[..hi - lo].copy_from_slice(&bytes[lo..hi]);
-                w.store(u64::from_le_bytes(chunk), Relaxed);
-            }
-            slot.len.store(bytes.len() as u32, Relaxed);
-            slot.seq.store(s + 2, Release);
-            return;
-        }
-        self.overflow.fetch_add(1, Relaxed);
+    /// Lookups that gave up because the table kept changing under them.
+    pub fn read_conflicts(&self) -> u64 {
+        self.read_conflicts.load(Relaxed)
     }
 
-    /// Forgets `pid` (process exit). PASSIVE_LEVEL.
-    pub fn remove(&self, pid: u64) {
-        let h = start(pid);
-        for k in 0..MAX_PROCESSES {
-            let slot = &self.slots[(h + k) % MAX_PROCESSES];
-            let p = slot.pid.load(Acquire);
-            if p == EMPTY {
-                return;
-            }
-            if p != pid {
-                continue;
-            }
-            loop {
-                let s = slot.seq.load(Acquire);
-                if s & 1 == 0
-                    && slot
-                        .seq
-                        .compare_exchange(s, s + 1, Acquire, Relaxed)
-                        .is_ok()
-                {
-                    if slot.pid.load(Relaxed) == pid {
-                        slot.pid.store(TOMBSTONE, Relaxed);
-                        slot.len.store(0, Relaxed);
-                    }
-                    slot.seq.store(s + 2, Release);
-                    return;
+    /// Processes in the table.
+    pub fn len(&self) -> usize {
+        self.live.load(Relaxed) as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Records `pid` with its parent and image, replacing any entry the pid
+    /// had (a missed exit must not shadow the new process). PASSIVE_LEVEL
+    /// (notify routine); raises to DISPATCH_LEVEL inside.
+    pub fn insert(&self, pid: u64, ppid: u64, image: &str) {
+        self.write(pid, ppid, image, true);
+    }
+
+    /// As [`insert`](Self::insert), but leaves an existing entry alone (the
+    /// notify routine's record of a process is newer than a snapshot's).
+    /// Returns whether it inserted.
+    pub fn insert_if_absent(&self, pid: u64, ppid: u64, image: &str) -> bool {
+        self.write(pid, ppid, image, false)
+    }
+
+    fn write(&self, pid: u64, ppid: u64, image: &str, replace: bool) -> bool {
+        let Some(pid) = key_pid(pid) else {
+            self.overflow.fetch_add(1, Relaxed);
+            return false;
+        };
+        let (kept, _) = clamp(image, MAX_IMAGE);
+        kernel::with_spin_lock(&self.lock, || {
+            if let Some((_, e)) = self.find(pid).0 {
+                if replace {
+                    self.begin_write();
+                    self.store_image(entry_image(e), ppid, kept.as_bytes());
+                    self.end_write();
                 }
-                core::hint::spin_loop();
+                return replace;
+            }
+            let h = home(pid);
+            let Some(pos) = (0..MAX_PROBE)
+                .map(|d| (h + d) & MASK)
+                .find(|&p| self.index[p].load(Relaxed) == 0)
+            else {
+                self.overflow.fetch_add(1, Relaxed);
+                return false;
+            };
+            let Some(slot) = self.alloc_image() else {
+                self.overflow.fetch_add(1, Relaxed);
+                return false;
+            };
+            self.begin_write();
+            self.store_image(slot, ppid, kept.as_bytes());
+            self.index[pos].store(entry(pid, slot as u32), Relaxed);
+            self.end_write();
+            self.live.fetch_add(1, Relaxed);
+            true
+        })
+    }
+
+    /// Forgets `pid` (process exit). PASSIVE_LEVEL; raises to
+    /// DISPATCH_LEVEL inside.
+    pub fn remove(&self, pid: u64) {
+        let Some(pid) = key_pid(pid) else {
+            return;
+        };
+        kernel::with_spin_lock(&self.lock, || {
+            let Some((pos, e)) = self.find(pid).0 else {
+                return;
+            };
+            self.begin_write();
+            self.shift_into(pos);
+            self.end_write();
+            self.free_image(entry_image(e));
+            self.live.fetch_sub(1, Relaxed);
+        })
+    }
+
+    /// Backward-shift deletion of the entry at `hole`. Writer, inside the
+    /// write section.
+    fn shift_into(&self, mut hole: usize) {
+        let mut j = (hole + 1) & MASK;
+        // Ends at the first empty word; the index is at most half full, so
+        // there is one within MAX_PROCESSES + 1 steps.
+        loop {
+            let e = self.index[j].load(Relaxed);
+            if e == 0 {
+                break;
+            }
+            // The entry at j may fill the hole iff its home is not in
+            // (hole, j] (cyclically): then it is still reachable from home.
+            let dist_home = j.wrapping_sub(home(entry_pid(e))) & MASK;
+            let dist_hole = j.wrapping_sub(hole) & MASK;
+            if dist_home >= dist_hole {
+                self.index[hole].store(e, Relaxed);
+                hole = j;
+            }
+            j = (j + 1) & MASK;
+        }
+        self.index[hole].store(0, Relaxed);
+    }
+
+    fn begin_write(&self) {
+        let s = self.seq.load(Relaxed);
+        self.seq.store(s.wrapping_add(1), Relaxed);
+        // Orders the odd counter before every table store that follows, for
+        // any reader that observes one of those stores (pairs with the
+        // reader's acquire fence).
+        fence(Release);
+    }
+
+    fn end_write(&self) {
+        let s = self.seq.load(Relaxed);
+        self.seq.store(s.wrapping_add(1), Release);
+    }
+
+    fn alloc_image(&self) -> Option<usize> {
+        let top = self.free_top.load(Relaxed);
+        if top > 0 {
+            self.free_top.store(top - 1, Relaxed);
+            return Some(self.free[top as usize - 1].load(Relaxed) as usize);
+        }
+        let f = self.fresh.load(Relaxed);
+        if (f as usize) < MAX_PROCESSES {
+            self.fresh.store(f + 1, Relaxed);
+            return Some(f as usize);
+        }
+        None
+    }
+
+    fn free_image(&self, slot: usize) {
+        let top = self.free_top.load(Relaxed) as usize;
+        if top < MAX_PROCESSES && slot < MAX_PROCESSES {
+            self.free[top].store(slot as u32, Relaxed);
+            self.free_top.store(top as u32 + 1, Relaxed);
+        }
+    }
+
+    fn store_image(&self, slot: usize, ppid: u64, bytes: &[u8]) {
+        let Some(img) = self.images.get(slot) else {
+            return;
+        };
+        img.ppid.store(ppid, Relaxed);
+        for (i, w) in img.words.iter().enumerate() {
+            let mut chunk = [0u8; 8];
+            let lo = (i * 8).min(bytes.len());
+            let hi = (i * 8 + 8).min(bytes.len());
+            chunk[..hi - lo].copy_from_slice(&bytes[lo..hi]);
+            w.store(u64::from_le_bytes(chunk), Relaxed);
+        }
+        img.len.store(bytes.len() as u32, Relaxed);
+    }
+
+    /// Probes for `pid`: its position and entry if present, and the number
+    /// of index words read. Readers must validate the result with the
+    /// sequence counter; writers hold the lock.
+    fn find(&self, pid: u32) -> (Option<(usize, u64)>, usize) {
+        let h = home(pid);
+        for d in 0..MAX_PROBE {
+            let pos = (h + d) & MASK;
+            let e = self.index[pos].load(Relaxed);
+            if e == 0 {
+                return (None, d + 1);
+            }
+            if entry_pid(e) == pid {
+                return (Some((pos, e)), d + 1);
             }
         }
+        (None, MAX_PROBE)
+    }
+
+    /// Index words a lookup of `pid` reads now (for tests and benchmarks;
+    /// the same probe loop as [`lookup`](Self::lookup)).
+    pub fn probe_len(&self, pid: u64) -> usize {
+        key_pid(pid).map_or(0, |p| self.find(p).1)
     }
 
     /// Copies the entry of `pid` into `out`. Any IRQL ≤ DISPATCH_LEVEL;
-    /// never waits. Returns false (and leaves `out` unknown) if the pid is
-    /// not in the table or kept changing while being read.
+    /// never takes a lock. Returns false (and leaves `out` unknown) if the
+    /// pid is not in the table or the table kept changing.
     pub fn lookup(&self, pid: u64, out: &mut ProcessInfo) -> bool {
-        if pid == EMPTY || pid == TOMBSTONE {
-            return false;
-        }
-        let h = start(pid);
-        for k in 0..MAX_PROCESSES {
-            let slot = &self.slots[(h + k) % MAX_PROCESSES];
-            for _ in 0..READ_RETRIES {
-                let s1 = slot.seq.load(Acquire);
-                let p = slot.pid.load(Relaxed);
-                if p == EMPTY && s1 & 1 == 0 {
-                    return false;
-                }
-                if p != pid {
-                    break;
-                }
-                let len = (slot.len.load(Relaxed) as usize).min(MAX_IMAGE);
-                for (i, w) in slot.words.iter().enumerate() {
-                    out.image[i * 8..i * 8 + 8].copy_from_slice(&w.load(Relaxed).to_le_bytes());
-                }
-                let ppid = slot.ppid.load(Relaxed);
-                core::sync::atomic::fence(Acquire);
-                if s1 & 1 == 0 && slot.seq.load(Relaxed) == s1 {
-                    out.len = len;
-                    out.ppid = ppid;
-                    if core::str::from_utf8(&out.image[..len]).is_err() {
-                        out.len = 0;
+        self.lookup_detailed(pid, out) == Lookup::Found
+    }
+
+    /// [`lookup`](Self::lookup), telling a miss from a give-up.
+    pub fn lookup_detailed(&self, pid: u64, out: &mut ProcessInfo) -> Lookup {
+        let Some(pid) = key_pid(pid) else {
+            *out = ProcessInfo::unknown();
+            return Lookup::Absent;
+        };
+        for _ in 0..READ_ATTEMPTS {
+            let mut s1 = self.seq.load(Acquire);
+            let mut spins = 0;
+            while s1 & 1 == 1 && spins < SPINS_WHILE_WRITING {
+                core::hint::spin_loop();
+                spins += 1;
+                s1 = self.seq.load(Acquire);
+            }
+            if s1 & 1 == 1 {
+                continue;
+            }
+            let (hit, _) = self.find(pid);
+            let mut len = 0;
+            let mut ppid = 0;
+            if let Some((_, e)) = hit {
+                if let Some(img) = self.images.get(entry_image(e)) {
+                    len = (img.len.load(Relaxed) as usize).min(MAX_IMAGE);
+                    ppid = img.ppid.load(Relaxed);
+                    for (i, w) in img.words.iter().enumerate() {
+                        out.image[i * 8..i * 8 + 8].copy_from_slice(&w.load(Relaxed).to_le_bytes());
                     }
-                    return true;
                 }
             }
+            // Pairs with the writer's release fence: if anything read above
+            // was written by a writer, this load sees its odd counter.
+            fence(Acquire);
+            if self.seq.load(Relaxed) != s1 {
+                continue;
+            }
+            if hit.is_none() {
+                *out = ProcessInfo::unknown();
+                return Lookup::Absent;
+            }
+            out.len = len;
+            out.ppid = ppid;
+            if core::str::from_utf8(&out.image[..len]).is_err() {
+                out.len = 0;
+            }
+            return Lookup::Found;
         }
+        self.read_conflicts.fetch_add(1, Relaxed);
         *out = ProcessInfo::unknown();
-        false
+        Lookup::Contended
     }
 }
 
 /// Cuts at a character boundary (same rule as the record format).
-fn fltpolicy_core_clamp(s: &str, max: usize) -> (&str, bool) {
+fn clamp(s: &str, max: usize) -> (&str, bool) {
     if s.len() <= max {
         return (s, false);
     }
@@ -231,6 +450,123 @@ fn fltpolicy_core_clamp(s: &str, max: usize) -> (&str, bool) {
         end -= 1;
     }
     (&s[..end], true)
+}
+
+/// What [`fill_from_running`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FillStats {
+    /// Processes the snapshot listed that the table took.
+    pub inserted: usize,
+    /// Listed processes already in the table (the notify routine saw them
+    /// start after it was registered).
+    pub present: usize,
+    /// Listed processes that had exited by the time their entry was
+    /// written, and were removed again.
+    pub exited: usize,
+}
+
+/// Drive letters whose NT device names [`fill_from_running`] maps back to
+/// `C:`-style prefixes, as the notify routine's `\??\C:\…` names are.
+struct DriveMap {
+    /// `targets[d]`: `\Device\HarddiskVolume3` for drive `A + d`, UTF-16.
+    targets: [[u16; DRIVE_TARGET]; 26],
+    lens: [usize; 26],
+    /// Scratch for one converted image path (kept off the stack).
+    utf8: [u8; MAX_IMAGE],
+}
+
+const DRIVE_TARGET: usize = 96;
+
+impl DriveMap {
+    /// # Safety
+    /// PASSIVE_LEVEL, outside any filter callback.
+    unsafe fn build(&mut self) {
+        for d in 0..26u16 {
+            let name = [
+                u16::from(b'\\'),
+                u16::from(b'?'),
+                u16::from(b'?'),
+                u16::from(b'\\'),
+                u16::from(b'A') + d,
+                u16::from(b':'),
+            ];
+            // SAFETY: PASSIVE_LEVEL, outside callbacks (the caller's contract).
+            let r = unsafe { kernel::resolve_symbolic_link(&name, &mut self.targets[d as usize]) };
+            self.lens[d as usize] = r.unwrap_or(0);
+        }
+    }
+
+    /// `\Device\HarddiskVolume3\Windows\x.exe` → `C:\Windows\x.exe` in
+    /// UTF-8 (the NT path unchanged if no drive maps to its device).
+    fn convert(&mut self, nt: &[u16]) -> usize {
+        for d in 0..26 {
+            let t = &self.targets[d][..self.lens[d]];
+            if t.is_empty() || nt.len() <= t.len() {
+                continue;
+            }
+            if nt[t.len()] == u16::from(b'\\')
+                && crate::utf::eq_ignore_ascii_case_utf16(&nt[..t.len()], t)
+            {
+                self.utf8[0] = b'A' + d as u8;
+                self.utf8[1] = b':';
+                let (n, _) = crate::utf::utf16_to_utf8(&nt[t.len()..], &mut self.utf8[2..]);
+                return n + 2;
+            }
+        }
+        crate::utf::utf16_to_utf8(nt, &mut self.utf8).0
+    }
+}
+
+/// Puts the processes already running into `table`, with the image path
+/// the kernel keeps for each (`PsLookupProcessByProcessId` +
+/// `SeLocateProcessImageName`, device names mapped back to drive letters).
+/// PASSIVE_LEVEL: DriverEntry, after the notify routine is registered, so
+/// no process is missed: one that starts during the fill is recorded by
+/// the notify routine (and kept: the fill never replaces), one that exits
+/// during it is removed again (the kernel layer reports processes whose
+/// exit status is set after their insert).
+///
+/// # Safety
+/// PASSIVE_LEVEL, outside any filter callback.
+pub unsafe fn fill_from_running(table: &ProcessTable) -> Result<FillStats, i32> {
+    let raw = crate::pool::alloc_for::<DriveMap>();
+    if raw.is_null() {
+        return Err(kernel::status::STATUS_INSUFFICIENT_RESOURCES);
+    }
+    // SAFETY: a fresh, zeroed (all-zero is a valid DriveMap), suitably
+    // aligned block that only this function uses until it frees it.
+    let map = unsafe { &mut *raw };
+    // SAFETY: PASSIVE_LEVEL, outside callbacks (this function's contract).
+    unsafe { map.build() };
+    let inserted = core::cell::Cell::new(0usize);
+    let present = core::cell::Cell::new(0usize);
+    let exited = core::cell::Cell::new(0usize);
+    // SAFETY: PASSIVE_LEVEL, outside callbacks (this function's contract).
+    let r = unsafe {
+        kernel::for_each_process(
+            &mut |pid, ppid, image| {
+                let n = map.convert(image);
+                let image = core::str::from_utf8(&map.utf8[..n]).unwrap_or("");
+                let c = if table.insert_if_absent(pid, ppid, image) {
+                    &inserted
+                } else {
+                    &present
+                };
+                c.set(c.get() + 1);
+            },
+            &mut |pid| {
+                table.remove(pid);
+                exited.set(exited.get() + 1);
+            },
+        )
+    };
+    // SAFETY: allocated above; nothing refers to it any more.
+    unsafe { crate::pool::free_for(raw) };
+    r.map(|_| FillStats {
+        inserted: inserted.get(),
+        present: present.get(),
+        exited: exited.get(),
+    })
 }
 
 #[cfg(test)]
@@ -252,7 +588,6 @@ mod tests {
         assert_eq!(info.ppid, 4);
         t.remove(1234);
         assert!(!t.lookup(1234, &mut info));
-        // Reuse of the tombstone and a colliding chain.
         for pid in (8..8 + 4 * 300).step_by(4) {
             t.insert(pid, 1, "x");
         }
@@ -260,6 +595,61 @@ mod tests {
             assert!(t.lookup(pid, &mut info), "{pid}");
         }
         assert_eq!(t.overflow(), 0);
+        assert_eq!(t.len(), 300);
+    }
+
+    #[test]
+    fn replace_and_insert_if_absent() {
+        let t = table();
+        let mut info = ProcessInfo::unknown();
+        t.insert(40, 4, "a");
+        assert!(!t.insert_if_absent(40, 5, "b"));
+        assert!(t.lookup(40, &mut info));
+        assert_eq!((info.image(), info.ppid), ("a", 4));
+        t.insert(40, 6, "c");
+        assert!(t.lookup(40, &mut info));
+        assert_eq!((info.image(), info.ppid), ("c", 6));
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn pids_the_index_cannot_hold_are_refused_and_counted() {
+        let t = table();
+        let mut info = ProcessInfo::unknown();
+        t.insert(0, 1, "idle");
+        t.insert(1 << 40, 1, "huge");
+        assert_eq!(t.overflow(), 2);
+        assert_eq!(t.lookup_detailed(0, &mut info), Lookup::Absent);
+        assert_eq!(t.lookup_detailed(1 << 40, &mut info), Lookup::Absent);
+    }
+
+    #[test]
+    fn a_full_table_counts_overflow_and_recovers_after_exits() {
+        let t = table();
+        for i in 0..MAX_PROCESSES as u64 {
+            t.insert(4 * (i + 1), 1, "p");
+        }
+        assert_eq!(t.len() as u64 + t.overflow(), MAX_PROCESSES as u64);
+        let before = t.overflow();
+        t.insert(4 * (MAX_PROCESSES as u64 + 10), 1, "one too many");
+        assert_eq!(t.overflow(), before + 1);
+        t.remove(4);
+        t.remove(8);
+        t.insert(4 * (MAX_PROCESSES as u64 + 10), 1, "fits again");
+        let mut info = ProcessInfo::unknown();
+        assert!(t.lookup(4 * (MAX_PROCESSES as u64 + 10), &mut info));
+        assert_eq!(info.image(), "fits again");
+    }
+
+    #[test]
+    fn long_images_are_cut_at_a_character_boundary() {
+        let t = table();
+        let long = "é".repeat(400); // 800 bytes
+        t.insert(8, 1, &long);
+        let mut info = ProcessInfo::unknown();
+        assert!(t.lookup(8, &mut info));
+        assert_eq!(info.image().len(), MAX_IMAGE);
+        assert!(long.starts_with(info.image()));
     }
 
     #[test]

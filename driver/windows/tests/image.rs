@@ -258,3 +258,172 @@ fn driver_image_carries_a_valid_checksum() {
         "stored checksum does not match the image"
     );
 }
+
+/// Windows 10 1607 / Server 2016 (build 14393): the oldest release the
+/// driver supports (docs/windows-driver.md, "Supported Windows versions").
+const OLDEST_SUPPORTED_BUILD: u32 = 14393;
+
+/// Every routine the image may import, with the first Windows release that
+/// has it (its build number). Source: the "Requirements" table of each
+/// routine's page in Microsoft's DDI reference
+/// (`https://learn.microsoft.com/windows-hardware/drivers/ddi/<header>/nf-<header>-<name>`,
+/// "Minimum supported client" / "Available starting with"). FltMgr routines
+/// documented as "Windows 2000 Update Rollup 1 for SP4, Windows XP SP2,
+/// Windows Server 2003 SP1, and later" are entered as XP (2600). The C
+/// runtime routines have no DDI page: every x64 ntoskrnl.exe exports them
+/// (the WDK's ntoskrnl.lib, which MSVC-built drivers link them from).
+/// A routine not in this list fails the test: add it with its version and
+/// the page it comes from, or resolve it at run time (`kernel/ffi.rs`,
+/// `Later`) if it is newer than 1607.
+const KNOWN_IMPORTS: &[(&str, &str, u32)] = &[
+    // fltmgr.sys
+    ("fltmgr.sys", "FltAllocateContext", 2600),
+    ("fltmgr.sys", "FltCancelFileOpen", 2600),
+    ("fltmgr.sys", "FltClose", 2600),
+    ("fltmgr.sys", "FltCreateFileEx2", 6000), // Windows Vista
+    ("fltmgr.sys", "FltDeleteContext", 2600),
+    ("fltmgr.sys", "FltFlushBuffers", 2600),
+    ("fltmgr.sys", "FltGetDestinationFileNameInformation", 2600),
+    ("fltmgr.sys", "FltGetDiskDeviceObject", 2600),
+    ("fltmgr.sys", "FltGetFileNameInformation", 2600),
+    ("fltmgr.sys", "FltGetInstanceContext", 2600),
+    ("fltmgr.sys", "FltGetRequestorProcessId", 2600),
+    ("fltmgr.sys", "FltGetRoutineAddress", 2600),
+    ("fltmgr.sys", "FltGetStreamHandleContext", 2600),
+    ("fltmgr.sys", "FltGetVolumeFromName", 2600),
+    ("fltmgr.sys", "FltGetVolumeInstanceFromName", 2600),
+    ("fltmgr.sys", "FltObjectDereference", 2600),
+    ("fltmgr.sys", "FltParseFileNameInformation", 2600),
+    ("fltmgr.sys", "FltQueryInformationFile", 6000), // Windows Vista
+    ("fltmgr.sys", "FltRegisterFilter", 2600),
+    ("fltmgr.sys", "FltReleaseContext", 2600),
+    ("fltmgr.sys", "FltReleaseFileNameInformation", 2600),
+    ("fltmgr.sys", "FltSetCallbackDataDirty", 2600),
+    ("fltmgr.sys", "FltSetInformationFile", 2600),
+    ("fltmgr.sys", "FltSetInstanceContext", 2600),
+    ("fltmgr.sys", "FltSetStreamHandleContext", 2600),
+    ("fltmgr.sys", "FltStartFiltering", 2600),
+    ("fltmgr.sys", "FltUnregisterFilter", 2600),
+    ("fltmgr.sys", "FltWriteFile", 2600),
+    // ntoskrnl.exe
+    ("ntoskrnl.exe", "ExAcquireRundownProtection", 2600), // Windows XP
+    ("ntoskrnl.exe", "ExAllocatePoolWithTag", 2195),      // Windows 2000
+    ("ntoskrnl.exe", "ExFreePool", 2195),
+    ("ntoskrnl.exe", "ExFreePoolWithTag", 2195),
+    ("ntoskrnl.exe", "ExInitializeRundownProtection", 2600),
+    ("ntoskrnl.exe", "ExReleaseRundownProtection", 2600),
+    ("ntoskrnl.exe", "ExWaitForRundownProtectionRelease", 2600),
+    ("ntoskrnl.exe", "IoCreateDevice", 2195),
+    ("ntoskrnl.exe", "IoCreateSymbolicLink", 2195),
+    ("ntoskrnl.exe", "IoDeleteDevice", 2195),
+    ("ntoskrnl.exe", "IoDeleteSymbolicLink", 2195),
+    ("ntoskrnl.exe", "IoVolumeDeviceToDosName", 2600), // Windows XP
+    ("ntoskrnl.exe", "IofCompleteRequest", 2195),
+    ("ntoskrnl.exe", "KeAcquireInStackQueuedSpinLock", 2600), // Windows XP
+    ("ntoskrnl.exe", "KeBugCheckEx", 2195),
+    ("ntoskrnl.exe", "KeDelayExecutionThread", 2195),
+    ("ntoskrnl.exe", "KeGetCurrentProcessorNumberEx", 7600), // Windows 7
+    ("ntoskrnl.exe", "KeInitializeEvent", 2195),
+    ("ntoskrnl.exe", "KeQuerySystemTimePrecise", 9200), // Windows 8
+    ("ntoskrnl.exe", "KeReleaseInStackQueuedSpinLock", 2600),
+    ("ntoskrnl.exe", "KeSetEvent", 2195),
+    ("ntoskrnl.exe", "KeWaitForSingleObject", 2195),
+    ("ntoskrnl.exe", "MmGetSystemRoutineAddress", 2195),
+    ("ntoskrnl.exe", "ObCloseHandle", 2195),
+    ("ntoskrnl.exe", "ObOpenObjectByPointer", 2195),
+    ("ntoskrnl.exe", "ObReferenceObjectByHandle", 2195),
+    ("ntoskrnl.exe", "ObfDereferenceObject", 2195),
+    ("ntoskrnl.exe", "ObfReferenceObject", 2195),
+    ("ntoskrnl.exe", "PsCreateSystemThread", 2195),
+    ("ntoskrnl.exe", "PsGetCurrentProcessId", 2195),
+    ("ntoskrnl.exe", "PsLookupProcessByProcessId", 2195),
+    ("ntoskrnl.exe", "PsSetCreateProcessNotifyRoutineEx", 6001), // Vista SP1
+    ("ntoskrnl.exe", "PsTerminateSystemThread", 2195),
+    ("ntoskrnl.exe", "SeCaptureSubjectContext", 2195),
+    ("ntoskrnl.exe", "SeQueryInformationToken", 2195),
+    ("ntoskrnl.exe", "SeReleaseSubjectContext", 2195),
+    ("ntoskrnl.exe", "SeTokenIsAdmin", 2600), // Windows XP
+    ("ntoskrnl.exe", "__chkstk", 2195),
+    ("ntoskrnl.exe", "memcmp", 2195),
+    ("ntoskrnl.exe", "memcpy", 2195),
+    ("ntoskrnl.exe", "memmove", 2195),
+    ("ntoskrnl.exe", "memset", 2195),
+];
+
+/// Routines newer than the oldest supported release, which the driver
+/// must resolve at run time (and fall back from) instead of importing:
+/// an import the loader cannot resolve fails the whole load.
+const TOO_NEW_TO_IMPORT: &[(&str, &str)] = &[
+    ("ExAllocatePool2", "Windows 10 2004"),
+    ("ExAllocatePool3", "Windows 10 2004"),
+    ("FltFlushBuffers2", "Windows 10 1903"),
+    ("PsGetProcessExitStatus", "Windows 10 1703"),
+];
+
+/// The imports of `imports` not known to exist on the oldest supported
+/// release: (module!name, why).
+fn unsupported_imports(imports: &[(String, String)]) -> Vec<String> {
+    let mut bad = Vec::new();
+    for (m, n) in imports {
+        if let Some((_, since)) = TOO_NEW_TO_IMPORT.iter().find(|(t, _)| t == n) {
+            bad.push(format!("{m}!{n}: first in {since}"));
+            continue;
+        }
+        match KNOWN_IMPORTS
+            .iter()
+            .find(|(km, kn, _)| km.eq_ignore_ascii_case(m) && kn == n)
+        {
+            Some((_, _, build)) if *build <= OLDEST_SUPPORTED_BUILD => {}
+            Some((_, _, build)) => bad.push(format!("{m}!{n}: first in build {build}")),
+            None => bad.push(format!(
+                "{m}!{n}: not in KNOWN_IMPORTS (add it with its first Windows version)"
+            )),
+        }
+    }
+    bad
+}
+
+#[test]
+fn driver_image_imports_only_what_windows_10_1607_exports() {
+    let data = image();
+    let imports = imports(&data);
+    let bad = unsupported_imports(&imports);
+    assert!(
+        bad.is_empty(),
+        "imports the loader of Windows 10 1607 / Server 2016 cannot resolve: {bad:#?}"
+    );
+    // The newer routines are looked up by name instead (ExAllocatePool2,
+    // PsGetProcessExitStatus, SeLocateProcessImageName with
+    // MmGetSystemRoutineAddress; FltFlushBuffers2 with
+    // FltGetRoutineAddress), and the fallbacks are imported.
+    for (m, f) in [
+        ("ntoskrnl.exe", "ExAllocatePoolWithTag"),
+        ("fltmgr.sys", "FltFlushBuffers"),
+        ("fltmgr.sys", "FltGetRoutineAddress"),
+    ] {
+        assert!(
+            imports
+                .iter()
+                .any(|(im, n)| im.eq_ignore_ascii_case(m) && n == f),
+            "{f} from {m} (the fallback)"
+        );
+    }
+}
+
+#[test]
+fn version_check_rejects_newer_and_unknown_imports() {
+    let imports = vec![
+        ("ntoskrnl.exe".to_string(), "ExAllocatePool2".to_string()),
+        ("FLTMGR.SYS".to_string(), "FltFlushBuffers2".to_string()),
+        (
+            "ntoskrnl.exe".to_string(),
+            "KeQuerySystemTimePrecise".to_string(),
+        ),
+        ("ntoskrnl.exe".to_string(), "ZwMadeUp".to_string()),
+    ];
+    let bad = unsupported_imports(&imports);
+    assert_eq!(bad.len(), 3, "{bad:?}");
+    assert!(bad[0].contains("ExAllocatePool2") && bad[0].contains("2004"));
+    assert!(bad[1].contains("FltFlushBuffers2") && bad[1].contains("1903"));
+    assert!(bad[2].contains("ZwMadeUp"));
+}

@@ -22,14 +22,19 @@ use windows_sys::Wdk::Foundation::{
 };
 use windows_sys::Wdk::Storage::FileSystem::Minifilters::*;
 use windows_sys::Wdk::Storage::FileSystem::{FileEndOfFileInformation, FileRenameInformation};
-use windows_sys::Wdk::Storage::FileSystem::{ObOpenObjectByPointer, SeTokenIsAdmin};
+use windows_sys::Wdk::Storage::FileSystem::{
+    ObOpenObjectByPointer, PsLookupProcessByProcessId, SeTokenIsAdmin,
+};
 use windows_sys::Wdk::System::SystemServices::{
-    ExAllocatePool2, ExFreePool, ExFreePoolWithTag, Executive, IoCreateDevice,
+    ExAllocatePoolWithTag, ExFreePool, ExFreePoolWithTag, Executive, IoCreateDevice,
     IoCreateSymbolicLink, IoDeleteDevice, IoDeleteSymbolicLink, IoVolumeDeviceToDosName,
     IofCompleteRequest, KeDelayExecutionThread, KeGetCurrentProcessorNumberEx, KeInitializeEvent,
     KeQuerySystemTimePrecise, KeSetEvent, KeWaitForSingleObject, ObReferenceObjectByHandle,
     ObfDereferenceObject, PsSetCreateProcessNotifyRoutineEx, PsTerminateSystemThread,
     SeCaptureSubjectContext, SeReleaseSubjectContext,
+};
+use windows_sys::Wdk::System::SystemServices::{
+    KeAcquireInStackQueuedSpinLock, KeReleaseInStackQueuedSpinLock, KLOCK_QUEUE_HANDLE,
 };
 use windows_sys::Wdk::System::SystemServices::{MmGetSystemRoutineAddress, ObCloseHandle};
 use windows_sys::Win32::Foundation::{HANDLE, NTSTATUS, UNICODE_STRING};
@@ -37,7 +42,9 @@ use windows_sys::Win32::System::Kernel::SynchronizationEvent;
 use windows_sys::Win32::System::IO::IO_STATUS_BLOCK;
 
 use super::status::*;
-use super::{CreateMode, Irql, OwnFile, ThreadObject, POOL_TAG, STATUS_OBJECT_NAME_COLLISION};
+use super::{
+    CreateMode, Irql, OwnFile, SpinLock, ThreadObject, POOL_TAG, STATUS_OBJECT_NAME_COLLISION,
+};
 use crate::abi;
 
 /// ntoskrnl.exe exports that windows-sys declares with another signature
@@ -66,6 +73,22 @@ mod nt {
         unsafe extern "system" fn(HANDLE, *mut UNICODE_STRING, *mut u32) -> NTSTATUS;
     pub type ZwSetSecurityObject =
         unsafe extern "system" fn(HANDLE, u32, *const c_void) -> NTSTATUS;
+
+    /// `ZwQuerySystemInformation` (ntoskrnl; windows-sys maps it to ntdll).
+    pub type ZwQuerySystemInformation =
+        unsafe extern "system" fn(u32, *mut c_void, u32, *mut u32) -> NTSTATUS;
+    /// `ExAllocatePool2` (Windows 10 2004+): flags, size, tag.
+    pub type ExAllocatePool2 = unsafe extern "system" fn(u64, usize, u32) -> *mut c_void;
+    /// `FltFlushBuffers2` (Windows 10 1903+): instance, file object, flush
+    /// type, optional callback data.
+    pub type FltFlushBuffers2 =
+        unsafe extern "system" fn(isize, *const c_void, u32, *const c_void) -> NTSTATUS;
+
+    /// `SeLocateProcessImageName` (its DDI page names no first version).
+    pub type SeLocateProcessImageName =
+        unsafe extern "system" fn(isize, *mut *mut UNICODE_STRING) -> NTSTATUS;
+    /// `PsGetProcessExitStatus` (documented from Windows 10 1703).
+    pub type PsGetProcessExitStatus = unsafe extern "system" fn(isize) -> NTSTATUS;
 
     /// `KSTART_ROUTINE`: `VOID (PVOID StartContext)`.
     pub type StartRoutine = unsafe extern "system" fn(*mut c_void);
@@ -186,11 +209,57 @@ pub fn init() -> NTSTATUS {
         }
         slot.store(p as usize, core::sync::atomic::Ordering::Release);
     }
+    // Optional: null selects the fallback (see `Later`).
+    for (slot, name) in [
+        (&LATER.query_system_information, "ZwQuerySystemInformation"),
+        (&LATER.pool2, "ExAllocatePool2"),
+        (&LATER.locate_image, "SeLocateProcessImageName"),
+        (&LATER.exit_status, "PsGetProcessExitStatus"),
+    ] {
+        let (w, n) = wide::<32>(name);
+        // SAFETY: PASSIVE_LEVEL; looks up an ntoskrnl export by name.
+        let p = unsafe { MmGetSystemRoutineAddress(&unicode(&w[..n])) };
+        slot.store(p as usize, Release);
+    }
+    // SAFETY: PASSIVE_LEVEL; looks up a fltmgr export by its ANSI name.
+    let p = unsafe { FltGetRoutineAddress(c"FltFlushBuffers2".as_ptr().cast()) };
+    LATER.flush2.store(p as usize, Release);
     STATUS_SUCCESS
 }
 
+/// Routines newer than the oldest supported Windows (10 1607 / Server
+/// 2016), or mapped to ntdll by windows-sys, resolved by name at
+/// DriverEntry instead of imported, so the image loads where they are
+/// missing. Zero = missing: use the documented fallback.
+///
+/// | routine | first in | fallback |
+/// |---|---|---|
+/// | `ExAllocatePool2` | Windows 10 2004 | `ExAllocatePoolWithTag(NonPagedPoolNx)` + zeroing |
+/// | `FltFlushBuffers2` | Windows 10 1903 | `FltFlushBuffers` (the same flush: type 0) |
+/// | `ZwQuerySystemInformation` | all (ntdll mapping, see [`nt`]) | none: no pre-existing processes in the pid table |
+/// | `SeLocateProcessImageName` | (page names no version) | pre-existing processes get an empty image |
+/// | `PsGetProcessExitStatus` | Windows 10 1703 (documented) | a process exiting during the fill may keep its entry until its pid is reused |
+struct Later {
+    pool2: core::sync::atomic::AtomicUsize,
+    flush2: core::sync::atomic::AtomicUsize,
+    query_system_information: core::sync::atomic::AtomicUsize,
+    locate_image: core::sync::atomic::AtomicUsize,
+    exit_status: core::sync::atomic::AtomicUsize,
+}
+
+/// Written once by [`init`] (DriverEntry, before any use); read-only after.
+static LATER: Later = Later {
+    pool2: core::sync::atomic::AtomicUsize::new(0),
+    flush2: core::sync::atomic::AtomicUsize::new(0),
+    query_system_information: core::sync::atomic::AtomicUsize::new(0),
+    locate_image: core::sync::atomic::AtomicUsize::new(0),
+    exit_status: core::sync::atomic::AtomicUsize::new(0),
+};
+
 /// `STATUS_PROCEDURE_NOT_FOUND`.
 const STATUS_PROCEDURE_NOT_FOUND: NTSTATUS = 0xC000_007A_u32 as i32;
+
+use core::sync::atomic::Ordering::{Acquire, Release};
 
 const KERNEL_MODE: i8 = 0;
 const POOL_FLAG_NON_PAGED: u64 = 0x0000_0000_0000_0040;
@@ -251,11 +320,31 @@ pub fn current_processor() -> usize {
     unsafe { KeGetCurrentProcessorNumberEx(core::ptr::null_mut()) as usize }
 }
 
+/// Zeroed non-paged, no-execute pool: `ExAllocatePool2` where it exists
+/// (Windows 10 2004+), else `ExAllocatePoolWithTag(NonPagedPoolNx)` and
+/// zeroing (Microsoft's documented replacement pair, in reverse).
 pub fn alloc_nonpaged(size: usize) -> *mut u8 {
-    // SAFETY: non-paged allocation is valid at IRQL <= DISPATCH_LEVEL, which
-    // every caller guarantees; ExAllocatePool2 zeroes the block.
-    unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, size, POOL_TAG).cast() }
+    let pool2 = LATER.pool2.load(Acquire);
+    if pool2 != 0 {
+        // SAFETY: `init` stored the address of ntoskrnl's ExAllocatePool2,
+        // whose prototype nt::ExAllocatePool2 is.
+        let f = unsafe { core::mem::transmute::<usize, nt::ExAllocatePool2>(pool2) };
+        // SAFETY: non-paged allocation is valid at IRQL <= DISPATCH_LEVEL,
+        // which every caller guarantees; ExAllocatePool2 zeroes the block.
+        return unsafe { f(POOL_FLAG_NON_PAGED, size, POOL_TAG).cast() };
+    }
+    // SAFETY: IRQL <= DISPATCH_LEVEL (every caller); NonPagedPoolNx exists
+    // since Windows 8.
+    let p: *mut u8 = unsafe { ExAllocatePoolWithTag(NON_PAGED_POOL_NX, size, POOL_TAG).cast() };
+    if !p.is_null() {
+        // SAFETY: `p` is a fresh block of `size` bytes.
+        unsafe { core::ptr::write_bytes(p, 0, size) };
+    }
+    p
 }
+
+/// `NonPagedPoolNx` (POOL_TYPE).
+const NON_PAGED_POOL_NX: i32 = 512;
 
 /// # Safety
 /// `p` came from `alloc_nonpaged` and is not used afterwards; IRQL <= DISPATCH_LEVEL.
@@ -631,8 +720,16 @@ pub unsafe fn set_file_size(instance: PFLT_INSTANCE, fo: *mut FILE_OBJECT, len: 
 /// # Safety
 /// as for `write_file`.
 pub unsafe fn flush_file(instance: PFLT_INSTANCE, fo: *mut FILE_OBJECT) -> NTSTATUS {
-    // SAFETY: PASSIVE_LEVEL; flush type 0 = flush data and metadata.
-    unsafe { FltFlushBuffers2(instance, fo, 0, core::ptr::null()) }
+    let flush2 = LATER.flush2.load(Acquire);
+    if flush2 != 0 {
+        // SAFETY: `init` stored fltmgr's FltFlushBuffers2, whose prototype
+        // nt::FltFlushBuffers2 is.
+        let f = unsafe { core::mem::transmute::<usize, nt::FltFlushBuffers2>(flush2) };
+        // SAFETY: PASSIVE_LEVEL; flush type 0 = flush data and metadata.
+        return unsafe { f(instance, fo.cast(), 0, core::ptr::null()) };
+    }
+    // SAFETY: PASSIVE_LEVEL; the same flush as type 0 of FltFlushBuffers2.
+    unsafe { FltFlushBuffers(instance, fo) }
 }
 
 /// `FILE_RENAME_INFORMATION` header size on x64: flags (4) + padding (4) +
@@ -928,4 +1025,184 @@ pub fn caller_is_admin() -> bool {
 pub fn bugcheck(line: u32) -> ! {
     // SAFETY: KeBugCheckEx never returns; any IRQL.
     unsafe { nt::KeBugCheckEx(0xF17E_0001, line as usize, 0, 0, 0) }
+}
+
+/// Runs `f` holding `lock` (a queued spin lock: raises to DISPATCH_LEVEL).
+/// IRQL <= DISPATCH_LEVEL; `f` must be valid at DISPATCH_LEVEL.
+pub fn with_spin_lock<R>(lock: &SpinLock, f: impl FnOnce() -> R) -> R {
+    let mut handle = KLOCK_QUEUE_HANDLE::default();
+    // SAFETY: IRQL <= DISPATCH_LEVEL (every caller); the lock is a
+    // KSPIN_LOCK in non-paged memory used only with the in-stack queued
+    // routines, and `handle` stays in place until the release below.
+    unsafe { KeAcquireInStackQueuedSpinLock(lock.0.as_ptr(), &mut handle) };
+    let r = f();
+    // SAFETY: releases the acquisition above with its own handle; restores
+    // the caller's IRQL.
+    unsafe { KeReleaseInStackQueuedSpinLock(&handle) };
+    r
+}
+
+/// `SystemProcessInformation`.
+const SYSTEM_PROCESS_INFORMATION: u32 = 5;
+/// Offsets in `SYSTEM_PROCESS_INFORMATION` on x64, checked against
+/// mingw-w64's `winternl.h` (`offsetof` of `UniqueProcessId` and
+/// `InheritedFromUniqueProcessId`) and Wine's (`UniqueProcessId`,
+/// `ParentProcessId`, annotated 0x50/0x58): NextEntryOffset at 0.
+const SPI_PID: usize = 0x50;
+const SPI_PPID: usize = 0x58;
+/// Bytes of an entry this code reads.
+const SPI_READ: usize = 0x60;
+const STATUS_INFO_LENGTH_MISMATCH: NTSTATUS = 0xC000_0004_u32 as i32;
+/// A running process's exit status (STILL_ACTIVE).
+const STATUS_PENDING: NTSTATUS = 0x103;
+/// First snapshot buffer: ~150 processes with their threads fit in 256 KiB;
+/// the query says how much it needs when that is too small.
+const SNAPSHOT_FIRST: usize = 256 * 1024;
+/// Largest snapshot buffer tried (a machine with ~10,000 processes).
+const SNAPSHOT_MAX: usize = 64 * 1024 * 1024;
+
+/// Lists the running processes: `found(pid, ppid, NT image path)` for each
+/// (empty path when the kernel has none, e.g. System), then `exited(pid)`
+/// for each whose exit status was set by the time `found` returned (its
+/// exit notification may already have run). Returns how many it listed.
+///
+/// The snapshot is `ZwQuerySystemInformation(SystemProcessInformation)`
+/// into a pool buffer (never the stack); each process is referenced with
+/// `PsLookupProcessByProcessId` while it is looked at, so its pid cannot
+/// be reused meanwhile.
+///
+/// # Safety
+/// PASSIVE_LEVEL, outside any filter callback.
+pub unsafe fn for_each_process(
+    found: &mut dyn FnMut(u64, u64, &[u16]),
+    exited: &mut dyn FnMut(u64),
+) -> Result<usize, NTSTATUS> {
+    let q = LATER.query_system_information.load(Acquire);
+    if q == 0 {
+        return Err(STATUS_PROCEDURE_NOT_FOUND);
+    }
+    // SAFETY: `init` stored ntoskrnl's ZwQuerySystemInformation, whose
+    // prototype nt::ZwQuerySystemInformation is.
+    let query = unsafe { core::mem::transmute::<usize, nt::ZwQuerySystemInformation>(q) };
+    let mut size = SNAPSHOT_FIRST;
+    let (buf, len) = loop {
+        let buf = alloc_nonpaged(size);
+        if buf.is_null() {
+            return Err(STATUS_INSUFFICIENT_RESOURCES);
+        }
+        let mut needed = 0u32;
+        // SAFETY: PASSIVE_LEVEL; `buf` holds `size` bytes (< 4 GiB).
+        let st = unsafe {
+            query(
+                SYSTEM_PROCESS_INFORMATION,
+                buf.cast(),
+                size as u32,
+                &mut needed,
+            )
+        };
+        if nt_success(st) {
+            let len = if needed == 0 {
+                size
+            } else {
+                (needed as usize).min(size)
+            };
+            break (buf, len);
+        }
+        // SAFETY: allocated above, not used afterwards.
+        unsafe { free_pool(buf) };
+        // Processes start between the two calls: ask for more than needed.
+        let next = (needed as usize).max(size) + SNAPSHOT_FIRST;
+        if st != STATUS_INFO_LENGTH_MISMATCH || next > SNAPSHOT_MAX {
+            return Err(st);
+        }
+        size = next;
+    };
+    let mut listed = 0;
+    let mut at = 0usize;
+    while at.checked_add(SPI_READ).is_some_and(|end| end <= len) {
+        let entry = buf.wrapping_add(at);
+        // SAFETY: `at + SPI_READ <= len`, so each field lies inside the
+        // bytes the query wrote; unaligned reads need no alignment.
+        let next = unsafe { entry.cast::<u32>().read_unaligned() };
+        // SAFETY: as above.
+        let pid = unsafe { entry.wrapping_add(SPI_PID).cast::<usize>().read_unaligned() };
+        // SAFETY: as above.
+        let ppid = unsafe {
+            entry
+                .wrapping_add(SPI_PPID)
+                .cast::<usize>()
+                .read_unaligned()
+        };
+        if pid != 0 {
+            // SAFETY: PASSIVE_LEVEL (the caller's contract).
+            unsafe { one_process(pid, ppid, found, exited) };
+            listed += 1;
+        }
+        if next == 0 {
+            break;
+        }
+        at = at.saturating_add(next as usize);
+    }
+    // SAFETY: allocated in the loop above, not used afterwards.
+    unsafe { free_pool(buf) };
+    Ok(listed)
+}
+
+/// One process of [`for_each_process`].
+///
+/// # Safety
+/// PASSIVE_LEVEL.
+unsafe fn one_process(
+    pid: usize,
+    ppid: usize,
+    found: &mut dyn FnMut(u64, u64, &[u16]),
+    exited: &mut dyn FnMut(u64),
+) {
+    let mut process: windows_sys::Wdk::Foundation::PEPROCESS = 0;
+    // SAFETY: IRQL <= APC_LEVEL; on success we own one reference.
+    let st = unsafe { PsLookupProcessByProcessId(pid as HANDLE, &mut process) };
+    if !nt_success(st) {
+        return; // exited since the snapshot
+    }
+    let mut name: *mut UNICODE_STRING = core::ptr::null_mut();
+    let locate = LATER.locate_image.load(Acquire);
+    let st = if locate == 0 {
+        STATUS_PROCEDURE_NOT_FOUND
+    } else {
+        // SAFETY: `init` stored ntoskrnl's SeLocateProcessImageName, whose
+        // prototype nt::SeLocateProcessImageName is.
+        let f = unsafe { core::mem::transmute::<usize, nt::SeLocateProcessImageName>(locate) };
+        // SAFETY: PASSIVE_LEVEL; a referenced process; on success the
+        // kernel allocates `name`, which we free with ExFreePool.
+        unsafe { f(process, &mut name) }
+    };
+    let have = nt_success(st) && !name.is_null();
+    let units = if have {
+        // SAFETY: a valid UNICODE_STRING from the kernel until freed below.
+        let us = unsafe { &*name };
+        // SAFETY: as above: Buffer holds Length bytes of UTF-16.
+        unsafe { crate::names::units(us) }
+    } else {
+        &[]
+    };
+    found(pid as u64, ppid as u64, units);
+    if have {
+        // SAFETY: SeLocateProcessImageName's buffer, freed once.
+        unsafe { ExFreePool(name.cast()) };
+    }
+    // The exit status is set before the exit notification runs, and the
+    // table's writers are serialised: if the notification removed this pid
+    // before `found` inserted it, the status read here is already set.
+    let exit_status = LATER.exit_status.load(Acquire);
+    if exit_status != 0 {
+        // SAFETY: `init` stored ntoskrnl's PsGetProcessExitStatus, whose
+        // prototype nt::PsGetProcessExitStatus is.
+        let f = unsafe { core::mem::transmute::<usize, nt::PsGetProcessExitStatus>(exit_status) };
+        // SAFETY: IRQL <= APC_LEVEL; a referenced process.
+        if unsafe { f(process) } != STATUS_PENDING {
+            exited(pid as u64);
+        }
+    }
+    // SAFETY: the reference PsLookupProcessByProcessId took.
+    unsafe { ObfDereferenceObject(process as *const c_void) };
 }

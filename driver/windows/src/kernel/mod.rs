@@ -57,3 +57,10 @@ pub enum CreateMode {
 /// `STATUS_OBJECT_NAME_COLLISION`.
 pub const STATUS_OBJECT_NAME_COLLISION: windows_sys::Win32::Foundation::NTSTATUS =
     0xC000_0035_u32 as i32;
+
+/// A `KSPIN_LOCK` (zero = released: `KeInitializeSpinLock` only zeroes
+/// it, so zeroed pool holds a valid released lock). Used only through
+/// [`with_spin_lock`] (queued spin lock routines).
+#[derive(Debug, Default)]
+#[repr(transparent)]
+pub struct SpinLock(pub(crate) core::sync::atomic::AtomicUsize);

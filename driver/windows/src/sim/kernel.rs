@@ -811,3 +811,74 @@ pub fn init() -> NTSTATUS {
     check_irql("DriverEntry", PASSIVE_LEVEL);
     STATUS_SUCCESS
 }
+
+/// KeAcquireInStackQueuedSpinLock / KeReleaseInStackQueuedSpinLock:
+/// IRQL <= DISPATCH_LEVEL; `f` runs at DISPATCH_LEVEL, so every kernel
+/// call it makes is checked against that IRQL.
+pub fn with_spin_lock<R>(lock: &crate::kernel::SpinLock, f: impl FnOnce() -> R) -> R {
+    use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+    check_irql("KeAcquireInStackQueuedSpinLock", DISPATCH_LEVEL);
+    while lock
+        .0
+        .compare_exchange_weak(0, 1, Acquire, Relaxed)
+        .is_err()
+    {
+        // A host thread holding the lock can be descheduled (a real CPU
+        // at DISPATCH_LEVEL cannot); yield rather than burn the core.
+        std::thread::yield_now();
+    }
+    struct Unlock<'a>(&'a std::sync::atomic::AtomicUsize);
+    impl Drop for Unlock<'_> {
+        fn drop(&mut self) {
+            self.0.store(0, Release);
+        }
+    }
+    let _unlock = Unlock(&lock.0);
+    super::with_irql(DISPATCH_LEVEL, false, f)
+}
+
+/// ZwQuerySystemInformation(SystemProcessInformation), then per process
+/// PsLookupProcessByProcessId (≤ APC_LEVEL), SeLocateProcessImageName
+/// (PASSIVE_LEVEL; the NT device path, empty for the System process),
+/// PsGetProcessExitStatus and ObDereferenceObject. Calls `found` for each
+/// running process and then `exited` for each whose exit status was set
+/// by the time `found` returned. PASSIVE_LEVEL, outside callbacks.
+///
+/// A process marked with [`super::Sim::process_exits_during_load`] exits
+/// (its notify routine runs) after the snapshot was taken and before its
+/// image is read: the race a real load can hit.
+///
+/// # Safety
+/// PASSIVE_LEVEL, outside any filter callback.
+pub unsafe fn for_each_process(
+    found: &mut dyn FnMut(u64, u64, &[u16]),
+    exited: &mut dyn FnMut(u64),
+) -> Result<usize, NTSTATUS> {
+    check_irql("ZwQuerySystemInformation", PASSIVE_LEVEL);
+    check_not_in_callback("ZwQuerySystemInformation");
+    let mut snapshot: Vec<super::RunningProcess> =
+        with_state(|s| s.running.values().cloned().collect());
+    snapshot.sort_by_key(|p| p.pid);
+    for p in &snapshot {
+        check_irql("PsLookupProcessByProcessId", APC_LEVEL);
+        if p.exits_during_load {
+            if let Some(cb) = with_state(|s| {
+                s.running.remove(&p.pid);
+                s.process_notify
+            }) {
+                // SAFETY: the driver's routine, exit notification (null
+                // info), at PASSIVE_LEVEL as the process manager calls it.
+                super::with_irql(PASSIVE_LEVEL, false, || unsafe {
+                    cb(0 as _, p.pid as usize as HANDLE, std::ptr::null_mut())
+                });
+            }
+        }
+        check_irql("SeLocateProcessImageName", PASSIVE_LEVEL);
+        let image: Vec<u16> = p.image_nt.encode_utf16().collect();
+        found(p.pid, p.ppid, &image);
+        if p.exits_during_load {
+            exited(p.pid);
+        }
+    }
+    Ok(snapshot.len())
+}

@@ -151,6 +151,18 @@ pub(crate) struct OpInfo {
     pub volume: String,
 }
 
+/// A process running on the simulated machine (what
+/// ZwQuerySystemInformation and SeLocateProcessImageName report).
+#[derive(Clone, Debug)]
+pub(crate) struct RunningProcess {
+    pub pid: u64,
+    pub ppid: u64,
+    /// NT path (`\Device\HarddiskVolume3\…`); empty for System.
+    pub image_nt: String,
+    /// Exits between the driver's snapshot and its image lookup.
+    pub exits_during_load: bool,
+}
+
 /// A user's open file.
 struct UserFile {
     fo: *mut FILE_OBJECT,
@@ -181,6 +193,8 @@ pub(crate) struct State {
     pub threads: HashMap<usize, ThreadSlot>,
     pub next_cpu: usize,
     pub process_notify: Option<crate::abi::ProcessNotify>,
+    /// Processes running now, whether or not the driver was told.
+    pub running: HashMap<u64, RunningProcess>,
     pub fail_process_notify: bool,
     pub control_device: Option<ControlDevice>,
     pub completed_irps: HashSet<usize>,
@@ -635,6 +649,17 @@ impl Sim {
                 instance: None,
             },
         ];
+        // The System process (pid 4: lazy writer, mapped and modified page
+        // writers) runs from boot and has no image file.
+        st.running.insert(
+            4,
+            RunningProcess {
+                pid: 4,
+                ppid: 0,
+                image_nt: String::new(),
+                exits_during_load: false,
+            },
+        );
         let old = state().replace(st);
         if let Some(old) = old {
             for (p, layout) in old.quarantine {
@@ -807,8 +832,11 @@ impl Sim {
         })
     }
 
-    /// A process starts (notify routine at PASSIVE_LEVEL).
+    /// A process starts: it joins the running processes and, if the driver
+    /// registered its notify routine, the routine runs at PASSIVE_LEVEL.
+    /// Before load, the process is one the driver finds already running.
     pub fn process_start(&self, pid: u64, ppid: u64, image_dos: &str) {
+        self.add_running(pid, ppid, image_dos, false);
         let Some(cb) = with_state(|s| s.process_notify) else {
             return;
         };
@@ -825,9 +853,36 @@ impl Sim {
         });
     }
 
+    /// A process that runs before load and exits while DriverEntry lists
+    /// the running processes: after the snapshot, before its image is
+    /// read (see `kernel::for_each_process`).
+    pub fn process_exits_during_load(&self, pid: u64, ppid: u64, image_dos: &str) {
+        self.add_running(pid, ppid, image_dos, true);
+    }
+
+    fn add_running(&self, pid: u64, ppid: u64, image_dos: &str, exits_during_load: bool) {
+        let dos = format!(r"\??\{image_dos}");
+        let image_nt = nt_to_device(&dos).unwrap_or(dos);
+        with_state(|s| {
+            s.running.insert(
+                pid,
+                RunningProcess {
+                    pid,
+                    ppid,
+                    image_nt,
+                    exits_during_load,
+                },
+            )
+        });
+    }
+
     /// A process exits.
     pub fn process_exit(&self, pid: u64) {
-        if let Some(cb) = with_state(|s| s.process_notify) {
+        let cb = with_state(|s| {
+            s.running.remove(&pid);
+            s.process_notify
+        });
+        if let Some(cb) = cb {
             // SAFETY: exit notification (null info).
             with_irql(PASSIVE_LEVEL, false, || unsafe {
                 cb(0 as _, pid as usize as HANDLE, std::ptr::null_mut())
