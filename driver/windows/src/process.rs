@@ -361,10 +361,22 @@ impl ProcessTable {
     /// of index words read. Readers must validate the result with the
     /// sequence counter; writers hold the lock.
     fn find(&self, pid: u32) -> (Option<(usize, u64)>, usize) {
+        self.find_observed(pid, &mut |_| {})
+    }
+
+    /// [`find`](Self::find), calling `after_read(pos)` after each index
+    /// word it reads (a no-op outside tests, where a hook plays a writer
+    /// running on another CPU at that instant).
+    fn find_observed(
+        &self,
+        pid: u32,
+        after_read: &mut impl FnMut(usize),
+    ) -> (Option<(usize, u64)>, usize) {
         let h = home(pid);
         for d in 0..MAX_PROBE {
             let pos = (h + d) & MASK;
             let e = self.index[pos].load(Relaxed);
+            after_read(pos);
             if e == 0 {
                 return (None, d + 1);
             }
@@ -390,6 +402,15 @@ impl ProcessTable {
 
     /// [`lookup`](Self::lookup), telling a miss from a give-up.
     pub fn lookup_detailed(&self, pid: u64, out: &mut ProcessInfo) -> Lookup {
+        self.lookup_observed(pid, out, &mut |_| {})
+    }
+
+    fn lookup_observed(
+        &self,
+        pid: u64,
+        out: &mut ProcessInfo,
+        after_read: &mut impl FnMut(usize),
+    ) -> Lookup {
         let Some(pid) = key_pid(pid) else {
             *out = ProcessInfo::unknown();
             return Lookup::Absent;
@@ -405,7 +426,7 @@ impl ProcessTable {
             if s1 & 1 == 1 {
                 continue;
             }
-            let (hit, _) = self.find(pid);
+            let (hit, _) = self.find_observed(pid, after_read);
             let mut len = 0;
             let mut ppid = 0;
             if let Some((_, e)) = hit {
@@ -650,6 +671,181 @@ mod tests {
         assert!(t.lookup(8, &mut info));
         assert_eq!(info.image().len(), MAX_IMAGE);
         assert!(long.starts_with(info.image()));
+    }
+
+    /// Pids whose home slot is `h`, `n` of them.
+    fn pids_at(h: usize, n: usize) -> Vec<u64> {
+        (1..u64::from(u32::MAX / 4))
+            .map(|i| 4 * i)
+            .filter(|&p| home(p as u32) == h)
+            .take(n)
+            .collect()
+    }
+
+    /// Checks the linear-probing invariant directly on the index: every
+    /// entry is within MAX_PROBE of its home and no empty word lies
+    /// between its home and its position (else a lookup would stop early).
+    fn check_index(t: &ProcessTable) {
+        for pos in 0..INDEX_SLOTS {
+            let e = t.index[pos].load(Relaxed);
+            if e == 0 {
+                continue;
+            }
+            let h = home(entry_pid(e));
+            let d = pos.wrapping_sub(h) & MASK;
+            assert!(d < MAX_PROBE, "entry {pos} is {d} from home");
+            for k in 0..d {
+                assert_ne!(t.index[(h + k) & MASK].load(Relaxed), 0, "gap before {pos}");
+            }
+        }
+    }
+
+    #[test]
+    fn backward_shift_keeps_colliding_entries_reachable() {
+        let t = table();
+        let h = 77;
+        // Two runs that meet: 30 pids at home h, 30 at h + 1, inserted
+        // interleaved so each run's entries are displaced by the other's.
+        let a = pids_at(h, 30);
+        let b = pids_at(h + 1, 30);
+        let mut all: Vec<u64> = a.iter().zip(&b).flat_map(|(x, y)| [*x, *y]).collect();
+        for &p in &all {
+            t.insert(p, 1, &format!("img{p}"));
+        }
+        check_index(&t);
+        let mut info = ProcessInfo::unknown();
+        // Remove in a scrambled order; after each removal everything else
+        // is still found and the removed pid is not.
+        let mut removed = Vec::new();
+        let mut i = 7usize;
+        while !all.is_empty() {
+            i = (i * 31 + 11) % all.len();
+            let p = all.swap_remove(i);
+            t.remove(p);
+            removed.push(p);
+            check_index(&t);
+            for &q in &all {
+                assert_eq!(t.lookup_detailed(q, &mut info), Lookup::Found, "{q}");
+                assert_eq!(info.image(), format!("img{q}"));
+            }
+            for &q in &removed {
+                assert_eq!(t.lookup_detailed(q, &mut info), Lookup::Absent, "{q}");
+            }
+        }
+        assert!(t.is_empty());
+        // Every word is empty again: no tombstones.
+        assert!(t.index.iter().all(|w| w.load(Relaxed) == 0));
+        assert_eq!(t.probe_len(a[0]), 1);
+    }
+
+    #[test]
+    fn a_shift_during_a_probe_is_retried_not_reported_as_a_miss() {
+        // Blocker b and s share a home: b sits at home, s one further. A
+        // reader looking for s reads b's word; at that instant a writer on
+        // another CPU removes b, shifting s back into b's word and emptying
+        // its own. The reader then reads an empty word: without the
+        // sequence check it would report s absent although s never left.
+        let t = table();
+        let same = pids_at(900, 2);
+        let (b, s) = (same[0], same[1]);
+        t.insert(b, 1, "blocker");
+        t.insert(s, 1, "stays");
+        let mut info = ProcessInfo::unknown();
+        let mut fired = false;
+        let r = t.lookup_observed(s, &mut info, &mut |pos| {
+            if !fired && pos == 900 {
+                fired = true;
+                t.remove(b);
+            }
+        });
+        assert!(fired);
+        assert_eq!(r, Lookup::Found);
+        assert_eq!(info.image(), "stays");
+    }
+
+    #[test]
+    fn runs_wrap_around_the_end_of_the_index() {
+        let t = table();
+        let last = pids_at(INDEX_SLOTS - 1, 6);
+        let first = pids_at(0, 3);
+        for &p in last.iter().chain(&first) {
+            t.insert(p, 1, "w");
+        }
+        check_index(&t);
+        t.remove(last[0]);
+        t.remove(first[0]);
+        check_index(&t);
+        let mut info = ProcessInfo::unknown();
+        for &p in last[1..].iter().chain(&first[1..]) {
+            assert!(t.lookup(p, &mut info), "{p}");
+        }
+    }
+
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::HashMap;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Start(usize, u8),
+            Exit(usize),
+            Fill(usize, u8),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                (0..48usize, any::<u8>()).prop_map(|(p, i)| Op::Start(p, i)),
+                (0..48usize).prop_map(Op::Exit),
+                (0..48usize, any::<u8>()).prop_map(|(p, i)| Op::Fill(p, i)),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+            /// Random starts, exits and fill inserts over 48 pids packed
+            /// into four neighbouring home slots (so runs collide and
+            /// shift), checked after every step against a HashMap.
+            #[test]
+            fn table_agrees_with_a_hashmap(ops in proptest::collection::vec(op(), 1..200)) {
+                let pids: Vec<u64> = (0..4).flat_map(|k| pids_at(500 + k, 12)).collect();
+                let t = table();
+                let mut model: HashMap<u64, (u64, String)> = HashMap::new();
+                let mut info = ProcessInfo::unknown();
+                for op in ops {
+                    match op {
+                        Op::Start(i, tag) => {
+                            let (p, img) = (pids[i], format!("s{tag}"));
+                            t.insert(p, u64::from(tag), &img);
+                            model.insert(p, (u64::from(tag), img));
+                        }
+                        Op::Exit(i) => {
+                            t.remove(pids[i]);
+                            model.remove(&pids[i]);
+                        }
+                        Op::Fill(i, tag) => {
+                            let (p, img) = (pids[i], format!("f{tag}"));
+                            let inserted = t.insert_if_absent(p, 9, &img);
+                            prop_assert_eq!(inserted, !model.contains_key(&p));
+                            model.entry(p).or_insert((9, img));
+                        }
+                    }
+                    check_index(&t);
+                    prop_assert_eq!(t.len(), model.len());
+                    for &p in &pids {
+                        match model.get(&p) {
+                            Some((ppid, img)) => {
+                                prop_assert_eq!(t.lookup_detailed(p, &mut info), Lookup::Found);
+                                prop_assert_eq!(info.image(), img.as_str());
+                                prop_assert_eq!(info.ppid, *ppid);
+                            }
+                            None => prop_assert_eq!(t.lookup_detailed(p, &mut info), Lookup::Absent),
+                        }
+                        prop_assert!(t.probe_len(p) <= MAX_PROBE);
+                    }
+                }
+            }
+        }
     }
 
     #[test]
