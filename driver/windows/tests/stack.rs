@@ -23,9 +23,9 @@
 //!   tables) or loaded with a RIP-relative `lea` (dispatch routines, the
 //!   thread start routine, the notify routine) — named from the link map;
 //! * a call through a register (a function pointer) cannot be followed: each
-//!   is listed with its function; the driver's are the three ntoskrnl
-//!   routines resolved by MmGetSystemRoutineAddress (kernel code, not
-//!   counted) — the test fails if any other function makes one.
+//!   is listed with its function; the driver's are the kernel routines
+//!   resolved by name in `kernel::ffi::init` (kernel code, not counted) —
+//!   the test fails if any other function makes one.
 //!
 //! A missing image or map is a failure, not a skip.
 
@@ -42,8 +42,12 @@ use object::LittleEndian as LE;
 
 /// Function pointers the driver calls that point into the kernel (their
 /// stack is the kernel's): the ntoskrnl routines `kernel::ffi::init`
-/// resolves with MmGetSystemRoutineAddress.
-const KERNEL_POINTERS: &[&str] = &["kernel::ffi::ZW"];
+/// resolves with MmGetSystemRoutineAddress (`ZW`), and the routines newer
+/// than Windows 10 1607 it resolves by name with MmGetSystemRoutineAddress
+/// or FltGetRoutineAddress (`LATER`: ExAllocatePool2, FltFlushBuffers2,
+/// ZwQuerySystemInformation, SeLocateProcessImageName,
+/// PsGetProcessExitStatus).
+const KERNEL_POINTERS: &[&str] = &["kernel::ffi::ZW", "kernel::ffi::LATER"];
 
 /// Recursion the analysis accepts: core's string-slice error formatting,
 /// entered only on a panic, which ends in KeBugCheckEx; it recurses once
