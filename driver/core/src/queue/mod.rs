@@ -14,10 +14,15 @@
 //!
 //! * A producer claims a ring with one `compare_exchange(false, true)` on
 //!   its claim flag, starting at its `hint` ring. If the claim fails (some
-//!   other producer is writing that ring at this instant) it tries the next
-//!   ring, at most `RINGS` attempts in all, and if every ring is busy it
-//!   counts a [`DropReason::QueueBusy`] drop. It never retries a ring and
-//!   never spins: the cost is bounded by `RINGS` failed CAS operations.
+//!   other producer is writing that ring at this instant) or the claimed
+//!   ring has no room for the entry, it tries the next ring, at most
+//!   `RINGS` attempts in all, so a burst from a few producers can use the
+//!   whole queue rather than only their own rings. Only when no ring
+//!   takes the entry does it count a drop: [`DropReason::QueueFull`] if
+//!   some ring was full, [`DropReason::QueueBusy`] if every ring was being
+//!   written. It never retries a ring and never spins: the cost is bounded
+//!   by `RINGS` claims (and `RINGS` encodings that stop at the first word
+//!   that does not fit).
 //! * Having claimed a ring, the producer is its only writer: it encodes the
 //!   record (postcard, straight into the ring's words — no stack buffer,
 //!   which matters on a 24 KiB kernel stack), publishes the new `tail` with
@@ -27,10 +32,11 @@
 //!   `Release` so producers can reuse the space.
 //!
 //! The Windows driver raises to DISPATCH_LEVEL and passes the current
-//! processor number as the hint: nothing else can run on that CPU, and no
-//! other CPU ever starts at that ring while its own is free, so the claim
-//! always succeeds at the first try — the ring is a plain SPSC ring (the
-//! design of heapless' `spsc::Queue`, per CPU). Linux user-mode producers
+//! processor number as the hint: nothing else can run on that CPU, and
+//! another CPU starts at that ring only when its own is full (a spill), so
+//! the claim almost always succeeds at the first try — the ring is then a
+//! plain SPSC ring (the design of heapless' `spsc::Queue`, per CPU); a
+//! spilling CPU that finds it claimed simply moves on. Linux user-mode producers
 //! (threads that can be preempted or migrated mid-push) pass a per-thread
 //! hint; the claim flag is what keeps them from ever sharing a ring, and
 //! preemption of a claimer costs at most a fall-over to another ring.
@@ -242,9 +248,10 @@ impl<W: AsRef<[AtomicU64]>, const RINGS: usize> Queue<W, RINGS> {
     fn push_with(
         &self,
         hint: usize,
-        encode: impl FnOnce(WordWriter<'_>) -> Option<usize>,
+        encode: impl Fn(WordWriter<'_>) -> Option<usize>,
     ) -> Result<Pushed, DropReason> {
         let home = hint % RINGS;
+        let mut full = false;
         for k in 0..RINGS {
             let i = (home + k) % RINGS;
             let meta = &self.rings[i];
@@ -255,22 +262,35 @@ impl<W: AsRef<[AtomicU64]>, const RINGS: usize> Queue<W, RINGS> {
             {
                 continue;
             }
-            let result = self.push_claimed(i, encode);
+            let result = self.push_claimed(i, &encode);
             meta.claimed.store(false, Ordering::Release);
-            if result.is_err() {
-                meta.dropped[0].fetch_add(1, Ordering::Relaxed);
+            match result {
+                // A spill means the home ring is full: drain it early.
+                Ok(p) => {
+                    return Ok(Pushed {
+                        wake_flusher: p.wake_flusher || full,
+                    })
+                }
+                // No room here: another ring may have some.
+                Err(()) => full = true,
             }
-            return result.map_err(|()| DropReason::QueueFull);
         }
-        self.rings[home].dropped[1].fetch_add(1, Ordering::Relaxed);
-        Err(DropReason::QueueBusy)
+        // Every ring was full or being written: the drop counts against
+        // the home ring, as full if any ring was full, else as busy.
+        let slot = usize::from(!full);
+        self.rings[home].dropped[slot].fetch_add(1, Ordering::Relaxed);
+        Err(if full {
+            DropReason::QueueFull
+        } else {
+            DropReason::QueueBusy
+        })
     }
 
     /// Writes one entry into ring `i`, which the caller has claimed.
     fn push_claimed(
         &self,
         i: usize,
-        encode: impl FnOnce(WordWriter<'_>) -> Option<usize>,
+        encode: &impl Fn(WordWriter<'_>) -> Option<usize>,
     ) -> Result<Pushed, ()> {
         let meta = &self.rings[i];
         let ring = self.ring(i);

@@ -106,6 +106,31 @@ fn full_ring_counts_drops_exactly() {
 }
 
 #[test]
+fn a_full_ring_spills_into_the_others_before_dropping() {
+    // Two rings of 16 words; one producer (hint 0): 5 entries fit in each.
+    let q = Queue::<_, 2>::with_small_rings(storage(32)).unwrap();
+    let mut ok = 0;
+    let mut spilled_wakes = 0;
+    for k in 0..12 {
+        match q.push_bytes(0, &[7u8; 12]) {
+            Ok(p) => {
+                ok += 1;
+                if k >= 5 && p.wake_flusher {
+                    spilled_wakes += 1;
+                }
+            }
+            Err(DropReason::QueueFull) => {}
+            Err(r) => panic!("unexpected {r:?}"),
+        }
+    }
+    assert_eq!(ok, 10, "the idle ring took the overflow");
+    assert_eq!(spilled_wakes, 5, "a spill wakes the flusher");
+    assert_eq!(q.drop_totals()[DropReason::QueueFull as usize], 2);
+    assert_eq!(q.rings[1].tail.load(Ordering::Relaxed), 15);
+    assert_eq!(pop_all(&q).len(), 10);
+}
+
+#[test]
 fn high_water_is_signalled() {
     let q = Queue::<_, 1>::with_small_rings(storage(16)).unwrap();
     assert!(!q.push_bytes(0, &[0u8; 8]).unwrap().wake_flusher); // 2/16
