@@ -409,3 +409,358 @@ fn a_closed_stdout_pipe_is_not_a_panic() {
         assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1);
     }
 }
+
+/// Every leaf of a JSON document as a dotted key (arrays are leaves).
+fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) if !m.is_empty() => {
+            for (k, x) in m {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, x, out);
+            }
+        }
+        _ => out.push(prefix.to_owned()),
+    }
+}
+
+/// ECS 8.11 fields (from the ECS field reference, ecs_flat.yml) that an
+/// event of this log may carry, plus `labels.*` (ECS: custom keyword
+/// labels) — anything else is not ECS.
+const ECS_FIELDS: &[&str] = &[
+    "@timestamp",
+    "ecs.version",
+    "event.kind",
+    "event.category",
+    "event.type",
+    "event.action",
+    "event.outcome",
+    "event.sequence",
+    "event.module",
+    "event.dataset",
+    "event.reason",
+    "event.severity",
+    "file.path",
+    "file.name",
+    "file.directory",
+    "file.extension",
+    "file.size",
+    "process.pid",
+    "process.executable",
+    "process.name",
+    "process.parent.pid",
+    "user.name",
+    "user.id",
+    "rule.id",
+    "rule.name",
+    "rule.reference",
+    "rule.ruleset",
+    "rule.version",
+    "error.code",
+    "tags",
+    "message",
+    "host.hostname",
+    "observer.vendor",
+    "observer.product",
+    "observer.type",
+];
+/// ECS allowed values (ECS "categorization fields").
+const ECS_KINDS: &[&str] = &[
+    "alert",
+    "asset",
+    "enrichment",
+    "event",
+    "metric",
+    "state",
+    "pipeline_error",
+    "signal",
+];
+const ECS_FILE_TYPES: &[&str] = &[
+    "access", "change", "creation", "deletion", "info", "allowed", "denied",
+];
+
+/// OCSF 1.1.0 File System Activity (class 1001) attributes and the
+/// attributes of the objects used (actor, process, file, device, metadata,
+/// product, policy, user); `unmapped.*` is OCSF's place for the rest.
+const OCSF_FIELDS: &[&str] = &[
+    "activity_id",
+    "activity_name",
+    "category_uid",
+    "category_name",
+    "class_uid",
+    "class_name",
+    "type_uid",
+    "type_name",
+    "time",
+    "severity_id",
+    "severity",
+    "status_id",
+    "status",
+    "status_code",
+    "status_detail",
+    "disposition_id",
+    "disposition",
+    "message",
+    "count",
+    "metadata.version",
+    "metadata.product.name",
+    "metadata.product.vendor_name",
+    "metadata.sequence",
+    "metadata.log_name",
+    "device.hostname",
+    "device.type_id",
+    "actor.process.pid",
+    "actor.process.name",
+    "actor.process.file.path",
+    "actor.process.file.name",
+    "actor.process.file.type_id",
+    "actor.process.parent_process.pid",
+    "actor.process.user.name",
+    "actor.process.user.uid",
+    "actor.user.name",
+    "actor.user.uid",
+    "file.path",
+    "file.name",
+    "file.parent_folder",
+    "file.size",
+    "file.type_id",
+    "policy.uid",
+    "policy.name",
+    "policy.version",
+];
+/// OCSF attributes File System Activity requires.
+const OCSF_REQUIRED: &[&str] = &[
+    "activity_id",
+    "category_uid",
+    "class_uid",
+    "type_uid",
+    "time",
+    "severity_id",
+    "metadata.version",
+    "metadata.product.name",
+    "actor.process.pid",
+    "file.name",
+];
+/// CEF extension keys used, from the ArcSight CEF dictionary.
+const CEF_KEYS: &[&str] = &[
+    "rt", "dvchost", "act", "outcome", "filePath", "fname", "fsize", "spid", "sproc", "suser",
+    "suid", "cn1Label", "cn1", "cn2Label", "cn2", "cn3Label", "cn3", "cs1Label", "cs1", "cs2Label",
+    "cs2", "cs3Label", "cs3", "cnt", "reason", "msg",
+];
+
+fn export_lines(log: &Path, format: &str) -> Vec<String> {
+    let o = run(&["log", "export", s(log), "--format", format]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// CEF: the 7 header fields and the extension as (key, unescaped value).
+fn parse_cef(line: &str) -> (Vec<String>, Vec<(String, String)>) {
+    let body = line.strip_prefix("CEF:").expect("CEF prefix");
+    let mut header = Vec::new();
+    let mut cur = String::new();
+    let mut chars = body.chars();
+    while header.len() < 7 {
+        match chars.next().expect("7 header fields") {
+            '\\' => cur.push(chars.next().unwrap()),
+            '|' => header.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    let ext: String = chars.collect();
+    // key=value pairs; a key is [A-Za-z0-9]+ right before an unescaped '='.
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let bytes: Vec<char> = ext.chars().collect();
+    let mut i = 0;
+    let mut key = String::new();
+    let mut val = String::new();
+    let mut in_key = true;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if in_key {
+            if c == '=' {
+                in_key = false;
+            } else {
+                key.push(c);
+            }
+        } else if c == '\\' {
+            i += 1;
+            val.push(match bytes[i] {
+                'n' => '\n',
+                'r' => '\r',
+                c => c,
+            });
+        } else if c == ' ' {
+            // A space followed by `key=` starts the next pair.
+            let rest: String = bytes[i + 1..].iter().collect();
+            let next_key = rest.split('=').next().unwrap_or("");
+            if rest.contains('=')
+                && !next_key.is_empty()
+                && next_key.chars().all(|c| c.is_ascii_alphanumeric())
+            {
+                pairs.push((std::mem::take(&mut key), std::mem::take(&mut val)));
+                in_key = true;
+            } else {
+                val.push(c);
+            }
+        } else {
+            val.push(c);
+        }
+        i += 1;
+    }
+    pairs.push((key, val));
+    (header, pairs)
+}
+
+#[test]
+fn siem_exports_carry_every_field_under_the_schemas_names() {
+    let d = tmp("siem");
+    let log = replay_with(
+        &d.0,
+        "siem",
+        POLICY,
+        concat!(
+            r#"{"op":"write","path":"/srv/a b=c|d.txt","pid":10,"ppid":2,"image":"/usr/bin/cat","user":"alice","size":12}"#,
+            "\n",
+            r#"{"op":"delete","path":"/srv/finance/q1.xls","pid":11,"ppid":1,"image":"/usr/bin/rm","user":"1001"}"#,
+            "\n",
+        ),
+    );
+    let json_lines = export_lines(&log, "jsonl");
+    let plain: Vec<serde_json::Value> = json_lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["type"] == "event")
+        .collect();
+    assert_eq!(plain.len(), 2);
+
+    // ECS
+    let ecs: Vec<serde_json::Value> = export_lines(&log, "ecs")
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(ecs.len(), 2, "end records are not exported to a SIEM");
+    for (doc, p) in ecs.iter().zip(&plain) {
+        let mut keys = Vec::new();
+        flatten("", doc, &mut keys);
+        for k in &keys {
+            assert!(
+                ECS_FIELDS.contains(&k.as_str()) || k.starts_with("labels."),
+                "{k} is not an ECS field"
+            );
+        }
+        assert!(ECS_KINDS.contains(&doc["event"]["kind"].as_str().unwrap()));
+        for t in doc["event"]["type"].as_array().unwrap() {
+            assert!(ECS_FILE_TYPES.contains(&t.as_str().unwrap()), "{t}");
+        }
+        assert_eq!(doc["event"]["category"], serde_json::json!(["file"]));
+        assert_eq!(doc["@timestamp"], p["time"]);
+        assert_eq!(doc["event"]["sequence"], p["seq"]);
+        assert_eq!(doc["event"]["action"], p["op"]);
+        assert_eq!(doc["file"]["path"], p["path"]);
+        assert_eq!(doc["file"]["size"], p["size"]);
+        assert_eq!(doc["process"]["pid"], p["pid"]);
+        assert_eq!(doc["process"]["parent"]["pid"], p["ppid"]);
+        assert_eq!(doc["process"]["executable"], p["image"]);
+        assert_eq!(doc["process"]["name"], p["process"]);
+        assert_eq!(doc["rule"]["id"], p["rule"].to_string());
+        assert_eq!(doc["rule"]["ruleset"], p["policy"]);
+        assert_eq!(doc["rule"]["version"], p["generation"].to_string());
+        assert!(doc["host"]["hostname"].is_string());
+    }
+    assert_eq!(ecs[0]["user"]["name"], "alice");
+    assert_eq!(ecs[0]["file"]["name"], "a b=c|d.txt");
+    assert_eq!(ecs[0]["file"]["directory"], "/srv");
+    assert_eq!(ecs[0]["file"]["extension"], "txt");
+    assert_eq!(ecs[0]["event"]["outcome"], "success");
+    assert_eq!(
+        ecs[0]["event"]["type"],
+        serde_json::json!(["change", "allowed"])
+    );
+    assert_eq!(ecs[0]["rule"]["name"], "srv-writes");
+    assert_eq!(ecs[1]["user"]["id"], "1001", "a uid is user.id");
+    assert_eq!(ecs[1]["event"]["outcome"], "failure");
+    assert_eq!(
+        ecs[1]["event"]["type"],
+        serde_json::json!(["deletion", "denied"])
+    );
+
+    // OCSF
+    let ocsf: Vec<serde_json::Value> = export_lines(&log, "ocsf")
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(ocsf.len(), 2);
+    for (ev, p) in ocsf.iter().zip(&plain) {
+        let mut keys = Vec::new();
+        flatten("", ev, &mut keys);
+        for k in &keys {
+            assert!(
+                OCSF_FIELDS.contains(&k.as_str()) || k.starts_with("unmapped."),
+                "{k} is not an attribute of OCSF File System Activity"
+            );
+        }
+        for r in OCSF_REQUIRED {
+            assert!(keys.iter().any(|k| k == r), "required {r} missing: {ev}");
+        }
+        assert_eq!(ev["class_uid"], 1001);
+        assert_eq!(ev["category_uid"], 1);
+        let a = ev["activity_id"].as_u64().unwrap();
+        assert_eq!(ev["type_uid"].as_u64().unwrap(), 100_100 + a);
+        assert_eq!(ev["file"]["path"], p["path"]);
+        assert_eq!(ev["actor"]["process"]["pid"], p["pid"]);
+        assert_eq!(ev["actor"]["process"]["file"]["path"], p["image"]);
+        assert_eq!(ev["metadata"]["sequence"], p["seq"]);
+        // Milliseconds since the epoch: the same instant to the millisecond.
+        let t = fltpolicy_audit::rfc3339(ev["time"].as_u64().unwrap() * 1_000_000);
+        assert_eq!(t[..23], p["time"].as_str().unwrap()[..23], "{t}");
+    }
+    assert_eq!(ocsf[0]["activity_id"], 3, "write is Update");
+    assert_eq!(ocsf[0]["disposition"], "Allowed");
+    assert_eq!(ocsf[1]["activity_id"], 4, "delete is Delete");
+    assert_eq!(ocsf[1]["disposition_id"], 2, "deny is Blocked");
+    assert_eq!(ocsf[1]["actor"]["user"]["uid"], "1001");
+
+    // CEF
+    let cef = export_lines(&log, "cef");
+    assert_eq!(cef.len(), 2);
+    for (line, p) in cef.iter().zip(&plain) {
+        let (h, ext) = parse_cef(line);
+        assert_eq!(h[0], "0");
+        assert_eq!(&h[1..3], ["fltpolicy", "fltpolicy"]);
+        assert_eq!(h[4], format!("fltpolicy:{}", p["op"].as_str().unwrap()));
+        let sev: u32 = h[6].parse().unwrap();
+        assert!(sev <= 10);
+        let get = |k: &str| {
+            ext.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("{k} missing in {line}"))
+        };
+        for (k, _) in &ext {
+            assert!(
+                CEF_KEYS.contains(&k.as_str()),
+                "{k} is not a CEF key: {line}"
+            );
+        }
+        assert_eq!(get("filePath"), p["path"].as_str().unwrap());
+        assert_eq!(get("spid"), p["pid"].to_string());
+        assert_eq!(get("sproc"), p["image"].as_str().unwrap());
+        assert_eq!(get("act"), p["action"].as_str().unwrap());
+        assert_eq!(get("cn1"), p["seq"].to_string());
+        assert_eq!(get("cn1Label"), "seq");
+    }
+    let (_, ext) = parse_cef(&cef[0]);
+    assert!(
+        ext.iter().any(|(k, v)| k == "fname" && v == "a b=c|d.txt"),
+        "{ext:?}"
+    );
+    assert!(ext.iter().any(|(k, v)| k == "suser" && v == "alice"));
+}

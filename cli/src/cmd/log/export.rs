@@ -1,4 +1,4 @@
-//! `fltpolicy log export LOG... --format jsonl|csv [--filter EXPR]`
+//! `fltpolicy log export LOG... --format jsonl|csv|ecs|ocsf|cef [--filter EXPR]`
 //!
 //! One record per line. Event records carry `type: "event"`, drop records
 //! `type: "dropped"`, end-of-file records `type: "end"`. Field names and
@@ -26,6 +26,12 @@ use crate::policy_input::TargetArg;
 pub enum Format {
     Jsonl,
     Csv,
+    /// Elastic Common Schema JSON, one document per line.
+    Ecs,
+    /// OCSF File System Activity (class 1001), one event per line.
+    Ocsf,
+    /// ArcSight Common Event Format, one event per line.
+    Cef,
 }
 
 /// Export audit records.
@@ -162,7 +168,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         writeln!(out, "{}", CSV_COLUMNS.join(","))?;
     }
     let mut damaged = false;
-    for item in reader {
+    let mut reader = reader;
+    while let Some(item) = reader.next() {
         let rec = match item {
             Ok(r) => r,
             Err(e) => {
@@ -189,11 +196,22 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 }
             }
         }
-        match args.format {
-            Format::Jsonl => writeln!(out, "{}", record_json(&rec)),
-            Format::Csv => writeln!(out, "{}", record_csv(&rec)),
+        let host = reader
+            .files()
+            .get(rec.file)
+            .and_then(|f| f.header.as_ref())
+            .map_or("", |h| h.host.as_str());
+        let origin = super::siem::Origin { host };
+        let line = match args.format {
+            Format::Jsonl => Some(record_json(&rec).to_string()),
+            Format::Csv => Some(record_csv(&rec)),
+            Format::Ecs => super::siem::record_ecs(&rec, origin).map(|v| v.to_string()),
+            Format::Ocsf => super::siem::record_ocsf(&rec, origin).map(|v| v.to_string()),
+            Format::Cef => super::siem::record_cef(&rec, origin),
+        };
+        if let Some(line) = line {
+            writeln!(out, "{line}").context("writing the export")?;
         }
-        .context("writing the export")?;
     }
     // A filter that never met an event is still checked, so typos are
     // reported even on empty logs.

@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use fltpolicy_audit::ReadOptions;
 
 pub mod export;
+pub mod siem;
 pub mod stats;
 pub mod verify;
 
@@ -22,7 +23,7 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum LogCommand {
-    /// Export records as JSON lines or CSV (one record per line).
+    /// Export records as JSON lines, CSV, ECS, OCSF or CEF (one per line).
     Export(export::Args),
     /// Check every file: frames, chain, sequence, links between files.
     Verify(verify::Args),
