@@ -39,6 +39,11 @@ CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/loom" RUSTFLAGS="--cfg loom" \
   ctest -p fltpolicy-driver --release --locked --lib policy_loom
 # Windows CLI (`fltpolicy load/status` over DeviceIoControl): cross-build with mingw-w64 to prove it compiles and links
 cargo build -p fltpolicy --target x86_64-pc-windows-gnu --locked
+# Windows driver under Wine: the real fltpolicy.sys (relocated) with a Filter
+# Manager stand-in, the Windows CLI above over \\.\FltPolicy, the scenarios'
+# statuses and audit records, the unload census (~30 s; ~1 min more to create
+# the Wine prefix on a fresh machine)
+driver/windows/wine/run.sh
 # audit log decoder: 20 s of fuzzing (header, frames, record bodies)
 fuzz scripts/fuzz-record.sh 20
 # image verifier + evaluator: 10 s of fuzzing per target (raw bytes; re-sealed bodies)
