@@ -833,6 +833,12 @@ static int wine_has(const char *dll, const char *name)
     if (!m || !GetProcAddress(m, name)) return 2;
     return wine_stub(dll, name) ? 1 : 0;
 }
+/* Exports whose Wine 8.0 body is only a FIXME("stub") that fails: not in
+ * wine_stubs.h (they are real functions), found by this run's stderr check. */
+static BOOLEAN wine_fixme_stub(const char *name)
+{
+    return streq(name, "SeLocateProcessImageName");
+}
 static const char *const wine_state[] = { "implemented by Wine", "only a stub in Wine", "not exported by Wine" };
 
 static void *WINAPI h_FltGetRoutineAddress(const char *name)
@@ -862,8 +868,9 @@ static void *WINAPI h_MmGetSystemRoutineAddress(PUNICODE_STRING uname)
         rpt("RESOLVE MmGetSystemRoutineAddress(%s) -> harness (%s)", name, wine_state[state]);
         return e->fn;
     }
-    if (state == 1) {
-        FAIL("MmGetSystemRoutineAddress(%s): only a stub in Wine and the harness does not provide it", name);
+    if (state == 1 || wine_fixme_stub(name)) {
+        /* as on a Windows version without the routine: the driver's documented fallback runs */
+        rpt("RESOLVE MmGetSystemRoutineAddress(%s) -> NULL (only a stub in Wine: the driver's fallback runs)", name);
         return NULL;
     }
     p = MmGetSystemRoutineAddress(uname);
