@@ -734,3 +734,54 @@ fn log_trouble_is_visible_while_running_and_a_restart_continues_the_chain() {
     }
     let _ = std::fs::remove_file(format!("{}.pol", s.dir.display()));
 }
+
+/// A record's time is when its operation happened, not when the engine got
+/// round to it: the notification thread coalesces reads (5 ms), the
+/// permission thread answers at once, so stamping at evaluation put the
+/// create of a file after the denied open of that same file. Several
+/// rounds, each creating a file then opening it with a denied `cat`.
+#[test]
+fn record_times_keep_the_order_of_the_operations() {
+    let s = Scratch::new("e2e", "times");
+    std::fs::create_dir_all(s.path("v")).unwrap();
+    let run = Running::start(
+        &format!(
+            "deny open under {v} where process == \"cat\" as \"no-cat\"\nlog create under {v} as \"made\"\n",
+            v = s.s("v")
+        ),
+        &s,
+        &s.dir,
+    );
+    const ROUNDS: usize = 20;
+    for i in 0..ROUNDS {
+        let f = s.path(&format!("v/f{i}"));
+        std::fs::write(&f, b"x").unwrap();
+        let cat = Command::new("cat").arg(&f).output().unwrap();
+        assert!(!cat.status.success(), "cat is denied");
+    }
+    let (status, log, _) = run.terminate();
+    assert!(status.success());
+    let recs: Vec<_> = LogReader::open(&rotated_files(&log))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .filter_map(|r| r.event().cloned().map(|e| (r.time_ns, e)))
+        .collect();
+    for i in 0..ROUNDS {
+        let p = s.s(&format!("v/f{i}"));
+        let create = recs
+            .iter()
+            .find(|(_, e)| e.path == p && e.op == Some(Op::Create))
+            .unwrap_or_else(|| panic!("create of {p}"));
+        let deny = recs
+            .iter()
+            .find(|(_, e)| e.path == p && e.action.action() == Some(Action::Deny))
+            .unwrap_or_else(|| panic!("denied open of {p}"));
+        assert!(
+            create.0 <= deny.0,
+            "round {i}: create at {} logged after the denied open at {} of the file it made",
+            create.0,
+            deny.0
+        );
+    }
+    cleanup(&log);
+}

@@ -115,12 +115,15 @@ impl BatchProcs {
 /// caller got: `Some(0)` allowed, `Some(-EPERM)` denied; the notification
 /// thread returns `None`: the operation already happened), and pushes a
 /// record when the verdict asks for one. Returns the verdict's action.
+/// `time_ns` is when the operation happened, as closely as the thread
+/// knows it (fanotify events carry no timestamp): see the callers.
 #[allow(clippy::too_many_arguments)]
 pub fn decide_and_record(
     shared: &Shared,
     policy: &LoadedPolicy,
     procs: &mut BatchProcs,
     thread_hint: usize,
+    time_ns: u64,
     op: Op,
     path: &str,
     pid: u32,
@@ -148,7 +151,7 @@ pub fn decide_and_record(
         if verdict.action == Action::Deny && status.is_none() {
             Counters::inc(&shared.counters.deny_unenforceable);
         }
-        let mut data = EventData::from_view(&view, &verdict, policy.id(), now_ns(), status);
+        let mut data = EventData::from_view(&view, &verdict, policy.id(), time_ns, status);
         if path_escaped {
             data.flags |= fltpolicy_core::record::flags::PATH_ESCAPED;
         }

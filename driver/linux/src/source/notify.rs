@@ -28,14 +28,24 @@ use super::{decide_and_record, may_record, Shared, EVENT_BUFFER_BYTES};
 /// showed the engine's time going to context switches (poll, read of one
 /// or two events, poll), not to evaluation. Nothing waits on these events —
 /// the operations already happened — so the only effect is that a record
-/// reaches the queue up to this much later (its time is when the engine
-/// evaluated it; fanotify events carry no timestamp). 5 ms of a busy
+/// reaches the queue up to this much later. Its time is not when it was
+/// evaluated: fanotify events carry no timestamp, so a record carries the
+/// earliest time its event can have happened — when the thread, idle,
+/// was woken by it, or, for events that queued up during the coalescing
+/// sleep, the start of that sleep (the previous drain had emptied the
+/// queue). It is at most `COALESCE_DELAY` early, and never later than the
+/// operation, so a create is not logged after the denied open of the file
+/// it created (the permission thread's records carry the time the kernel
+/// handed it the event, while the process waits). 5 ms of a busy
 /// filesystem (the benchmark makes ~100k events/s, i.e. ~500 per interval)
 /// fits the kernel's queue (16384 events) many times over. Measured on the
 /// file-heavy benchmark: 1 ms gave 10–13% overhead for a log-only policy,
 /// 5 ms 7–8% with a quarter less engine CPU. The permission
 /// thread never waits: a process is blocked on each of its events.
 pub const COALESCE_DELAY: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// A poll that returned later than this waited for its first event.
+const POLL_WAITED_NS: u64 = 200_000;
 
 /// Queue ring hint of this thread's records.
 const THREAD_HINT: usize = 0;
@@ -174,8 +184,13 @@ pub fn run(group: Arc<Group>, shared: Arc<Shared>, wake: Arc<Wake>) {
     res.ensure_scanned(&reader.refresh(&shared.slot).facts.roots.clone());
     let mut path = String::new();
     let mut new_path = String::new();
+    // Earliest time the events of the next read can have happened.
+    let mut since_ns = super::now_ns();
     loop {
         let stopping = shared.stopping();
+        // Every event of this drain queued after `since_ns` (a read that
+        // fills the buffer leaves older ones for the next read).
+        let batch_ns = since_ns;
         loop {
             let n = match group.read_events(&mut buf) {
                 Ok(0) => break,
@@ -250,6 +265,7 @@ pub fn run(group: Arc<Group>, shared: Arc<Shared>, wake: Arc<Wake>) {
                             &policy,
                             &mut procs,
                             THREAD_HINT,
+                            batch_ns,
                             op,
                             p,
                             ev.pid as u32,
@@ -288,7 +304,17 @@ pub fn run(group: Arc<Group>, shared: Arc<Shared>, wake: Arc<Wake>) {
             return;
         }
         // Let events accumulate before the next read (see COALESCE_DELAY).
+        let sleep_start = super::now_ns();
         std::thread::sleep(COALESCE_DELAY);
+        let before_poll = super::now_ns();
         let _ = fd::poll_readable(&[group.as_raw_fd(), wake.as_raw_fd()], -1);
+        let after_poll = super::now_ns();
+        // Events that arrived while we slept happened after the sleep
+        // began; if poll had to wait, the first event woke it.
+        since_ns = if after_poll.saturating_sub(before_poll) > POLL_WAITED_NS {
+            after_poll
+        } else {
+            sleep_start
+        };
     }
 }

@@ -124,6 +124,9 @@ pub fn run(responder: Arc<Responder>, shared: Arc<Shared>, wake: Arc<Wake>) {
                 Ok(n) => n,
                 Err(_) => break,
             };
+            // The processes wait on these events: they happened just
+            // before the kernel handed them over, not when each is decided.
+            let read_ns = super::now_ns();
             responder.register(Events::new(&buf[..n]).filter_map(|e| e.fd));
             procs.new_batch();
             let policy = Arc::clone(reader.refresh(&shared.slot));
@@ -137,7 +140,8 @@ pub fn run(responder: Arc<Responder>, shared: Arc<Shared>, wake: Arc<Wake>) {
                     continue;
                 };
                 handle_one(
-                    &responder, &shared, &policy, &mut procs, &mut path, ev.mask, ev.pid, &event_fd,
+                    &responder, &shared, &policy, &mut procs, &mut path, read_ns, ev.mask, ev.pid,
+                    &event_fd,
                 );
                 // `event_fd` closes here, after its answer.
             }
@@ -156,6 +160,7 @@ fn handle_one(
     policy: &crate::slot::LoadedPolicy,
     procs: &mut super::BatchProcs,
     path: &mut String,
+    time_ns: u64,
     ev_mask: u64,
     pid: i32,
     event_fd: &OwnedFd,
@@ -197,6 +202,7 @@ fn handle_one(
         policy,
         procs,
         THREAD_HINT,
+        time_ns,
         op,
         path,
         pid as u32,
