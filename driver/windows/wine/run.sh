@@ -11,6 +11,7 @@
 #   * Wine's own stderr: any fixme/err/exception not on the allow-list below.
 # Headless, one Wine session, WINEPREFIX=target/wine/prefix.
 # Usage: driver/windows/wine/run.sh [--no-build]   (exit 0 = every check passed)
+#        FLTPOLICY_SYS=path/to/fltpolicy.sys driver/windows/wine/run.sh --no-build
 # Output: target/wine/out/ (session.out, report.txt, wine.log, records.*).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -32,7 +33,7 @@ if ((build)); then
   (cd "$root" && cargo build -q -p fltpolicy --target x86_64-pc-windows-gnu --locked)
   (cd "$root" && cargo build -q -p fltpolicy --locked)
 fi
-sys=$tgt/driver/fltpolicy.sys
+sys=${FLTPOLICY_SYS:-$tgt/driver/fltpolicy.sys}   # FLTPOLICY_SYS: run another image (e.g. an older build)
 exe=$tgt/x86_64-pc-windows-gnu/debug/fltpolicy.exe
 cli=$tgt/debug/fltpolicy
 for f in "$sys" "$exe" "$cli"; do [[ -f $f ]] || { echo "run.sh: $f is missing" >&2; exit 1; }; done
@@ -107,6 +108,8 @@ done < <(grep '^REGISTERED major' "$out/report.txt")
 # --- 2. every step of the session ---
 grep -E '^(PASS|FAIL|XFAIL|XPASS) ' "$out/session.out" || true
 fails=$((fails + $(grep -cE '^(FAIL|XPASS) ' "$out/session.out" || true)))
+# the non-administrator's open was refused by the driver itself (IRP_MJ_CREATE failed)
+want "the driver refused a non-administrator's open" '^DISPATCH major 0x00 -> 0xc0000022$'
 grep -q '^NETSTART-EXIT 0$' "$out/session.out" && pass "net start fltharness" || fail "net start fltharness"
 grep -q '^HARNESSCTL-EXIT ' "$out/session.out" || fail "harnessctl did not finish"
 grep -q '^NETSTOP-EXIT 0$' "$out/session.out" && pass "net stop fltharness (unload)" || fail "net stop fltharness"

@@ -864,13 +864,20 @@ static void *WINAPI h_MmGetSystemRoutineAddress(PUNICODE_STRING uname)
         rpt("RESOLVE MmGetSystemRoutineAddress(%s) -> Wine, through the harness's counter", name);
         return e->fn;
     }
-    if (e && e->kind != K_FLT) {
+    if (e && e->kind == K_TAKE) {
         rpt("RESOLVE MmGetSystemRoutineAddress(%s) -> harness (%s)", name, wine_state[state]);
         return e->fn;
     }
+    /* A routine Wine lacks (ExAllocatePool2, ...) resolves to NULL, as on a
+     * Windows release without it: the driver's documented fallback runs.
+     * (The harness's own version only stands in for a static import.) */
     if (state == 1 || wine_fixme_stub(name)) {
         /* as on a Windows version without the routine: the driver's documented fallback runs */
         rpt("RESOLVE MmGetSystemRoutineAddress(%s) -> NULL (only a stub in Wine: the driver's fallback runs)", name);
+        return NULL;
+    }
+    if (state == 2) {
+        rpt("RESOLVE MmGetSystemRoutineAddress(%s) -> NULL (not exported by Wine: the driver's fallback runs)", name);
         return NULL;
     }
     p = MmGetSystemRoutineAddress(uname);
@@ -1040,6 +1047,18 @@ static NTSTATUS do_op(const struct harness_op *in, struct harness_result *r)
         if (g_filter.reg->InstanceQueryTeardownCallback) st = g_filter.reg->InstanceQueryTeardownCallback(&objs, 0);
         rpt("INFO InstanceQueryTeardown -> 0x%08lx", st);
         if (NT_SUCCESS(st)) teardown_instance(&g_instance, FLTFL_INSTANCE_TEARDOWN_MANUAL);
+        r->final_status = st;
+        return STATUS_SUCCESS;
+    }
+    if (in->kind == HK_ATTACH) {
+        FLT_RELATED_OBJECTS objs = objs_for(&g_instance, NULL);
+        NTSTATUS st = STATUS_SUCCESS;
+        if (g_instance.attached) { r->final_status = 0xC01C0011 /* STATUS_FLT_INSTANCE_ALTITUDE_COLLISION */; return STATUS_SUCCESS; }
+        if (g_filter.reg->InstanceSetupCallback)
+            st = g_filter.reg->InstanceSetupCallback(&objs, FLTFL_INSTANCE_SETUP_MANUAL_ATTACHMENT, g_volumes[0].devtype, g_volumes[0].fs);
+        g_instance.attached = st == STATUS_SUCCESS;
+        if (!g_instance.attached && g_instance.ctx) { h_FltReleaseContext(g_instance.ctx); g_instance.ctx = NULL; }
+        rpt("INFO InstanceSetup (manual attachment) -> 0x%08lx", st);
         r->final_status = st;
         return STATUS_SUCCESS;
     }

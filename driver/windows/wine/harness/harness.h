@@ -18,6 +18,7 @@ enum harness_kind {
     HK_PROCESS_EXIT = 7, /* process-exit notify */
     HK_CONFIG = 8,       /* flags: HC_* */
     HK_DETACH = 9,       /* fltmc detach: InstanceQueryTeardown, then teardown of the instance */
+    HK_ATTACH = 10,      /* fltmc attach: InstanceSetup (manual attachment) on C: */
 };
 
 /* HK_CONFIG flags */

@@ -24,6 +24,7 @@
  *       [delete] [size=N] [target=PATH] [paging] [fs=STATUS] [file=NAME] => EXPECT
  *   cleanup PID [file=NAME]
  *   detach => EXPECT                          fltmc detach of the C: instance
+ *   attach => EXPECT                          fltmc attach to C: again
  *   record ...                                an expected audit record (checked by run.sh)
  *   bug-record ... xfail=ISSUE                a record the driver writes only because of
  *                                             ISSUE (tolerated, not required; goes with the xfail)
@@ -204,6 +205,7 @@ static void scenario_line(char *line, const char *where)
     else if (!strcmp(tok[0], "setinfo") && op.info_class) { op.kind = HK_SETINFO; op.file_id = fileref; }
     else if (!strcmp(tok[0], "cleanup")) { op.kind = HK_CLEANUP; op.file_id = fileref; }
     else if (!strcmp(tok[0], "detach")) op.kind = HK_DETACH;
+    else if (!strcmp(tok[0], "attach")) op.kind = HK_ATTACH;
     else { printf("FAIL %s: cannot parse '%s'\n", where, tok[0]); g_failures++; return; }
     if (op.kind != HK_PROCESS && op.kind != HK_PROCESS_EXIT && op.kind != HK_CLEANUP && !expect) {
         printf("FAIL %s: %s without an expected status (=> ok|denied|HEX)\n", where, tok[0]); g_failures++; return;
