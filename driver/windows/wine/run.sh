@@ -165,7 +165,7 @@ allow=(
   'fixme:hid:handle_IRP_MN_QUERY_ID'
   # A Wine process starting COM support races services.exe at session start
   # and cannot yet start rpcss; neither the harness nor the driver uses COM.
-  'err:ole:start_rpcss Failed to open service manager'
+  'err:ole:start_rpcss '
   # `net stop` asks services.exe for dependent services (there are none).
   'fixme:service:EnumDependentServicesW'
   # The driver calls KeGetCurrentProcessorNumberEx(NULL) (which CPU's queue to
