@@ -22,7 +22,8 @@
 //! * On Windows every string constant is then case-folded with
 //!   [`fltpolicy_core::text::fold_char`]; on Linux nothing is folded.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 use fltpolicy_core::event::{Action, OpSet, Target};
 use fltpolicy_core::text::fold_char;
@@ -37,6 +38,40 @@ use crate::parse::FIELD_WORDS;
 /// Returns the policy iff there are no errors; the diagnostics include
 /// warnings either way, in source order.
 pub fn check(file: &ast::File, target: Target) -> (Option<ir::Policy>, Vec<Diagnostic>) {
+    let (policy, diags, _) = check_counted(file, target);
+    (policy, diags)
+}
+
+/// Most list items one compile may materialize: every item copied into a
+/// `let`'s list (a spliced `$list` counts its items) and every item of a
+/// list used in a comparison. An image stores a list item as a 4-byte
+/// index and the Windows driver loads at most 1 MiB, so no loadable policy
+/// comes near this.
+pub const MAX_EXPANDED_ITEMS: u64 = 1 << 20;
+
+/// Most bytes of string constants one compile may produce from the source
+/// (each use of a `$name` copies its string once, normalized for the
+/// target). Twice the largest image.
+pub const MAX_EXPANDED_BYTES: u64 = 32 << 20;
+
+/// What the checker materialized: the measure its running time and memory
+/// are linear in (beyond the source itself). Both are capped by
+/// [`MAX_EXPANDED_ITEMS`] and [`MAX_EXPANDED_BYTES`]; going over is a
+/// located `pol::too-large` error, so checking any input of `n` bytes costs
+/// `O(n + MAX_EXPANDED_ITEMS + MAX_EXPANDED_BYTES)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Work {
+    /// List items copied (definitions, splices and uses).
+    pub items: u64,
+    /// Bytes of string constants produced for comparisons.
+    pub bytes: u64,
+}
+
+/// [`check`], also returning the [`Work`] it did.
+pub fn check_counted(
+    file: &ast::File,
+    target: Target,
+) -> (Option<ir::Policy>, Vec<Diagnostic>, Work) {
     let mut cx = Checker::new(target);
     let mut rules = Vec::new();
     let mut count = 0usize;
@@ -60,7 +95,7 @@ pub fn check(file: &ast::File, target: Target) -> (Option<ir::Policy>, Vec<Diagn
     let mut diags = cx.diags;
     diags.sort_by_key(|d| (d.span.start, d.span.end));
     let policy = (!diags.iter().any(Diagnostic::is_error)).then_some(ir::Policy { target, rules });
-    (policy, diags)
+    (policy, diags, cx.work)
 }
 
 /// Checks a lone condition (a filter). There are no `let`s in a filter, so
@@ -75,13 +110,34 @@ pub fn check_condition(expr: &Spanned<Expr>, target: Target) -> Result<Cond, Vec
     }
 }
 
-/// A value with its references resolved.
+/// A value with its references resolved. Shared, never copied: `$name`
+/// hands out the same `Rc`, and strings are interned (equal text, same
+/// pointer) so lists de-duplicate in constant time per item.
 #[derive(Clone, Debug)]
 enum Resolved {
-    Str(String),
+    Str(Rc<str>),
     Num(u64),
     Bool(bool),
-    List(Vec<(Resolved, Span)>),
+    /// De-duplicated, in first-occurrence order.
+    List(Rc<[(Resolved, Span)]>),
+}
+
+/// Identity of a list item for de-duplication (strings are interned).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum ItemKey {
+    Str(usize),
+    Num(u64),
+    Bool(bool),
+    List(usize),
+}
+
+fn item_key(r: &Resolved) -> ItemKey {
+    match r {
+        Resolved::Str(s) => ItemKey::Str(Rc::as_ptr(s) as *const u8 as usize),
+        Resolved::Num(n) => ItemKey::Num(*n),
+        Resolved::Bool(b) => ItemKey::Bool(*b),
+        Resolved::List(l) => ItemKey::List(Rc::as_ptr(l) as *const (Resolved, Span) as usize),
+    }
 }
 
 impl Resolved {
@@ -254,6 +310,11 @@ struct Checker {
     /// Names in definition order, for help texts.
     let_order: Vec<String>,
     diags: Vec<Diagnostic>,
+    /// Every distinct string literal, once.
+    interned: HashSet<Rc<str>>,
+    work: Work,
+    /// Whether the expansion limit was already reported.
+    over_limit: bool,
 }
 
 impl Checker {
@@ -263,7 +324,57 @@ impl Checker {
             lets: HashMap::new(),
             let_order: Vec::new(),
             diags: Vec::new(),
+            interned: HashSet::new(),
+            work: Work::default(),
+            over_limit: false,
         }
+    }
+
+    fn intern(&mut self, s: &str) -> Rc<str> {
+        if let Some(r) = self.interned.get(s) {
+            return r.clone();
+        }
+        let r: Rc<str> = Rc::from(s);
+        self.interned.insert(r.clone());
+        r
+    }
+
+    /// Accounts for `items` list items and `bytes` string bytes about to be
+    /// materialized at `span`; `false` (after one located error) once the
+    /// caps are exceeded, and the caller then does not do the work.
+    fn charge(&mut self, items: usize, bytes: usize, span: Span) -> bool {
+        if self.over_limit {
+            return false;
+        }
+        self.work.items = self.work.items.saturating_add(items as u64);
+        self.work.bytes = self.work.bytes.saturating_add(bytes as u64);
+        if self.work.items <= MAX_EXPANDED_ITEMS && self.work.bytes <= MAX_EXPANDED_BYTES {
+            return true;
+        }
+        if !self.over_limit {
+            self.over_limit = true;
+            let what = if self.work.items > MAX_EXPANDED_ITEMS {
+                format!("{MAX_EXPANDED_ITEMS} list items")
+            } else {
+                format!("{MAX_EXPANDED_BYTES} bytes of string constants")
+            };
+            self.error(
+                Diagnostic::error(
+                    "pol::too-large",
+                    span,
+                    format!("expanding this takes the policy over {what}, the most one compile may produce"),
+                )
+                .with_label("expansion limit reached here")
+                .with_help("lists that splice other lists grow with every level; define one list per purpose and refer to it where it is used"),
+            );
+        }
+        false
+    }
+
+    /// [`normalize`], charged against the expansion caps.
+    fn norm(&mut self, s: &str, norm: PathNorm, span: Span) -> Option<String> {
+        self.charge(0, s.len(), span)
+            .then(|| normalize(s, self.target, norm))
     }
 
     fn error(&mut self, d: Diagnostic) {
@@ -320,7 +431,7 @@ impl Checker {
     /// Resolves `$name`s in a value. `None` after reporting an error.
     fn resolve(&mut self, v: &Spanned<Value>) -> Option<Resolved> {
         match &v.node {
-            Value::Bare(s) | Value::Quoted(s) => Some(Resolved::Str(s.clone())),
+            Value::Bare(s) | Value::Quoted(s) => Some(Resolved::Str(self.intern(s))),
             Value::Number(n) => Some(Resolved::Num(*n)),
             Value::Bool(b) => Some(Resolved::Bool(*b)),
             Value::Var(name) => match self.lets.get_mut(name) {
@@ -357,13 +468,21 @@ impl Checker {
                 }
             },
             Value::List(items) => {
-                let mut out = Vec::new();
+                let mut out: Vec<(Resolved, Span)> = Vec::new();
+                let mut seen: HashSet<ItemKey> = HashSet::new();
                 let mut ok = true;
                 for item in items {
                     match self.resolve(item) {
                         // A list variable inside a list is spliced in.
                         Some(Resolved::List(inner)) if matches!(item.node, Value::Var(_)) => {
-                            out.extend(inner)
+                            if !self.charge(inner.len(), 0, item.span) {
+                                return None;
+                            }
+                            for (r, span) in inner.iter() {
+                                if seen.insert(item_key(r)) {
+                                    out.push((r.clone(), *span));
+                                }
+                            }
                         }
                         Some(Resolved::List(_)) => {
                             self.error(
@@ -379,11 +498,18 @@ impl Checker {
                             );
                             ok = false;
                         }
-                        Some(r) => out.push((r, item.span)),
+                        Some(r) => {
+                            if !self.charge(1, 0, item.span) {
+                                return None;
+                            }
+                            if seen.insert(item_key(&r)) {
+                                out.push((r, item.span));
+                            }
+                        }
                         None => ok = false,
                     }
                 }
-                ok.then_some(Resolved::List(out))
+                ok.then(|| Resolved::List(out.into()))
             }
         }
     }
@@ -397,7 +523,7 @@ impl Checker {
     }
 
     /// A single string for a path position (`under`, `from image`).
-    fn path_value(&mut self, v: &Spanned<Value>, what: &str) -> Option<String> {
+    fn path_value(&mut self, v: &Spanned<Value>, what: &str) -> Option<Rc<str>> {
         match self.resolve(v)? {
             Resolved::Str(s) => Some(s),
             Resolved::Num(n) => {
@@ -445,8 +571,10 @@ impl Checker {
             }
         };
         let under = match &r.under {
-            Some(v) => self.path_value(v, "`under`").map(|p| {
-                let n = normalize(&p, self.target, PathNorm::Full);
+            Some(v) => self
+                .path_value(v, "`under`")
+                .and_then(|p| Some((self.norm(&p, PathNorm::Full, v.span)?, p)))
+                .map(|(n, p)| {
                 if !is_absolute(&n, self.target) {
                     let example = match self.target {
                         Target::Windows => "C:\\Data",
@@ -509,7 +637,7 @@ impl Checker {
                 },
                 Resolved::List(items) => Test::NumIn {
                     field: NumField::Pid,
-                    values: self.num_list(items, "pid")?,
+                    values: self.num_list(items, "pid", v.span)?,
                 },
                 other => {
                     self.type_error(
@@ -524,13 +652,13 @@ impl Checker {
             Who::Image(v) => match self.resolve(v)? {
                 Resolved::List(items) => Test::StrIn {
                     field: StrField::Image,
-                    values: self.str_list(items, StrField::Image, PathNorm::Full)?,
+                    values: self.str_list(items, StrField::Image, PathNorm::Full, v.span)?,
                 },
                 _ => {
                     let p = self.path_value(v, "`from image`")?;
                     Test::StrEq {
                         field: StrField::Image,
-                        value: normalize(&p, self.target, PathNorm::Full),
+                        value: self.norm(&p, PathNorm::Full, v.span)?,
                         negate: false,
                     }
                 }
@@ -538,12 +666,12 @@ impl Checker {
             Who::Process(v) => match self.resolve(v)? {
                 Resolved::Str(s) => Test::StrEq {
                     field: StrField::Process,
-                    value: normalize(&s, self.target, PathNorm::None),
+                    value: self.norm(&s, PathNorm::None, v.span)?,
                     negate: false,
                 },
                 Resolved::List(items) => Test::StrIn {
                     field: StrField::Process,
-                    values: self.str_list(items, StrField::Process, PathNorm::None)?,
+                    values: self.str_list(items, StrField::Process, PathNorm::None, v.span)?,
                 },
                 other => {
                     self.type_error(
@@ -562,12 +690,21 @@ impl Checker {
         Some(Cond::Test(test))
     }
 
-    fn num_list(&mut self, items: Vec<(Resolved, Span)>, field: &str) -> Option<Vec<u64>> {
+    fn num_list(
+        &mut self,
+        items: Rc<[(Resolved, Span)]>,
+        field: &str,
+        at: Span,
+    ) -> Option<Vec<u64>> {
+        if !self.charge(items.len(), 0, at) {
+            return None;
+        }
         let mut out = Vec::new();
         let mut ok = true;
-        for (r, span) in items {
+        for (r, span) in items.iter() {
+            let span = *span;
             match r {
-                Resolved::Num(n) => out.push(n),
+                Resolved::Num(n) => out.push(*n),
                 other => {
                     self.type_error(
                         span,
@@ -587,17 +724,24 @@ impl Checker {
 
     fn str_list(
         &mut self,
-        items: Vec<(Resolved, Span)>,
+        items: Rc<[(Resolved, Span)]>,
         field: StrField,
         norm: PathNorm,
+        at: Span,
     ) -> Option<Vec<String>> {
+        if !self.charge(items.len(), 0, at) {
+            return None;
+        }
         let mut out = Vec::new();
         let mut ok = true;
-        for (r, span) in items {
+        for (r, span) in items.iter() {
+            let span = *span;
             match r {
                 Resolved::Str(s) => {
-                    self.lint_equal(field, &s, span);
-                    out.push(normalize(&s, self.target, norm))
+                    // Charged before the lint and the copy: both read it whole.
+                    let n = self.norm(s, norm, at)?;
+                    self.lint_equal(field, s, span);
+                    out.push(n)
                 }
                 other => {
                     self.type_error(
@@ -736,7 +880,7 @@ impl Checker {
                         return match v {
                             Resolved::List(items) => Some(Test::NumIn {
                                 field: nf,
-                                values: self.num_list(items, name)?,
+                                values: self.num_list(items, name, vspan)?,
                             }),
                             other => {
                                 self.type_error(
@@ -792,7 +936,7 @@ impl Checker {
                     return match v {
                         Resolved::List(items) => {
                             let norm = if path { PathNorm::Full } else { PathNorm::None };
-                            let values = self.str_list(items, sf, norm)?;
+                            let values = self.str_list(items, sf, norm, vspan)?;
                             if values.is_empty() {
                                 self.diags.push(
                                     Diagnostic::warning(
@@ -878,32 +1022,25 @@ impl Checker {
                 } else {
                     PathNorm::None
                 };
-                let t = self.target;
+                let how = match op.node {
+                    CmpOp::Eq | CmpOp::Ne => full,
+                    CmpOp::Under => PathNorm::Full,
+                    _ => partial,
+                };
+                let value = self.norm(&s, how, vspan)?;
                 Some(match op.node {
                     CmpOp::Eq | CmpOp::Ne => Test::StrEq {
                         field: sf,
-                        value: normalize(&s, t, full),
+                        value,
                         negate: op.node == CmpOp::Ne,
                     },
-                    CmpOp::Under => Test::Under {
-                        field: sf,
-                        value: normalize(&s, t, PathNorm::Full),
-                    },
-                    CmpOp::StartsWith => Test::StartsWith {
-                        field: sf,
-                        value: normalize(&s, t, partial),
-                    },
-                    CmpOp::EndsWith => Test::EndsWith {
-                        field: sf,
-                        value: normalize(&s, t, partial),
-                    },
-                    CmpOp::Contains => Test::Contains {
-                        field: sf,
-                        value: normalize(&s, t, partial),
-                    },
+                    CmpOp::Under => Test::Under { field: sf, value },
+                    CmpOp::StartsWith => Test::StartsWith { field: sf, value },
+                    CmpOp::EndsWith => Test::EndsWith { field: sf, value },
+                    CmpOp::Contains => Test::Contains { field: sf, value },
                     CmpOp::Matches => Test::Matches {
                         field: sf,
-                        pattern: normalize(&s, t, partial),
+                        pattern: value,
                     },
                     // Handled above.
                     CmpOp::In | CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge => return None,
@@ -989,8 +1126,10 @@ impl Checker {
     /// rule looks up only its own path's ancestors.
     fn warn_shadowed(&mut self, rules: &[ir::Rule]) {
         // Unconditional rules seen so far: (index into `rules`, ops), the
-        // earliest per distinct op set, by `under` path (`None`: any path).
-        let mut seen: HashMap<Option<&str>, Vec<(usize, OpSet)>> = HashMap::new();
+        // earliest per distinct op set, without a path and by `under` path.
+        let mut pre = Prefixes::new(self.target);
+        let mut anywhere: Vec<(usize, OpSet)> = Vec::new();
+        let mut seen: HashMap<u32, Vec<(usize, OpSet)>> = HashMap::new();
         for (k, r) in rules.iter().enumerate() {
             let covering = |list: Option<&Vec<(usize, OpSet)>>| {
                 list.into_iter()
@@ -999,11 +1138,14 @@ impl Checker {
                     .map(|&(i, _)| i)
                     .min()
             };
-            let mut first = covering(seen.get(&None));
+            let mut first = covering(Some(&anywhere));
+            let mut own = None;
             if let Some(u) = &r.under {
-                for a in ancestors(u, self.target) {
-                    first = first.into_iter().chain(covering(seen.get(&Some(a)))).min();
+                let anc = pre.ancestors(u);
+                for a in &anc {
+                    first = first.into_iter().chain(covering(seen.get(a))).min();
                 }
+                own = anc.last().copied();
             }
             if let Some(e) = first.and_then(|i| rules.get(i)) {
                 self.diags.push(
@@ -1021,7 +1163,10 @@ impl Checker {
                 );
             }
             if r.cond.is_none() {
-                let list = seen.entry(r.under.as_deref()).or_default();
+                let list = match own {
+                    None => &mut anywhere,
+                    Some(id) => seen.entry(id).or_default(),
+                };
                 if !list.iter().any(|(_, ops)| *ops == r.ops) {
                     list.push((k, r.ops));
                 }
@@ -1036,24 +1181,28 @@ impl Checker {
     /// Conditions are ignored (a later rule with a condition counts as one
     /// that may match), so the warning is never wrong, only sometimes silent.
     ///
-    /// One backward pass with path indexes, linear in the number of rules.
+    /// One backward pass with path indexes, linear in the total length of
+    /// the rules' paths.
     fn warn_pointless_allows(&mut self, rules: &[ir::Rule]) {
         // Operations of the later rules: with no path, with any path, with
         // exactly this path, and at or below this path.
+        let mut pre = Prefixes::new(self.target);
         let mut no_path = OpSet::EMPTY;
         let mut all = OpSet::EMPTY;
-        let mut at: HashMap<&str, OpSet> = HashMap::new();
-        let mut below: HashMap<&str, OpSet> = HashMap::new();
+        let mut at: HashMap<u32, OpSet> = HashMap::new();
+        let mut below: HashMap<u32, OpSet> = HashMap::new();
         for r in rules.iter().rev() {
+            let anc = r.under.as_deref().map(|u| pre.ancestors(u));
             if r.action == Action::Allow {
-                let reach = match &r.under {
+                let reach = match &anc {
                     None => all,
-                    Some(u) => {
+                    Some(anc) => {
                         let mut reach = no_path;
-                        for a in ancestors(u, self.target) {
+                        for a in anc {
                             reach = reach.union(at.get(a).copied().unwrap_or_default());
                         }
-                        reach.union(below.get(u.as_str()).copied().unwrap_or_default())
+                        let own = anc.last().and_then(|id| below.get(id)).copied();
+                        reach.union(own.unwrap_or_default())
                     }
                 };
                 if OpSet(reach.0 & r.ops.0).is_empty() {
@@ -1069,12 +1218,14 @@ impl Checker {
                 }
             }
             all = all.union(r.ops);
-            match &r.under {
+            match &anc {
                 None => no_path = no_path.union(r.ops),
-                Some(u) => {
-                    let e = at.entry(u.as_str()).or_default();
-                    *e = e.union(r.ops);
-                    for a in ancestors(u, self.target) {
+                Some(anc) => {
+                    if let Some(&own) = anc.last() {
+                        let e = at.entry(own).or_default();
+                        *e = e.union(r.ops);
+                    }
+                    for &a in anc {
                         let e = below.entry(a).or_default();
                         *e = e.union(r.ops);
                     }
@@ -1084,9 +1235,60 @@ impl Checker {
     }
 }
 
+/// Path prefixes cut at separator boundaries, each named by a small id, so
+/// that listing a path's ancestors costs `O(len)` (hashing each component
+/// once) instead of hashing every prefix (`O(len²)` for a deep path).
+struct Prefixes<'a> {
+    sep: u8,
+    /// (parent prefix, next token) → prefix; a token is a separator or a
+    /// run of non-separators, so a prefix's id names its text exactly.
+    ids: HashMap<(u32, &'a str), u32>,
+}
+
+impl<'a> Prefixes<'a> {
+    /// The id of the empty prefix.
+    const ROOT: u32 = 0;
+
+    fn new(target: Target) -> Self {
+        Prefixes {
+            sep: target.separator(),
+            ids: HashMap::new(),
+        }
+    }
+
+    /// Ids of `p` and of every path it is under (the strings [`ancestors`]
+    /// lists, tested against it); `p`'s own id is last.
+    fn ancestors(&mut self, p: &'a str) -> Vec<u32> {
+        let b = p.as_bytes();
+        let mut out = Vec::new();
+        if b.first().is_none_or(|&c| c == self.sep) {
+            out.push(Self::ROOT);
+        }
+        let (mut cur, mut i) = (Self::ROOT, 0);
+        while i < b.len() {
+            let j = if b[i] == self.sep {
+                i + 1
+            } else {
+                b[i..]
+                    .iter()
+                    .position(|&c| c == self.sep)
+                    .map_or(b.len(), |n| i + n)
+            };
+            // `sep` is ASCII, so every cut is on a character boundary.
+            let next = u32::try_from(self.ids.len() + 1).unwrap_or(u32::MAX);
+            cur = *self.ids.entry((cur, &p[i..j])).or_insert(next);
+            out.push(cur);
+            i = j;
+        }
+        out
+    }
+}
+
 /// `p` and every path it is under (see `path_under` in the tests): each prefix that ends just
 /// before or just after a separator. Exactly the `outer`s for which
-/// `path_under(p, outer)` holds (tested against it).
+/// `path_under(p, outer)` holds (tested against it). The checker uses
+/// [`Prefixes::ancestors`], which names the same prefixes by id.
+#[cfg(test)]
 fn ancestors(p: &str, target: Target) -> Vec<&str> {
     let sep = target.separator();
     let mut out = vec![p];
@@ -1237,6 +1439,36 @@ mod tests {
                         "{inner:?} under {outer:?}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn prefix_ids_name_exactly_the_ancestors() {
+        for (target, paths) in [
+            (
+                Target::Windows,
+                vec![
+                    "C:\\A\\B", "C:\\", "C:\\A", "\\\\S\\x", "\\", "", "C:\\AB", "C:", "C:\\A\\",
+                ],
+            ),
+            (
+                Target::Linux,
+                vec!["/a/b", "/", "/a", "a", "", "/ab", "//", "/a/", "a//b"],
+            ),
+        ] {
+            let mut pre = Prefixes::new(target);
+            for p in &paths {
+                let mut got = pre.ancestors(p);
+                let mut want: Vec<u32> = ancestors(p, target)
+                    .into_iter()
+                    .map(|a| *pre.ancestors(a).last().unwrap())
+                    .collect();
+                got.sort();
+                got.dedup();
+                want.sort();
+                want.dedup();
+                assert_eq!(got, want, "{p:?}");
             }
         }
     }
