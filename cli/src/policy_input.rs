@@ -3,9 +3,10 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use fltpolicy_compiler::parse::MAX_SOURCE_LEN;
 use fltpolicy_compiler::{compile, ir, Compiled};
 use fltpolicy_core::event::Target;
-use fltpolicy_core::image::format::MAGIC;
+use fltpolicy_core::image::format::{MAGIC, MAX_IMAGE_LEN};
 use fltpolicy_core::image::Policy;
 
 /// A policy ready to evaluate.
@@ -26,10 +27,51 @@ impl Loaded {
     }
 }
 
+/// Reads at most `limit` bytes of `path`; a longer file is an error (so a
+/// huge file is never read whole).
+pub fn read_bounded(path: &Path, limit: usize) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.len() > limit {
+        bail!(
+            "{}: larger than {limit} bytes, the most a policy {} may hold",
+            path.display(),
+            if bytes.starts_with(&MAGIC) {
+                "image"
+            } else {
+                "source"
+            }
+        );
+    }
+    Ok(bytes)
+}
+
+/// Reads a policy source (at most [`MAX_SOURCE_LEN`] bytes of UTF-8).
+pub fn read_source(path: &Path) -> Result<String> {
+    let bytes = read_bounded(path, MAX_SOURCE_LEN)?;
+    String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8 text", path.display()))
+}
+
 /// Reads `path`: an image is verified, a source is compiled for `target`
 /// (warnings are printed to stderr), with miette-rendered errors.
+///
+/// Whatever is handed to an evaluator or an enforcement point must be a
+/// policy: an empty file, a `.fpi` file without an image's magic, binary
+/// data, or a source without a single rule is an error, never an empty
+/// policy that would let everything through unrecorded.
 pub fn load(path: &Path, target: Target) -> Result<Loaded> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = read_bounded(path, MAX_IMAGE_LEN.max(MAX_SOURCE_LEN))?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        bail!(
+            "{}: empty file: expected a policy image (.fpi) or a policy source (.pol)",
+            path.display()
+        );
+    }
     if bytes.starts_with(&MAGIC) {
         if let Err(e) = Policy::from_bytes(&bytes) {
             bail!("{}: invalid policy image: {e}", path.display());
@@ -39,9 +81,30 @@ pub fn load(path: &Path, target: Target) -> Result<Loaded> {
             ir: None,
         });
     }
+    let named_image = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("fpi"));
+    if named_image || bytes.contains(&0) {
+        bail!(
+            "{}: not a policy image (it does not start with the image magic {:?}){}",
+            path.display(),
+            String::from_utf8_lossy(&MAGIC),
+            if named_image {
+                "; compile a source with `fltpolicy compile`"
+            } else {
+                ", and binary data is not a policy source"
+            }
+        );
+    }
     let source = String::from_utf8(bytes)
         .with_context(|| format!("{}: neither a policy image nor UTF-8 text", path.display()))?;
     let compiled = compile_source(&source, &path.display().to_string(), target)?;
+    if compiled.policy.rules.is_empty() {
+        bail!(
+            "{}: the policy has no rules (only comments or `let`s); refusing to use an empty policy",
+            path.display()
+        );
+    }
     Ok(Loaded {
         image: compiled.image,
         ir: Some(compiled.policy),

@@ -58,6 +58,10 @@ pub struct File {
     /// blank lines without the source text. Empty when the tree was not
     /// parsed from text.
     pub line_starts: Vec<usize>,
+    /// Names of `let` statements that did not parse (see
+    /// [`crate::parse::parse_partial`]): the checker treats them as defined
+    /// with an unknown value, so their uses are not reported again.
+    pub broken_lets: Vec<Spanned<String>>,
 }
 
 impl File {
@@ -96,8 +100,8 @@ pub struct Let {
 pub enum Value {
     /// A bare word or path without quotes: `C:\Data`, `/srv/data`, `backup.exe`.
     Bare(String),
-    /// A double-quoted string; backslashes are literal, `\"` is not an escape
-    /// (a string ends at the next `"`).
+    /// A double-quoted string, unescaped; backslashes are literal and `""`
+    /// stands for one `"` (a string ends at the next lone `"`).
     Quoted(String),
     /// A decimal number.
     Number(u64),

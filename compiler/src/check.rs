@@ -73,6 +73,18 @@ pub fn check_counted(
     target: Target,
 ) -> (Option<ir::Policy>, Vec<Diagnostic>, Work) {
     let mut cx = Checker::new(target);
+    // `let`s that did not parse: defined, value unknown, already reported.
+    for b in &file.broken_lets {
+        cx.let_order.push(b.node.clone());
+        cx.lets.insert(
+            b.node.clone(),
+            Binding {
+                value: None,
+                name_span: b.span,
+                used: true,
+            },
+        );
+    }
     let mut rules = Vec::new();
     let mut count = 0usize;
     for item in &file.items {

@@ -30,7 +30,10 @@
 
 use std::fmt;
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode};
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents,
+    SourceCode, SourceSpan, SpanContents,
+};
 
 use crate::ast::Span;
 
@@ -63,13 +66,52 @@ pub struct Diagnostic {
     pub related: Vec<(Span, String)>,
 }
 
+/// Longest message, label or help text, in bytes: longer ones (which can
+/// only come from echoing a long source value) keep their start and end
+/// around a `…`.
+pub const MAX_MESSAGE: usize = 400;
+
+/// Most bytes of one source line a rendered diagnostic shows: a longer line
+/// is shown as a window around the caret.
+pub const MAX_SHOWN_LINE: usize = 160;
+
+/// Longest underlined span, in bytes; a longer one is underlined from its
+/// start only.
+pub const MAX_SHOWN_SPAN: usize = 80;
+
+/// `s` cut to at most [`MAX_MESSAGE`] bytes (plus the `…`).
+pub fn bounded(s: String) -> String {
+    if s.len() <= MAX_MESSAGE {
+        return s;
+    }
+    let head = floor_boundary(&s, MAX_MESSAGE * 2 / 3);
+    let tail = ceil_boundary(&s, s.len() - MAX_MESSAGE / 3);
+    format!("{}…{}", &s[..head], &s[tail..])
+}
+
+fn floor_boundary(s: &str, mut i: usize) -> usize {
+    i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn ceil_boundary(s: &str, mut i: usize) -> usize {
+    i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
 impl Diagnostic {
     /// An error at `span` with `message`; the label repeats nothing.
     pub fn error(code: &'static str, span: Span, message: impl Into<String>) -> Self {
         Diagnostic {
             severity: Severity::Error,
             code,
-            message: message.into(),
+            message: bounded(message.into()),
             span,
             label: String::new(),
             help: None,
@@ -87,27 +129,27 @@ impl Diagnostic {
 
     /// Sets the label drawn under the caret.
     pub fn with_label(mut self, label: impl Into<String>) -> Self {
-        self.label = label.into();
+        self.label = bounded(label.into());
         self
     }
 
     /// Sets the help line.
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        self.help = Some(bounded(help.into()));
         self
     }
 
     /// Sets the help line if `help` is `Some`.
     pub fn with_help_opt(mut self, help: Option<String>) -> Self {
-        if help.is_some() {
-            self.help = help;
+        if let Some(h) = help {
+            self.help = Some(bounded(h));
         }
         self
     }
 
     /// Adds a related span with its label.
     pub fn with_related(mut self, span: Span, label: impl Into<String>) -> Self {
-        self.related.push((span, label.into()));
+        self.related.push((span, bounded(label.into())));
         self
     }
 
@@ -176,29 +218,135 @@ pub fn location(source: &str, offset: usize) -> Location {
 #[derive(Debug, thiserror::Error)]
 #[error("{}", self.summary())]
 pub struct Diagnostics {
-    file_name: String,
-    named: NamedSource<String>,
-    text: String,
+    src: Source,
     pub items: Vec<Diagnostic>,
+}
+
+/// The source text as miette reads it: each read is a binary search over
+/// the line starts (not a scan from the top of the file), and a line longer
+/// than [`MAX_SHOWN_LINE`] is read as a window around the span, so no
+/// diagnostic echoes more than a bounded slice of the source.
+#[derive(Debug)]
+struct Source {
+    name: String,
+    text: String,
+    line_starts: Vec<usize>,
+}
+
+impl Source {
+    fn new(name: &str, text: &str) -> Self {
+        Source {
+            name: name.to_string(),
+            text: text.to_string(),
+            line_starts: std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect(),
+        }
+    }
+
+    /// 0-based line holding byte `offset`.
+    fn line_of(&self, offset: usize) -> usize {
+        self.line_starts
+            .partition_point(|&s| s <= offset)
+            .saturating_sub(1)
+    }
+
+    /// Start of the line after `line` (or the end of the text).
+    fn next_start(&self, line: usize) -> usize {
+        self.line_starts
+            .get(line + 1)
+            .copied()
+            .unwrap_or(self.text.len())
+    }
+
+    /// End of `line`'s text, without its line break.
+    fn line_end(&self, line: usize) -> usize {
+        let end = self.next_start(line);
+        let body = &self.text[self.line_starts[line]..end];
+        let body = body.strip_suffix('\n').unwrap_or(body);
+        let body = body.strip_suffix('\r').unwrap_or(body);
+        self.line_starts[line] + body.len()
+    }
+
+    fn location(&self, offset: usize) -> Location {
+        let offset = floor_boundary(&self.text, offset);
+        let line = self.line_of(offset);
+        let start = self.line_starts[line];
+        Location {
+            line: line + 1,
+            column: self.text[start..offset].chars().count() + 1,
+        }
+    }
+}
+
+impl SourceCode for Source {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let len = self.text.len();
+        let start = span.offset();
+        if start > len {
+            return Err(MietteError::OutOfBounds);
+        }
+        let start = floor_boundary(&self.text, start);
+        let end = ceil_boundary(&self.text, start.saturating_add(span.len()));
+        let l0 = self.line_of(start);
+        let l1 = self.line_of(end.saturating_sub(1).max(start));
+        let first = l0.saturating_sub(before);
+        let last = (l1 + after).min(self.line_starts.len() - 1);
+        let long = (first..=last).any(|l| self.line_end(l) - self.line_starts[l] > MAX_SHOWN_LINE);
+        let (from, to, line, count) = if long {
+            // A window of the span's first line around its start.
+            let ls = self.line_starts[l0];
+            let le = self.line_end(l0);
+            let ws = floor_boundary(&self.text, start.saturating_sub(MAX_SHOWN_LINE / 2).max(ls));
+            let we = floor_boundary(&self.text, (ws + MAX_SHOWN_LINE).min(le));
+            (ws.min(start), we.max(start), l0, 0)
+        } else {
+            (
+                self.line_starts[first],
+                self.next_start(last),
+                first,
+                last - first,
+            )
+        };
+        // Without context lines miette's own reader starts at the span and
+        // reports the span's column; so does this one.
+        let (from, column) = if before == 0 {
+            (start, start - self.line_starts[l0])
+        } else {
+            (from, from - self.line_starts[line])
+        };
+        let to = to.max(from);
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.name.clone(),
+            &self.text.as_bytes()[from..to],
+            (from, to - from).into(),
+            line,
+            column,
+            count,
+        )))
+    }
 }
 
 impl Diagnostics {
     /// Joins `items` with the file they refer to.
     pub fn new(file_name: &str, source: &str, items: Vec<Diagnostic>) -> Self {
         Diagnostics {
-            file_name: file_name.to_string(),
-            named: NamedSource::new(file_name, source.to_string()),
-            text: source.to_string(),
+            src: Source::new(file_name, source),
             items,
         }
     }
 
     pub fn file_name(&self) -> &str {
-        &self.file_name
+        &self.src.name
     }
 
     pub fn source_text(&self) -> &str {
-        &self.text
+        &self.src.text
     }
 
     pub fn error_count(&self) -> usize {
@@ -215,7 +363,7 @@ impl Diagnostics {
 
     /// The 1-based line and column where `d` starts.
     pub fn location(&self, d: &Diagnostic) -> Location {
-        location(&self.text, d.span.start)
+        self.src.location(d.span.start)
     }
 
     /// One line per diagnostic: `file:line:col: error[code]: message`.
@@ -229,7 +377,7 @@ impl Diagnostics {
             };
             out.push_str(&format!(
                 "{}:{}:{}: {sev}[{}]: {}\n",
-                self.file_name, loc.line, loc.column, d.code, d.message
+                self.src.name, loc.line, loc.column, d.code, d.message
             ));
         }
         out
@@ -247,7 +395,7 @@ impl Diagnostics {
         for d in &self.items {
             let one = Single {
                 inner: d,
-                source: &self.named,
+                source: &self.src,
             };
             // Writing into a String cannot fail.
             let _ = handler.render_report(&mut out, &one);
@@ -259,11 +407,11 @@ impl Diagnostics {
         let (e, w) = (self.error_count(), self.warning_count());
         let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
         match (e, w) {
-            (0, w) => format!("{}: {}", self.file_name, plural(w, "warning")),
-            (e, 0) => format!("{}: {}", self.file_name, plural(e, "error")),
+            (0, w) => format!("{}: {}", self.file_name(), plural(w, "warning")),
+            (e, 0) => format!("{}: {}", self.file_name(), plural(e, "error")),
             (e, w) => format!(
                 "{}: {}, {}",
-                self.file_name,
+                self.file_name(),
                 plural(e, "error"),
                 plural(w, "warning")
             ),
@@ -281,7 +429,7 @@ impl miette::Diagnostic for Diagnostics {
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        Some(&self.named)
+        Some(&self.src)
     }
 
     fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
@@ -295,7 +443,7 @@ impl miette::Diagnostic for Diagnostics {
 #[derive(Debug)]
 struct Single<'a> {
     inner: &'a Diagnostic,
-    source: &'a NamedSource<String>,
+    source: &'a Source,
 }
 
 impl fmt::Display for Single<'_> {
@@ -317,7 +465,20 @@ impl miette::Diagnostic for Single<'_> {
         miette::Diagnostic::help(self.inner)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        self.inner.labels()
+        // Long spans are underlined from their start only.
+        let text = &self.source.text;
+        let labels = self.inner.labels()?.map(move |l| {
+            let start = floor_boundary(text, l.offset());
+            let len = l.len().min(MAX_SHOWN_SPAN);
+            let end = floor_boundary(text, start + len).max(start);
+            let (label, span) = (l.label().map(str::to_string), (start, end - start));
+            if l.primary() {
+                LabeledSpan::new_primary_with_span(label, span)
+            } else {
+                LabeledSpan::new_with_span(label, span)
+            }
+        });
+        Some(Box::new(labels))
     }
     fn source_code(&self) -> Option<&dyn SourceCode> {
         Some(self.source)

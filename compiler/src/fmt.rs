@@ -146,7 +146,7 @@ fn rule(out: &mut String, r: &ast::Rule) {
     }
     if let Some(t) = &r.tag {
         out.push_str(" as \"");
-        out.push_str(&t.node);
+        out.push_str(&t.node.replace('"', "\"\""));
         out.push('"');
     }
 }
@@ -156,7 +156,7 @@ fn value(out: &mut String, v: &Value) {
         Value::Bare(s) => out.push_str(s),
         Value::Quoted(s) => {
             out.push('"');
-            out.push_str(s);
+            out.push_str(&s.replace('"', "\"\""));
             out.push('"');
         }
         Value::Number(n) => out.push_str(&n.to_string()),

@@ -77,8 +77,22 @@ pub fn front_end(
     file_name: &str,
     target: Target,
 ) -> Result<(ir::Policy, Diagnostics), CompileError> {
-    let file = parse::parse(source).map_err(|items| Diagnostics::new(file_name, source, items))?;
-    let (policy, items) = check::check(&file, target);
+    // Statements that parse are checked even when others do not, so one
+    // syntax error does not hide the semantic errors elsewhere.
+    let (file, syntax) = parse::parse_partial(source);
+    let (policy, mut items) = check::check(&file, target);
+    if !syntax.is_empty() {
+        // Warnings about the rule set as a whole would be about a file with
+        // statements missing.
+        items.retain(|d| {
+            !matches!(
+                d.code,
+                "pol::unreachable" | "pol::no-effect" | "pol::unused"
+            )
+        });
+        items.extend(syntax);
+        items.sort_by_key(|d| (d.span.start, d.span.end));
+    }
     let diags = Diagnostics::new(file_name, source, items);
     match policy {
         Some(p) if !diags.has_errors() => Ok((p, diags)),

@@ -76,6 +76,20 @@ pub const MAX_NESTING: usize = 64;
 /// (use `in [list]` for long alternatives).
 pub const MAX_CONDITION_TERMS: usize = 512;
 
+/// Largest policy source, in bytes. 65,536 rules (the image limit) of a
+/// hundred-odd bytes each fit with room to spare; a larger input is refused
+/// before any of it is parsed, so a huge file costs neither time nor memory.
+pub const MAX_SOURCE_LEN: usize = 8 << 20;
+
+/// Most rule statements in one file: the image's limit
+/// (`fltpolicy_core::image::format::MAX_RULES`). Parsing stops at the first
+/// rule past it, with an error located there.
+pub const MAX_RULE_STATEMENTS: usize = fltpolicy_core::image::format::MAX_RULES as usize;
+
+/// Words that continue the rule of the previous line when they start an
+/// indented line (`  where ...`, `  and ...`).
+const CONTINUATION_WORDS: [&str; 7] = ["and", "or", "where", "unless", "as", "from", "under"];
+
 /// The operation keywords, for help texts and suggestions.
 pub const OP_WORDS: [&str; 8] = [
     "create", "open", "read", "write", "rename", "delete", "setinfo", "close",
@@ -102,24 +116,86 @@ const JOINER_WORDS: [&str; 5] = ["and", "or", "not", "where", "unless"];
 /// On failure returns every syntax error found (one per bad statement at
 /// most), in source order.
 pub fn parse(source: &str) -> Result<ast::File, Vec<Diagnostic>> {
-    let p = P::new(source);
-    let mut file = ast::File {
-        items: Vec::new(),
-        comments: collect_comments(source),
-        line_starts: p.line_starts.clone(),
-    };
-    let mut errors = Vec::new();
-    for (start, end) in logical_lines(source) {
-        match p.statement(&source[start..end]) {
-            Ok(item) => file.items.push(item),
-            Err(e) => errors.push(p.diagnostic(e)),
-        }
-    }
+    let (file, errors) = parse_partial(source);
     if errors.is_empty() {
         Ok(file)
     } else {
         Err(errors)
     }
+}
+
+/// Parses a whole policy file, keeping every statement that parsed next to
+/// the syntax errors of those that did not, so the checker can still report
+/// the semantic errors of the good ones. The names of `let`s that failed to
+/// parse are in [`ast::File::broken_lets`] (their uses are not errors).
+///
+/// A source over [`MAX_SOURCE_LEN`] is refused unread, and parsing stops at
+/// the rule past [`MAX_RULE_STATEMENTS`]; both errors are located.
+pub fn parse_partial(source: &str) -> (ast::File, Vec<Diagnostic>) {
+    let mut file = ast::File::default();
+    if source.len() > MAX_SOURCE_LEN {
+        let mut at = MAX_SOURCE_LEN;
+        while !source.is_char_boundary(at) {
+            at -= 1;
+        }
+        let next = source[at..].chars().next().map_or(0, char::len_utf8);
+        let d = Diagnostic::error(
+            "pol::too-large",
+            Span::new(at, at + next),
+            format!(
+                "the policy is {} bytes; a policy source holds at most {MAX_SOURCE_LEN} bytes",
+                source.len()
+            ),
+        )
+        .with_label("the limit is reached here")
+        .with_help("split the policy, or move long lists into fewer, shared `let`s");
+        return (file, vec![d]);
+    }
+    let p = P::new(source);
+    file.comments = collect_comments(source);
+    file.line_starts = p.line_starts.clone();
+    let mut errors = Vec::new();
+    let mut rules = 0usize;
+    for (start, end) in logical_lines(source) {
+        let text = &source[start..end];
+        let first = first_word(ws(text));
+        if ["log", "deny", "allow"]
+            .iter()
+            .any(|w| w.eq_ignore_ascii_case(first))
+        {
+            rules += 1;
+            if rules > MAX_RULE_STATEMENTS {
+                let at = p.off(ws(text));
+                errors.push(
+                    Diagnostic::error(
+                        "pol::too-large",
+                        Span::new(at, at + first.len()),
+                        format!("more than {MAX_RULE_STATEMENTS} rules; an image holds at most {MAX_RULE_STATEMENTS}"),
+                    )
+                    .with_label("one rule too many")
+                    .with_help("the rest of the file was not read; split the policy or merge rules with lists (`in [...]`)"),
+                );
+                break;
+            }
+        }
+        match p.statement(text) {
+            Ok(item) => file.items.push(item),
+            Err(e) => {
+                if first.eq_ignore_ascii_case("let") {
+                    let after = ws(&ws(text)[first.len()..]);
+                    if let Some((_, name)) = word(after) {
+                        let at = p.off(after);
+                        file.broken_lets.push(Spanned::new(
+                            name.to_string(),
+                            Span::new(at, at + name.len()),
+                        ));
+                    }
+                }
+                errors.push(p.diagnostic(e))
+            }
+        }
+    }
+    (file, errors)
 }
 
 /// Parses a lone condition (the syntax after `where`), as used by the
@@ -190,8 +266,9 @@ fn logical_lines(source: &str) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let lines: Vec<(usize, usize)> = {
         let mut v = Vec::new();
-        let mut start = 0;
-        for l in source.split_inclusive('\n') {
+        // A UTF-8 byte order mark (Notepad writes one) is not part of the text.
+        let mut start = if source.starts_with('\u{feff}') { 3 } else { 0 };
+        for l in source[start..].split_inclusive('\n') {
             let body = l.strip_suffix('\n').unwrap_or(l);
             v.push((start, start + body.len()));
             start += l.len();
@@ -208,30 +285,38 @@ fn logical_lines(source: &str) -> Vec<(usize, usize)> {
         }
         let mut depth = 0usize;
         let mut unfinished = scan_line(code, &mut depth);
-        while unfinished && k < lines.len() {
-            let (ns, ne) = lines[k];
-            let next = code_of(&source[ns..ne]);
-            let first = first_word(next.trim_start());
-            let raw = &source[ns..ne];
-            let blank = raw.trim().is_empty();
-            if !blank && next.trim().is_empty() {
-                // A comment-only line, however indented, is transparent.
-                end = ne;
-                k += 1;
-                continue;
+        loop {
+            // The next line with code (comment-only lines in between are
+            // transparent).
+            let mut m = k;
+            while m < lines.len() {
+                let raw = &source[lines[m].0..lines[m].1];
+                if raw.trim().is_empty() || !code_of(raw).trim().is_empty() {
+                    break;
+                }
+                m += 1;
             }
+            let Some(&(ns, ne)) = lines.get(m) else { break };
+            let raw = &source[ns..ne];
+            let next = code_of(raw);
+            let first = first_word(next.trim_start());
+            let is = |words: &[&str]| words.iter().any(|w| w.eq_ignore_ascii_case(first));
             let indented = raw.starts_with([' ', '\t']);
             let closes = raw.starts_with([']', ')']);
-            if blank
-                || !(indented || closes)
-                || STATEMENT_WORDS
-                    .iter()
-                    .any(|w| w.eq_ignore_ascii_case(first))
-            {
+            let continues = if raw.trim().is_empty() || is(&STATEMENT_WORDS) {
+                false
+            } else if unfinished {
+                indented || closes
+            } else {
+                // A finished rule continues on an indented line that starts
+                // with a clause or `and`/`or`.
+                indented && is(&CONTINUATION_WORDS)
+            };
+            if !continues {
                 break;
             }
             end = ne;
-            k += 1;
+            k = m + 1;
             unfinished = scan_line(next, &mut depth);
         }
         out.push((start, end));
@@ -707,6 +792,11 @@ impl<'s> P<'s> {
                 } else {
                     let mut e = PError::expected_many(i, &["`log`", "`deny`", "`allow`", "`let`"]);
                     e.context = Some("action");
+                    if CONTINUATION_WORDS.iter().any(|c| c.eq_ignore_ascii_case(w)) {
+                        e = e.help(format!(
+                            "to continue the rule above, indent this line (`  {w} ...`) or end the line above with `and`, `or` or `,`; an unindented line starts a new statement"
+                        ));
+                    }
                     return fail(e);
                 };
                 (rest, Spanned::new(a, self.span(i, rest)))
@@ -927,24 +1017,34 @@ impl<'s> P<'s> {
     fn value<'a>(&self, i: &'a str, depth: usize) -> PResult<'a, Spanned<Value>> {
         let start = i;
         if let Some(body) = i.strip_prefix('"') {
-            let end = body.find(['"', '\n']);
-            return match end {
-                Some(e) if body.as_bytes()[e] == b'"' => {
-                    let rest = &body[e + 1..];
-                    Ok((
-                        rest,
-                        Spanned::new(Value::Quoted(body[..e].to_string()), self.span(start, rest)),
-                    ))
+            // `""` inside a string is one `"`; backslashes stay literal.
+            let mut text = String::new();
+            let mut from = 0;
+            loop {
+                match body[from..].find(['"', '\n']).map(|e| from + e) {
+                    Some(e) if body.as_bytes()[e] == b'"' => {
+                        text.push_str(&body[from..e]);
+                        if body.as_bytes().get(e + 1) == Some(&b'"') {
+                            text.push('"');
+                            from = e + 2;
+                            continue;
+                        }
+                        let rest = &body[e + 1..];
+                        return Ok((
+                            rest,
+                            Spanned::new(Value::Quoted(text), self.span(start, rest)),
+                        ));
+                    }
+                    _ => {
+                        let line = body.split('\n').next().unwrap_or("").trim_end();
+                        return fail(
+                            PError::custom(i, 1 + line.len(), "unterminated string")
+                                .label("this string is never closed")
+                                .help("a string ends at the next `\"` on the same line (write `\"\"` for a `\"` inside it); backslashes are literal"),
+                        );
+                    }
                 }
-                _ => {
-                    let line = body.split('\n').next().unwrap_or("").trim_end();
-                    fail(
-                        PError::custom(i, 1 + line.len(), "unterminated string")
-                            .label("this string is never closed")
-                            .help("a string ends at the next `\"` on the same line; backslashes are literal"),
-                    )
-                }
-            };
+            }
         }
         if let Some(body) = i.strip_prefix('$') {
             return match word(body) {

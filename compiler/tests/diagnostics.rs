@@ -131,7 +131,7 @@ fn unterminated_string() {
    :                   ^^^^^^^^^^^^^^|^^^^^^^^^^^^^^
    :                                 `-- this string is never closed
    `----
-  help: a string ends at the next `"` on the same line; backslashes are literal
+  help: a string ends at the next `"` on the same line (write `""` for a `"` inside it); backslashes are literal
 "#,
     );
 }

@@ -25,10 +25,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut failed = false;
     for f in &args.files {
         let name = f.display().to_string();
-        let src = match std::fs::read_to_string(f) {
+        let src = match crate::policy_input::read_source(f) {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("{name}: cannot read: {e}");
+                eprintln!("{e:#}");
                 failed = true;
                 continue;
             }

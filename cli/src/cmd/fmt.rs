@@ -22,7 +22,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut status = ExitCode::SUCCESS;
     for f in &args.files {
         let name = f.display().to_string();
-        let src = std::fs::read_to_string(f).with_context(|| format!("cannot read {name}"))?;
+        let src = crate::policy_input::read_source(f)?;
         let ast = match parse(&src) {
             Ok(a) => a,
             Err(items) => {

@@ -74,6 +74,16 @@ fn assert_reportable(src: &str, items: &[Diagnostic]) {
     }
     let rendered = Diagnostics::new("fuzz.pol", src, items.to_vec()).render();
     assert!(items.is_empty() || !rendered.is_empty());
+    // No diagnostic echoes more than a bounded slice of the source: each
+    // shows a few lines of at most `MAX_SHOWN_LINE` bytes, spans of at most
+    // `MAX_SHOWN_SPAN` bytes, texts of at most `MAX_MESSAGE` bytes.
+    let labels: usize = items.iter().map(|d| 1 + d.related.len()).sum();
+    assert!(
+        rendered.len() <= 24 * 1024 * labels.max(1),
+        "{} bytes rendered for {} diagnostics",
+        rendered.len(),
+        items.len()
+    );
 }
 
 /// Runs the whole front end over `src` and checks its promises.
