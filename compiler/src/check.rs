@@ -443,7 +443,10 @@ impl Checker {
     /// Resolves `$name`s in a value. `None` after reporting an error.
     fn resolve(&mut self, v: &Spanned<Value>) -> Option<Resolved> {
         match &v.node {
-            Value::Bare(s) | Value::Quoted(s) => Some(Resolved::Str(self.intern(s))),
+            Value::Bare(s) | Value::Quoted(s) => {
+                self.lint_text(s, v);
+                Some(Resolved::Str(self.intern(s)))
+            }
             Value::Number(n) => Some(Resolved::Num(*n)),
             Value::Bool(b) => Some(Resolved::Bool(*b)),
             Value::Var(name) => match self.lets.get_mut(name) {
@@ -635,7 +638,15 @@ impl Checker {
             ops,
             under,
             cond,
-            tag: r.tag.as_ref().map(|t| t.node.clone()).unwrap_or_default(),
+            tag: r
+                .tag
+                .as_ref()
+                .map(|t| {
+                    let as_value = Spanned::new(Value::Quoted(t.node.clone()), t.span);
+                    self.lint_text(&t.node, &as_value);
+                    t.node.clone()
+                })
+                .unwrap_or_default(),
         })
     }
 
@@ -1061,6 +1072,106 @@ impl Checker {
         }
     }
 
+    /// Warns about characters in a value that a reader cannot see or would
+    /// misread: invisible and bidirectional-control characters anywhere,
+    /// and words that mix Latin letters with look-alike letters of another
+    /// script (Cyrillic `а` in `pаyroll`). The warning names the code points.
+    fn lint_text(&mut self, s: &str, v: &Spanned<Value>) {
+        if s.is_ascii() {
+            return;
+        }
+        // Source offset of byte `i` of the value (`""` in a quoted string
+        // stands for one `"`).
+        let at = |i: usize| -> usize {
+            match &v.node {
+                Value::Quoted(_) => v.span.start + 1 + i + s[..i].matches('"').count(),
+                _ => v.span.start + i,
+            }
+        };
+        let mut invisible = Vec::new();
+        let mut bidi = Vec::new();
+        for (i, c) in s.char_indices() {
+            match char_class(c) {
+                CharClass::Bidi => bidi.push((i, c)),
+                CharClass::Invisible => invisible.push((i, c)),
+                CharClass::Visible => {}
+            }
+        }
+        for (list, what, help) in [
+            (
+                bidi,
+                "bidirectional control characters, which reorder how the text is displayed",
+                "retype the value; what an editor shows is not the text the rule compares",
+            ),
+            (
+                invisible,
+                "invisible characters",
+                "retype the value without them, or write them on purpose in a `let` with a comment",
+            ),
+        ] {
+            if let Some(&(i, c)) = list.first() {
+                let end = at(i) + c.len_utf8();
+                self.diags.push(
+                    Diagnostic::warning(
+                        "pol::confusable",
+                        Span::new(at(i), end),
+                        format!(
+                            "this value contains {what}: {}",
+                            code_points(list.iter().map(|&(_, c)| c))
+                        ),
+                    )
+                    .with_label(format!("U+{:04X} here", c as u32))
+                    .with_help(help),
+                );
+            }
+        }
+        // Mixed scripts, word by word; one warning per value.
+        let mut mixed: Vec<(usize, char, Script)> = Vec::new();
+        let mut first_word = "";
+        let mut word_start = 0;
+        for (i, c) in s.char_indices().chain(std::iter::once((s.len(), ' '))) {
+            if c.is_alphanumeric() {
+                continue;
+            }
+            let word = &s[word_start..i];
+            let base = word_start;
+            word_start = i + c.len_utf8();
+            if !word.chars().any(|c| script(c) == Script::Latin) {
+                continue;
+            }
+            let before = mixed.len();
+            mixed.extend(
+                word.char_indices()
+                    .map(|(k, c)| (base + k, c, script(c)))
+                    .filter(|&(_, _, sc)| !matches!(sc, Script::Latin | Script::Other)),
+            );
+            if before == 0 && !mixed.is_empty() {
+                first_word = word;
+            }
+        }
+        if let Some(&(i, c, sc)) = mixed.first() {
+            let mut scripts: Vec<&str> = Vec::new();
+            for &(_, _, sc) in &mixed {
+                if !scripts.contains(&sc.name()) {
+                    scripts.push(sc.name());
+                }
+            }
+            self.diags.push(
+                Diagnostic::warning(
+                    "pol::confusable",
+                    Span::new(at(i), at(i) + c.len_utf8()),
+                    format!(
+                        "`{first_word}` mixes Latin letters with {} letters that look like Latin ones: {}",
+                        scripts.join(" and "),
+                        code_points(mixed.iter().map(|&(_, c, _)| c))
+                    ),
+                )
+                .with_label(format!("U+{:04X} is {}", c as u32, sc.name()))
+                .with_help("retype the value in one script; a look-alike letter never matches the Latin one"),
+            );
+        }
+    }
+
     /// Warns about whole-value comparisons that can never be true because
     /// of what the field holds.
     fn lint_equal(&mut self, field: StrField, value: &str, span: Span) {
@@ -1313,6 +1424,103 @@ fn ancestors(p: &str, target: Target) -> Vec<&str> {
     }
     out.dedup();
     out
+}
+
+/// How a character shows in a value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CharClass {
+    Visible,
+    /// Shows as nothing (or as a blank that is not a space).
+    Invisible,
+    /// Reorders the display of the text around it (Trojan Source).
+    Bidi,
+}
+
+fn char_class(c: char) -> CharClass {
+    match c as u32 {
+        0x200E | 0x200F | 0x202A..=0x202E | 0x2066..=0x2069 | 0x061C => CharClass::Bidi,
+        0x0000..=0x001F
+        | 0x007F..=0x009F
+        | 0x00AD
+        | 0x034F
+        | 0x115F
+        | 0x1160
+        | 0x17B4
+        | 0x17B5
+        | 0x180B..=0x180F
+        | 0x200B..=0x200D
+        | 0x2060..=0x2064
+        | 0x3164
+        | 0xFE00..=0xFE0F
+        | 0xFEFF
+        | 0xFFA0
+        | 0xE0000..=0xE007F
+        | 0xE0100..=0xE01EF => CharClass::Invisible,
+        _ => CharClass::Visible,
+    }
+}
+
+/// The scripts whose letters are confused with Latin ones.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Script {
+    Latin,
+    Greek,
+    Cyrillic,
+    Armenian,
+    Cherokee,
+    /// Fullwidth Latin (U+FF21..): looks like Latin, compares differently.
+    Fullwidth,
+    Other,
+}
+
+impl Script {
+    fn name(self) -> &'static str {
+        match self {
+            Script::Latin => "Latin",
+            Script::Greek => "Greek",
+            Script::Cyrillic => "Cyrillic",
+            Script::Armenian => "Armenian",
+            Script::Cherokee => "Cherokee",
+            Script::Fullwidth => "fullwidth",
+            Script::Other => "other",
+        }
+    }
+}
+
+fn script(c: char) -> Script {
+    match c as u32 {
+        0x41..=0x5A | 0x61..=0x7A | 0xC0..=0xD6 | 0xD8..=0xF6 | 0xF8..=0x24F | 0x1E00..=0x1EFF => {
+            Script::Latin
+        }
+        0x370..=0x3FF | 0x1F00..=0x1FFF => Script::Greek,
+        0x400..=0x52F | 0x2DE0..=0x2DFF | 0xA640..=0xA69F => Script::Cyrillic,
+        0x531..=0x58F => Script::Armenian,
+        0x13A0..=0x13FF | 0xAB70..=0xABBF => Script::Cherokee,
+        0xFF21..=0xFF3A | 0xFF41..=0xFF5A => Script::Fullwidth,
+        _ => Script::Other,
+    }
+}
+
+/// `U+0430 U+0435`, each code point once, at most eight.
+fn code_points(chars: impl Iterator<Item = char>) -> String {
+    let mut seen: Vec<char> = Vec::new();
+    for c in chars {
+        if !seen.contains(&c) {
+            seen.push(c);
+            if seen.len() > 8 {
+                break;
+            }
+        }
+    }
+    let mut out: Vec<String> = seen
+        .iter()
+        .take(8)
+        .map(|&c| format!("U+{:04X}", c as u32))
+        .collect();
+    if seen.len() > 8 {
+        out.push("and more".to_string());
+    }
+    out.join(" ")
 }
 
 /// `and` of `parts`, flattened; `None` for no parts.

@@ -27,6 +27,8 @@
 //! | `pol::glob` | warning | `**` inside a component, a relative pattern for a full-path field |
 //! | `pol::always-false` | warning | `in []` |
 //! | `pol::duplicate-op` | warning | an operation listed twice |
+//! | `pol::too-large` | error | over an input limit: source size, rule count, `let` expansion (docs/policy-language.md, "Limits") |
+//! | `pol::confusable` | warning | invisible, bidirectional-control or mixed-script look-alike characters in a value |
 
 use std::fmt;
 
@@ -494,12 +496,16 @@ pub const SUGGESTION_DISTANCE: usize = 2;
 /// The candidate closest to `word` (ASCII case-insensitive), if it is close
 /// enough to be a plausible typo.
 pub fn suggest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
-    let word = word.to_ascii_lowercase();
     if word.is_empty() {
         return None;
     }
+    let word = word.to_ascii_lowercase();
+    let n = word.chars().count();
     candidates
         .into_iter()
+        // A length difference alone is that many edits: skipping those keeps
+        // a long word from costing `len × candidates` of edit distance.
+        .filter(|c| c.chars().count().abs_diff(n) <= SUGGESTION_DISTANCE)
         .map(|c| {
             (
                 strsim::damerau_levenshtein(&word, &c.to_ascii_lowercase()),

@@ -26,7 +26,7 @@
 //!                                                 `x not in v` is `not x in v`
 //! CMPOP      = "==" | "!=" | "<=" | ">=" | "<" | ">" | WORDOP ;
 //! WORDOP     = "under" | "startswith" | "endswith" | "contains" | "in" | "matches" ;
-//! value      = '"' chars-but-quote '"' | "$" NAME | "[" [ value { "," value } [","] ] "]"
+//! value      = '"' { chars-but-quote | '""' } '"' | "$" NAME | "[" [ value { "," value } [","] ] "]"
 //!            | DIGITS | "true" | "false" | BARE ;
 //! BARE       = one or more characters other than whitespace , [ ] ( ) " # ;
 //! ```
@@ -38,11 +38,14 @@
 //! * `#` starts a comment anywhere outside a quoted string, so a path that
 //!   contains `#`, a space, a comma, a bracket or a parenthesis must be quoted.
 //! * Backslashes are literal everywhere; a quoted string ends at the next
-//!   `"` and may not span lines.
+//!   lone `"` (`""` inside it is one `"`) and may not span lines.
+//! * A UTF-8 byte order mark at the very start is skipped.
 //! * A statement is one line. It continues on the next line only while a
 //!   `[` or `(` is open, or when the line ends with `,`, `and`, `or`, `not`,
 //!   `where` or `unless` — and then only onto lines that are indented or
-//!   start with `]` or `)` (comment-only lines in between are skipped). A
+//!   start with `]` or `)` — and onto an indented line that starts with
+//!   `and`, `or`, `where`, `unless`, `from`, `under` or `as`
+//!   (comment-only lines in between are skipped). A
 //!   blank line, an unindented line, or a line that starts with `let`,
 //!   `log`, `deny` or `allow` always starts afresh. Each
 //!   statement is parsed on its own, so one bad line does not hide errors on

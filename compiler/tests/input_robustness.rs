@@ -185,3 +185,63 @@ proptest! {
         let _ = Diagnostics::new("p.pol", &src, items).render_short();
     }
 }
+
+fn warnings(src: &str) -> Vec<Diagnostic> {
+    compile(src, "w.pol", Target::Windows)
+        .expect("compiles")
+        .warnings
+        .items
+        .into_iter()
+        .filter(|d| d.code == "pol::confusable")
+        .collect()
+}
+
+#[test]
+fn invisible_and_bidi_characters_in_values_are_warned_with_code_points() {
+    let src = "log write where name == \"pay\u{200B}roll.xlsx\"\n";
+    let w = warnings(src);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].message.contains("invisible") && w[0].message.contains("U+200B"),
+        "{w:?}"
+    );
+    assert_eq!(&src[w[0].span.start..w[0].span.end], "\u{200B}");
+    // Trojan Source: an override that reverses what the editor shows.
+    let src = "deny delete under \"C:\\Finance\\\u{202E}xslx.txt\"\n";
+    let w = warnings(src);
+    assert!(
+        w.iter()
+            .any(|d| d.message.contains("bidirectional") && d.message.contains("U+202E")),
+        "{w:?}"
+    );
+    // Located exactly, also after a `""` escape.
+    let src = "let a = \"x\"\"\u{2060}\"\nlog write where name == $a\n";
+    let w = warnings(src);
+    assert_eq!(&src[w[0].span.start..w[0].span.end], "\u{2060}");
+    // In tags too.
+    assert_eq!(warnings("log write as \"t\u{200D}\"\n").len(), 1);
+}
+
+#[test]
+fn mixed_script_words_are_warned_but_single_script_words_are_not() {
+    // Cyrillic а (U+0430) and е (U+0435) in a Latin word.
+    let w = warnings("log write where process == \"p\u{0430}yroll-s\u{0435}rvice.exe\"\n");
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].message.contains("Cyrillic"), "{w:?}");
+    assert!(w[0].message.contains("U+0430 U+0435"), "{w:?}");
+    // A Greek omicron in `c\u{03BF}nfig`.
+    assert_eq!(warnings("log read under C:\\c\u{03BF}nfig\n").len(), 1);
+    // All-Cyrillic, all-Greek, Latin with accents, and CJK are fine.
+    for ok in [
+        "Документы",
+        "αρχεία",
+        "Müller-Lüdenscheidt",
+        "資料data",
+        "Документы\\data",
+    ] {
+        assert!(
+            warnings(&format!("log read under \"C:\\{ok}\"\n")).is_empty(),
+            "{ok}"
+        );
+    }
+}
