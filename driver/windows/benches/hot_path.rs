@@ -7,6 +7,9 @@
 
 use std::hint::black_box;
 
+#[path = "old_pid_table.rs"]
+mod old_pid_table;
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use fltpolicy_core::event::{EventView, Op, Target};
 use fltpolicy_core::record::{EventData, PolicyId};
@@ -113,5 +116,57 @@ fn hot_path(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, hot_path);
+/// Process starts (each with an exit once 300 are alive) the pid tables
+/// see before they are measured: a long-running machine.
+const STARTS: u64 = 100_000;
+
+/// The pid table before issue 9 (tombstones, 1,024 slots) and now
+/// (backward shift, seqlock), each after `STARTS` process starts with
+/// exits: a hit (a live process) and a miss (a pid not in the table, like
+/// pid 4's paging writes before the fill at load).
+fn pid_tables(c: &mut Criterion) {
+    let _sim = Sim::new();
+    let image = r"C:\Windows\System32\svchost.exe";
+    let old = old_pid_table::ProcessTable::new_boxed();
+    let new = ProcessTable::new_boxed();
+    let mut live = std::collections::VecDeque::new();
+    for i in 0..STARTS {
+        let pid = 10_000 + 4 * (i % 5_000);
+        old.insert(pid, 4, image);
+        new.insert(pid, 4, image);
+        live.push_back(pid);
+        if live.len() > 300 {
+            let gone = live.pop_front().unwrap();
+            old.remove(gone);
+            new.remove(gone);
+        }
+    }
+    let hit = *live.back().unwrap();
+    let miss = 4;
+    println!(
+        "after {STARTS} starts: new table probes {} words for a miss, {} for the hit",
+        new.probe_len(miss),
+        new.probe_len(hit)
+    );
+    let mut g = c.benchmark_group("pid_table_after_100k_starts");
+    g.bench_function("old/hit", |b| {
+        let mut out = old_pid_table::ProcessInfo::unknown();
+        b.iter(|| old.lookup(black_box(hit), &mut out))
+    });
+    g.bench_function("new/hit", |b| {
+        let mut out = ProcessInfo::unknown();
+        b.iter(|| new.lookup(black_box(hit), &mut out))
+    });
+    g.bench_function("old/miss", |b| {
+        let mut out = old_pid_table::ProcessInfo::unknown();
+        b.iter(|| old.lookup(black_box(miss), &mut out))
+    });
+    g.bench_function("new/miss", |b| {
+        let mut out = ProcessInfo::unknown();
+        b.iter(|| new.lookup(black_box(miss), &mut out))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, hot_path, pid_tables);
 criterion_main!(benches);

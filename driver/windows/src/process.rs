@@ -135,6 +135,12 @@ impl ProcessInfo {
             image: [0; MAX_IMAGE],
         }
     }
+    /// Makes this the unknown process without rewriting the image buffer
+    /// (only `image[..len]` is ever read).
+    fn clear(&mut self) {
+        self.ppid = 0;
+        self.len = 0;
+    }
     /// The image path (`C:\Windows\System32\robocopy.exe`), or "" if unknown.
     pub fn image(&self) -> &str {
         core::str::from_utf8(&self.image[..self.len]).unwrap_or("")
@@ -412,7 +418,7 @@ impl ProcessTable {
         after_read: &mut impl FnMut(usize),
     ) -> Lookup {
         let Some(pid) = key_pid(pid) else {
-            *out = ProcessInfo::unknown();
+            out.clear();
             return Lookup::Absent;
         };
         for _ in 0..READ_ATTEMPTS {
@@ -433,7 +439,10 @@ impl ProcessTable {
                 if let Some(img) = self.images.get(entry_image(e)) {
                     len = (img.len.load(Relaxed) as usize).min(MAX_IMAGE);
                     ppid = img.ppid.load(Relaxed);
-                    for (i, w) in img.words.iter().enumerate() {
+                    // Only the words the image occupies (a torn length is
+                    // caught by the sequence check like any other field).
+                    let words = len.div_ceil(8);
+                    for (i, w) in img.words.iter().take(words).enumerate() {
                         out.image[i * 8..i * 8 + 8].copy_from_slice(&w.load(Relaxed).to_le_bytes());
                     }
                 }
@@ -445,7 +454,7 @@ impl ProcessTable {
                 continue;
             }
             if hit.is_none() {
-                *out = ProcessInfo::unknown();
+                out.clear();
                 return Lookup::Absent;
             }
             out.len = len;
@@ -456,7 +465,7 @@ impl ProcessTable {
             return Lookup::Found;
         }
         self.read_conflicts.fetch_add(1, Relaxed);
-        *out = ProcessInfo::unknown();
+        out.clear();
         Lookup::Contended
     }
 }
