@@ -59,9 +59,9 @@ use crate::kernel::{self, SpinLock};
 /// Processes tracked at once. A workstation runs 150–300 processes, a busy
 /// server (a terminal server with a hundred sessions, a build farm node)
 /// a few thousand; Windows has no fixed limit. 8,192 covers the busy
-/// server with room. Each image slot costs 528 bytes, the index 16 bytes
-/// per process, so the table is 4.4 MiB of non-paged pool
-/// ([`TABLE_BYTES`]). When full, new processes have an empty image
+/// server with room. Each image slot costs 528 bytes, the index 16 and
+/// the free list 4 bytes per process, so the table is 4.3 MiB (4,489,264
+/// bytes, [`TABLE_BYTES`]) of non-paged pool. When full, new processes have an empty image
 /// (counted in [`ProcessTable::overflow`]).
 pub const MAX_PROCESSES: usize = 8192;
 /// Index words: twice [`MAX_PROCESSES`], so the index is at most half full
@@ -626,6 +626,12 @@ mod tests {
         }
         assert_eq!(t.overflow(), 0);
         assert_eq!(t.len(), 300);
+    }
+
+    #[test]
+    fn table_size_is_as_documented() {
+        // docs/windows-driver.md and ARCHITECTURE.md: 4.3 MiB.
+        assert_eq!(TABLE_BYTES, 4_489_264);
     }
 
     #[test]
