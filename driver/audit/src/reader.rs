@@ -32,6 +32,7 @@
 use std::fmt;
 use std::fs;
 use std::io::{self, Read, Seek, SeekFrom};
+
 use std::path::{Path, PathBuf};
 
 use fltpolicy_core::event::{EventView, Op};
@@ -385,11 +386,24 @@ pub struct LogReader {
     head: Option<Anchor>,
     /// The anchor asked for was reached (and checked).
     anchor_reached: bool,
+    /// Live mode ([`LogReader::open_live`]): the last file may still grow.
+    live: bool,
+    /// Live mode: an incomplete frame at the end of the last file, waiting
+    /// for the writer: (file index, offset, bytes).
+    pending: Option<(usize, u64, u64)>,
 }
+
+/// Bytes read from a file at a time: memory stays bounded by this (plus
+/// one frame) whatever the size of the log.
+pub const READ_CHUNK: usize = 1 << 20;
 
 #[derive(Debug)]
 struct FileState {
-    bytes: Vec<u8>,
+    file: fs::File,
+    /// Bytes of the file from offset `base`.
+    buf: Vec<u8>,
+    base: u64,
+    /// Index in `buf` of the next frame.
     pos: usize,
     chain: Option<Chain>,
     chain_ok: bool,
@@ -450,7 +464,36 @@ impl LogReader {
             last_of_session: Vec::new(),
             head: None,
             anchor_reached: false,
+            live: false,
+            pending: None,
         })
+    }
+
+    /// Opens `paths` to follow a log that is being written (the viewer's
+    /// follow mode). Reading is the same, except at the end of the last
+    /// file: an incomplete frame or header is left for a later call (the
+    /// writer may be in the middle of it; [`LogReader::pending_tail`] says
+    /// where), `next()` returns `None` until more is written, and after an
+    /// `End(rotated)` record the file that continues the chain is looked
+    /// up in the same directory by its header, whatever its name.
+    pub fn open_live<P: AsRef<Path>>(
+        paths: &[P],
+        opts: ReadOptions,
+    ) -> Result<LogReader, ReadError> {
+        let mut r = LogReader::open_with(paths, opts)?;
+        r.live = true;
+        Ok(r)
+    }
+
+    /// Live mode: the incomplete frame (or header) at the end of the last
+    /// file that the last call stopped at: (file index, offset, bytes). A
+    /// torn tail if it never completes.
+    pub fn pending_tail(&self) -> Option<(usize, u64, u64)> {
+        self.pending
+    }
+
+    fn is_last_file(&self) -> bool {
+        self.current + 1 >= self.files.len()
     }
 
     /// The chain value after the last record read whose chain verified:
@@ -472,26 +515,41 @@ impl LogReader {
 
     /// Starts reading file `self.current`. Returns false when there are no
     /// more files.
-    fn start_file(&mut self) -> bool {
+    fn start_file(&mut self) -> Start {
         let idx = self.current;
         let Some(info) = self.files.get(idx) else {
-            return false;
+            return Start::Done;
         };
         let path = info.path.clone();
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
+        let opened = fs::File::open(&path).and_then(|mut f| {
+            let len = f.metadata()?.len();
+            let mut buf = vec![0u8; READ_CHUNK.min(len as usize)];
+            let n = read_up_to(&mut f, &mut buf)?;
+            buf.truncate(n);
+            Ok((f, buf, len))
+        });
+        let (file, bytes, len) = match opened {
+            Ok(x) => x,
             Err(source) => {
                 self.queue.push_back(Err(ReadError::Io { path, source }));
                 self.files[idx].summary.errors += 1;
                 self.current += 1;
-                return true;
+                return Start::Started;
             }
         };
-        self.files[idx].summary.bytes = bytes.len() as u64;
+        self.files[idx].summary.bytes = len;
+        let header_incomplete = matches!(decode_header(&bytes), Err(HeaderError::Truncated));
+        if header_incomplete && self.live && self.is_last_file() {
+            // The writer has created the file but not written its header
+            // yet (or only part of it).
+            self.pending = (!bytes.is_empty()).then_some((idx, 0, bytes.len() as u64));
+            return Start::Pending;
+        }
+        self.pending = None;
         if bytes.is_empty() {
             self.files[idx].summary.empty = true;
             self.current += 1;
-            return true;
+            return Start::Started;
         }
         let (header, hlen) = match decode_header(&bytes) {
             Ok((h, n)) => (HeaderInfo::from_header(&h), n),
@@ -506,15 +564,18 @@ impl LogReader {
                 s.errors += 1;
                 s.torn_tail = Some((0, bytes.len() as u64));
                 self.current += 1;
-                return true;
+                return Start::Started;
             }
             Err(error) => {
                 self.queue.push_back(Err(ReadError::Header { path, error }));
                 self.files[idx].summary.errors += 1;
                 self.current += 1;
-                return true;
+                return Start::Started;
             }
         };
+        if self.files[idx].header.is_none() {
+            self.files[idx].header = Some(header.clone());
+        }
         // Chain start.
         let chain = match (&header.sealing, &self.opts.key) {
             (Sealing::Sha256, _) => Some(Chain::start(&bytes[..hlen], None)),
@@ -623,7 +684,9 @@ impl LogReader {
             None => self.last_of_session.push((header.session_id, idx)),
         }
         self.state = Some(FileState {
-            bytes,
+            file,
+            buf: bytes,
+            base: 0,
             pos: hlen,
             chain,
             chain_ok: true,
@@ -631,7 +694,7 @@ impl LogReader {
             seq_ok: true,
             last_seq: None,
         });
-        true
+        Start::Started
     }
 
     fn report(&mut self, idx: usize, e: ReadError) {
@@ -639,21 +702,87 @@ impl LogReader {
         self.queue.push_back(Err(e));
     }
 
-    /// Reads the next frame of the current file into the queue, or finishes
-    /// the file.
-    fn step(&mut self) {
-        let idx = self.current;
+    /// Reads more of the current file into its buffer (dropping what was
+    /// consumed). Returns the bytes added.
+    fn refill(&mut self) -> io::Result<usize> {
         let Some(st) = self.state.as_mut() else {
-            return;
+            return Ok(0);
+        };
+        if st.pos > 0 {
+            st.buf.drain(..st.pos);
+            st.base += st.pos as u64;
+            st.pos = 0;
+        }
+        let len = st.file.metadata()?.len();
+        let have = st.base + st.buf.len() as u64;
+        if len < have {
+            return Err(io::Error::other(format!(
+                "file shrank from {have} to {len} bytes while being read (truncated or replaced)"
+            )));
+        }
+        let want = ((len - have) as usize).min(READ_CHUNK);
+        if want == 0 {
+            return Ok(0);
+        }
+        let start = st.buf.len();
+        st.buf.resize(start + want, 0);
+        let got = read_up_to(&mut st.file, &mut st.buf[start..]);
+        let got = match got {
+            Ok(n) => n,
+            Err(e) => {
+                st.buf.truncate(start);
+                return Err(e);
+            }
+        };
+        st.buf.truncate(start + got);
+        self.files[self.current].summary.bytes = len;
+        Ok(got)
+    }
+
+    /// Reads the next frame of the current file into the queue, or finishes
+    /// the file. False when nothing can be read now (live mode, waiting
+    /// for the writer).
+    fn step(&mut self) -> bool {
+        let idx = self.current;
+        let Some(st) = self.state.as_ref() else {
+            return true;
+        };
+        if matches!(
+            parse_frame(&st.buf[st.pos..]),
+            FrameParse::Incomplete { .. }
+        ) {
+            match self.refill() {
+                Ok(n) if n > 0 => return true,
+                Ok(_) => {}
+                Err(source) => {
+                    let path = self.files[idx].path.clone();
+                    self.report(idx, ReadError::Io { path, source });
+                    self.finish_file();
+                    return true;
+                }
+            }
+        }
+        let Some(st) = self.state.as_mut() else {
+            return true;
         };
         let path = &self.files[idx].path;
-        let offset = st.pos as u64;
-        let rest = &st.bytes[st.pos..];
+        let offset = st.base + st.pos as u64;
+        let rest = &st.buf[st.pos..];
+        let ended = self.files[idx].summary.end.is_some();
+        let live_tail = self.live && self.current + 1 >= self.files.len() && !ended;
         if rest.is_empty() {
+            if live_tail {
+                self.pending = None;
+                return false;
+            }
             self.finish_file();
-            return;
+            return true;
         }
         match parse_frame(rest) {
+            FrameParse::Incomplete { .. } if live_tail => {
+                self.pending = Some((idx, offset, rest.len() as u64));
+                false
+            }
             FrameParse::Incomplete { .. } => {
                 let e = ReadError::TornTail {
                     path: path.clone(),
@@ -664,6 +793,7 @@ impl LogReader {
                 self.files[idx].summary.torn_tail = Some((offset, rest.len() as u64));
                 self.report(idx, e);
                 self.finish_file();
+                true
             }
             FrameParse::Bad(error) => {
                 let e = ReadError::Corrupt {
@@ -674,6 +804,7 @@ impl LogReader {
                 };
                 self.report(idx, e);
                 self.finish_file();
+                true
             }
             FrameParse::Frame(f) => {
                 let tag_ok = match st.chain.as_mut() {
@@ -692,7 +823,7 @@ impl LogReader {
                         };
                         self.report(idx, e);
                         self.finish_file();
-                        return;
+                        return true;
                     }
                 };
                 let seq = rec.seq();
@@ -746,7 +877,9 @@ impl LogReader {
                 for e in errs {
                     self.report(idx, e);
                 }
+                self.pending = None;
                 self.queue.push_back(Ok(decoded));
+                true
             }
         }
     }
@@ -763,20 +896,147 @@ impl LogReader {
     }
 }
 
+/// What starting the next file did.
+enum Start {
+    Started,
+    /// No file left.
+    Done,
+    /// Live mode: the last file's header is not complete yet.
+    Pending,
+}
+
 impl Iterator for LogReader {
     type Item = Result<DecodedRecord, ReadError>;
 
+    /// The next record or problem. In live mode `None` means "nothing
+    /// more yet": call again once the writer has written more.
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if let Some(item) = self.queue.pop_front() {
                 return Some(item);
             }
             if self.state.is_some() {
-                self.step();
-            } else if !self.start_file() {
-                return None;
+                if !self.step() {
+                    return None;
+                }
+                continue;
+            }
+            match self.start_file() {
+                Start::Started => {}
+                Start::Pending => return None,
+                Start::Done => {
+                    if self.live && self.discover_next() {
+                        continue;
+                    }
+                    return None;
+                }
             }
         }
+    }
+}
+
+impl LogReader {
+    /// Live mode, after the last file ended with `End(rotated)`: finds the
+    /// file that continues it (same session and next index) among the
+    /// files of its directory whose names start with the same stem, and
+    /// adds it. True if one was found.
+    fn discover_next(&mut self) -> bool {
+        let Some(last) = self.files.last() else {
+            return false;
+        };
+        if last.summary.end != Some(EndReason::Rotated) {
+            return false;
+        }
+        let Some(lh) = last.header.clone() else {
+            return false;
+        };
+        let dir = match last.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let stem = last
+            .path
+            .file_name()
+            .map(|n| {
+                n.to_string_lossy()
+                    .split('.')
+                    .next()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .unwrap_or_default();
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return false;
+        };
+        let known: Vec<PathBuf> = self
+            .files
+            .iter()
+            .filter_map(|f| fs::canonicalize(&f.path).ok())
+            .collect();
+        for e in entries.flatten() {
+            if !e.file_name().to_string_lossy().starts_with(stem.as_str()) {
+                continue;
+            }
+            let path = e.path();
+            if !e.file_type().is_ok_and(|t| t.is_file())
+                || fs::canonicalize(&path).is_ok_and(|c| known.contains(&c))
+            {
+                continue;
+            }
+            let Ok(mut f) = fs::File::open(&path) else {
+                continue;
+            };
+            let mut head = vec![0u8; MAX_HEADER];
+            let Ok(n) = read_up_to(&mut f, &mut head) else {
+                continue;
+            };
+            let Ok((h, _)) = decode_header(&head[..n]) else {
+                continue;
+            };
+            if h.session_id == lh.session_id && h.file_index == lh.file_index.wrapping_add(1) {
+                self.files.push(FileInfo {
+                    path,
+                    header: Some(HeaderInfo::from_header(&h)),
+                    summary: FileSummary::default(),
+                });
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// Reads the one record whose frame starts at `offset` of `path` (an
+/// offset a [`LogReader`] returned). Checks the frame's CRC, not the chain
+/// (the reader that found the offset did). For the viewer, which keeps
+/// offsets rather than records.
+pub fn read_record_at(path: &Path, file: usize, offset: u64) -> Result<DecodedRecord, ReadError> {
+    let io = |source| ReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = fs::File::open(path).map_err(io)?;
+    f.seek(SeekFrom::Start(offset)).map_err(io)?;
+    let mut buf = vec![0u8; fltpolicy_core::record::frame::MAX_FRAME];
+    let n = read_up_to(&mut f, &mut buf).map_err(io)?;
+    let corrupt = |error| ReadError::Corrupt {
+        path: path.to_path_buf(),
+        offset,
+        after_seq: None,
+        error,
+    };
+    match parse_frame(&buf[..n]) {
+        FrameParse::Frame(fr) => {
+            let rec = decode_body(fr.body).map_err(corrupt)?;
+            Ok(DecodedRecord::from_record(file, offset, &rec))
+        }
+        FrameParse::Bad(e) => Err(corrupt(e)),
+        FrameParse::Incomplete { .. } => Err(ReadError::TornTail {
+            path: path.to_path_buf(),
+            offset,
+            bytes: n as u64,
+            after_seq: None,
+        }),
     }
 }
 
@@ -834,187 +1094,54 @@ fn declared_loss(frames: &[u8]) -> Option<(u64, u64)> {
     }
 }
 
-/// Follows a live log file: returns newly completed records on each
-/// [`Follower::poll`], keeping a partial frame at the end for the next
-/// poll (the writer may be in the middle of it), and moves on to the next
-/// rotated file (`path.N`, see [`crate::writer::rotated_path`]) when the
-/// current one ends with a rotation record. Chain and sequence checks are
-/// the same as [`LogReader`]'s.
+/// Follows a live log from its first file `base`: each
+/// [`Follower::poll`] returns the records completed since the last one,
+/// across rotations. A [`LogReader::open_live`] once `base` exists.
 #[derive(Debug)]
 pub struct Follower {
     base: PathBuf,
-    path: PathBuf,
-    file: Option<fs::File>,
-    buf: Vec<u8>,
-    /// Bytes of `buf` already consumed.
-    pos: usize,
-    header_len: Option<usize>,
-    file_index: u32,
-    chain: Option<Chain>,
-    key: Option<[u8; KEY_BYTES]>,
-    expect_seq: Option<u64>,
-    rotated: bool,
+    opts: ReadOptions,
+    reader: Option<LogReader>,
 }
 
 impl Follower {
     /// Follows the log whose first file is `base`, from its beginning.
     pub fn open(base: impl AsRef<Path>, opts: ReadOptions) -> Follower {
-        let base = base.as_ref().to_path_buf();
         Follower {
-            path: base.clone(),
-            base,
-            file: None,
-            buf: Vec::new(),
-            pos: 0,
-            header_len: None,
-            file_index: 0,
-            chain: None,
-            key: opts.key,
-            expect_seq: None,
-            rotated: false,
+            base: base.as_ref().to_path_buf(),
+            opts,
+            reader: None,
         }
     }
 
     /// The file currently followed.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.reader
+            .as_ref()
+            .and_then(|r| {
+                r.files()
+                    .get(r.current.min(r.files().len().saturating_sub(1)))
+            })
+            .map_or(&self.base, |f| &f.path)
     }
 
-    /// Reads what was appended since the last call. Errors other than I/O
-    /// are returned in the vector (in order with the records).
+    /// Reads what was appended since the last call. Problems are returned
+    /// in the vector, in order with the records; `Err` only when the log
+    /// cannot be opened.
     pub fn poll(&mut self) -> Result<Vec<Result<DecodedRecord, ReadError>>, ReadError> {
-        let mut out = Vec::new();
-        loop {
-            if self.file.is_none() {
-                match fs::File::open(&self.path) {
-                    Ok(f) => self.file = Some(f),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-                    Err(source) => {
-                        return Err(ReadError::Io {
-                            path: self.path.clone(),
-                            source,
-                        })
-                    }
-                }
+        if self.reader.is_none() {
+            if !self.base.exists() {
+                return Ok(Vec::new());
             }
-            let Some(f) = self.file.as_mut() else {
-                return Ok(out);
-            };
-            let at = self.buf.len() as u64;
-            f.seek(SeekFrom::Start(at))
-                .and_then(|_| f.read_to_end(&mut self.buf))
-                .map_err(|source| ReadError::Io {
-                    path: self.path.clone(),
-                    source,
-                })?;
-            if self.header_len.is_none() {
-                match decode_header(&self.buf) {
-                    Ok((h, n)) => {
-                        self.header_len = Some(n);
-                        self.pos = n;
-                        self.chain = match (h.sealing, &self.key) {
-                            (Sealing::Sha256, _) => Some(Chain::start(&self.buf[..n], None)),
-                            (Sealing::HmacSha256 { .. }, Some(k)) => {
-                                Some(Chain::start(&self.buf[..n], Some(k)))
-                            }
-                            _ => None,
-                        };
-                        self.expect_seq.get_or_insert(h.first_seq);
-                    }
-                    Err(HeaderError::Truncated) => return Ok(out),
-                    Err(error) => {
-                        out.push(Err(ReadError::Header {
-                            path: self.path.clone(),
-                            error,
-                        }));
-                        return Ok(out);
-                    }
-                }
-            }
-            while self.pos < self.buf.len() {
-                let offset = self.pos as u64;
-                match parse_frame(&self.buf[self.pos..]) {
-                    FrameParse::Incomplete { .. } => break,
-                    FrameParse::Bad(error) => {
-                        out.push(Err(ReadError::Corrupt {
-                            path: self.path.clone(),
-                            offset,
-                            after_seq: self.expect_seq.map(|s| s.wrapping_sub(1)),
-                            error,
-                        }));
-                        // Skip the rest of this file: nothing after a bad
-                        // length can be framed.
-                        self.pos = self.buf.len();
-                        return Ok(out);
-                    }
-                    FrameParse::Frame(fr) => {
-                        let tag_ok = match self.chain.as_mut() {
-                            Some(c) => c.advance(&fr.len_le, fr.body) == fr.tag,
-                            None => true,
-                        };
-                        self.pos += fr.total;
-                        let rec = match decode_body(fr.body) {
-                            Ok(r) => r,
-                            Err(error) => {
-                                out.push(Err(ReadError::Corrupt {
-                                    path: self.path.clone(),
-                                    offset,
-                                    after_seq: self.expect_seq.map(|s| s.wrapping_sub(1)),
-                                    error,
-                                }));
-                                continue;
-                            }
-                        };
-                        if !tag_ok {
-                            out.push(Err(ReadError::ChainBroken {
-                                path: self.path.clone(),
-                                offset,
-                                seq: rec.seq(),
-                            }));
-                            self.chain = None;
-                        }
-                        if let Some(exp) = self.expect_seq {
-                            if exp != rec.seq() {
-                                out.push(Err(ReadError::SeqGap {
-                                    path: self.path.clone(),
-                                    offset,
-                                    expected: exp,
-                                    found: rec.seq(),
-                                }));
-                            }
-                        }
-                        self.expect_seq = Some(rec.seq().wrapping_add(1));
-                        if let Record::End(EndRecord {
-                            reason: EndReason::Rotated,
-                            ..
-                        }) = rec
-                        {
-                            self.rotated = true;
-                        }
-                        out.push(Ok(DecodedRecord::from_record(
-                            self.file_index as usize,
-                            offset,
-                            &rec,
-                        )));
-                    }
-                }
-            }
-            if !self.rotated {
-                return Ok(out);
-            }
-            // Move to the next file of the rotation.
-            let next = crate::writer::rotated_path(&self.base, self.file_index + 1);
-            if !next.exists() {
-                return Ok(out);
-            }
-            self.file_index += 1;
-            self.path = next;
-            self.file = None;
-            self.buf.clear();
-            self.pos = 0;
-            self.header_len = None;
-            self.rotated = false;
+            self.reader = Some(LogReader::open_live(
+                std::slice::from_ref(&self.base),
+                self.opts.clone(),
+            )?);
         }
+        let Some(r) = self.reader.as_mut() else {
+            return Ok(Vec::new());
+        };
+        Ok(r.by_ref().collect())
     }
 }
 

@@ -117,10 +117,17 @@ fn round_trip_with_rotation_accounts_for_every_event() {
     for t in 0..4 {
         let mut mine: Vec<(u64, u64)> = recs
             .iter()
-            .filter_map(|r| r.event().filter(|e| e.pid == t).map(|e| (r.time_ns, e.size)))
+            .filter_map(|r| {
+                r.event()
+                    .filter(|e| e.pid == t)
+                    .map(|e| (r.time_ns, e.size))
+            })
             .collect();
         mine.sort();
-        assert!(mine.windows(2).all(|w| w[0].1 < w[1].1), "producer {t} order");
+        assert!(
+            mine.windows(2).all(|w| w[0].1 < w[1].1),
+            "producer {t} order"
+        );
     }
     let rep = verify(&files, ReadOptions::default()).unwrap();
     assert!(rep.ok(), "{:?}", rep.errors);

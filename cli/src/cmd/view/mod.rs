@@ -4,8 +4,8 @@
 //! * [`app`] — the model (rows, filter, selection, follow); no terminal I/O;
 //! * [`ui`] — draws the model with ratatui;
 //! * [`input`] — turns key presses into model changes;
-//! * [`source`] — reads log files incrementally (first load, follow mode,
-//!   rotation, torn tails) into rows;
+//! * [`source`] — paces `fltpolicy_audit::reader` (first load in slices,
+//!   follow mode, rotation, torn tails) and turns its records into rows;
 //! * [`timefmt`] — timestamps as text;
 //! * [`escape`] — untrusted text (paths, names) shown with visible escapes.
 //!

@@ -1,91 +1,44 @@
-//! Reading log files incrementally, for the first load and for follow mode.
+//! The viewer's feed: records from [`fltpolicy_audit::reader`] turned into
+//! rows, incrementally, for the first load (in slices, drawing between
+//! them) and for follow mode.
 //!
-//! A [`Source`] keeps, per file, the offset up to which every frame has been
-//! decoded and the bytes read past it (at most one incomplete frame). Each
-//! [`Source::poll`] reads what the files gained since, decodes the complete
-//! frames, advances the hash chain over them, and leaves an incomplete tail
-//! for the next poll: a writer that is mid-`write`, or a torn tail after a
-//! crash, which is reported as such when it does not complete.
-//!
-//! Rotation: when a file ends with an `End(rotated)` record, the next file
-//! of the chain is found by its header (same session id, file index + 1)
-//! among the files of the same directory whose names start with the log's
-//! stem, so the viewer follows whatever naming the writer uses, including a
-//! rename of the active file (the open handle keeps reading the old file
-//! to its end record).
-//!
-//! The frame layout, checksums and chain are the core's
-//! (`fltpolicy_core::record`); this module only schedules reads and turns
-//! records into rows. It never writes to a log and never panics on a
-//! malformed one: damage stops reading that file and is shown in the status
-//! line with its offset.
+//! All reading — frames, checksums, the chain within and across files,
+//! sequence numbers, links between files, rotation to the next file of a
+//! live log (found by its header, whatever its name), incomplete tails —
+//! is the audit reader's ([`LogReader::open_live`]); this module only
+//! paces it, turns records into rows (interning repeated strings) and
+//! turns the reader's findings into the status line's chain state. An
+//! incomplete frame at the end counts as a torn tail only once it has not
+//! grown for a whole poll (or at once, outside follow mode).
 
-use std::fs::{self, File};
-use std::io::{self, Read};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
-use fltpolicy_core::record::chain::{key_id, Chain, Sealing, KEY_BYTES};
-use fltpolicy_core::record::frame::{
-    decode_body, decode_header, parse_frame, FrameParse, MAX_HEADER,
-};
-use fltpolicy_core::record::{flags, EndReason, Record};
+use fltpolicy_audit::reader::{DecodedRecord, LogReader, ReadError, ReadOptions, RecordBody};
+use fltpolicy_core::record::chain::{Sealing, KEY_BYTES};
+use fltpolicy_core::record::{flags, EndReason};
 
 use super::app::{ChainState, DropRow, EndRow, EventRow, Interner, Row, RowBody, SourceStatus};
 
-/// Bytes read from one file per poll. Bounds the work between two frames
-/// drawn while a large log loads (a few hundred thousand records per MiB
-/// ... about 20k), so the screen stays responsive.
+/// Bytes of log decoded per poll at most: bounds the work between two
+/// frames drawn while a large log loads (about 20k records per MiB... a
+/// few tens of milliseconds), so the screen stays responsive.
 pub const READ_CHUNK: usize = 4 << 20;
-
-/// One log file being read.
-#[derive(Debug)]
-struct Tail {
-    path: PathBuf,
-    file: File,
-    /// File offset of `buf[0]`: everything before it has been decoded.
-    consumed: u64,
-    /// Bytes read but not yet decoded (an incomplete frame, or the header).
-    buf: Vec<u8>,
-    header: Option<HeaderInfo>,
-    /// The file's end record, once read: nothing may follow it.
-    end: Option<EndReason>,
-    /// Damage was found: reading this file stopped at `consumed`.
-    stopped: bool,
-    /// Size of the incomplete tail at the previous poll (to tell a write in
-    /// progress from a torn tail).
-    pending_at_last_poll: Option<(u64, usize)>,
-}
-
-/// What the viewer keeps of a file header.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HeaderInfo {
-    pub host: String,
-    pub session_id: [u8; 16],
-    pub file_index: u32,
-    pub first_seq: u64,
-    pub created_ns: u64,
-    pub prev_chain: [u8; 32],
-    pub sealing: Sealing,
-}
 
 /// Reads an incremental stream of rows from one or more log files.
 #[derive(Debug)]
 pub struct Source {
-    tails: Vec<Tail>,
+    reader: LogReader,
     interner: Interner,
     key: Option<[u8; KEY_BYTES]>,
-    /// The running chain over everything decoded so far, with the header
-    /// of the file it belongs to; `None` when the chain cannot be checked
-    /// (a keyed log without the key) or is broken.
-    chain: Option<Chain>,
     chain_state: ChainState,
-    /// The sequence number the next record must carry (every record,
-    /// event, drop or end, takes the next number; a new session restarts
-    /// from its header's `first_seq`).
-    next_seq: Option<u64>,
-    /// Directory and name stem searched for the next file after rotation.
-    rotation_dir: Option<(PathBuf, String)>,
+    /// A torn tail in a file that is not the last (found by the reader).
+    torn: Option<(usize, u64)>,
     errors: Vec<String>,
+    pending_at_last_poll: Option<(usize, u64, u64)>,
+    /// Offset of the last record returned, per file (to count bytes).
+    last_offset: Option<(usize, u64)>,
 }
 
 /// Display name of a path: the file name as given.
@@ -93,47 +46,13 @@ fn display(path: &Path) -> String {
     path.display().to_string()
 }
 
-fn read_header_prefix(path: &Path) -> io::Result<Vec<u8>> {
-    let mut f = File::open(path)?;
-    let mut buf = vec![0u8; MAX_HEADER];
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    buf.truncate(n);
-    Ok(buf)
-}
-
-fn header_info(bytes: &[u8]) -> Option<(HeaderInfo, usize)> {
-    let (h, len) = decode_header(bytes).ok()?;
-    Some((
-        HeaderInfo {
-            host: h.host.to_owned(),
-            session_id: h.session_id,
-            file_index: h.file_index,
-            first_seq: h.first_seq,
-            created_ns: h.created_ns,
-            prev_chain: h.prev_chain,
-            sealing: h.sealing,
-        },
-        len,
-    ))
-}
-
 impl Source {
     /// Opens `paths`. Files whose headers can be read are put in chain
-    /// order (creation time, then file index), so `audit.*.log` works
-    /// whatever order the shell's glob produces. `key` is the sealing key
-    /// of an HMAC-sealed log; without it such a chain is not checked.
+    /// order, so `audit.*.log` works whatever order the shell's glob
+    /// produces. `key` is the sealing key of an HMAC-sealed log; without
+    /// it such a chain is not checked.
     pub fn open(paths: &[PathBuf], key: Option<[u8; KEY_BYTES]>) -> io::Result<Source> {
-        // (creation time and file index from the header, position given, path)
-        type Keyed<'p> = (Option<(u64, u32)>, usize, &'p PathBuf);
-        let mut keyed: Vec<Keyed<'_>> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for (i, p) in paths.iter().enumerate() {
+        for p in paths {
             let meta = fs::metadata(p)
                 .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
             if !meta.is_file() {
@@ -142,300 +61,94 @@ impl Source {
                     format!("{}: not a regular file", p.display()),
                 ));
             }
-            // The same file named twice (`audit.fplog ./audit.fplog`, or a
-            // glob and a name) is read once.
-            if !seen.insert(fs::canonicalize(p).unwrap_or_else(|_| p.clone())) {
-                continue;
-            }
-            let order = read_header_prefix(p)
-                .ok()
-                .and_then(|b| header_info(&b))
-                .map(|(h, _)| (h.created_ns, h.file_index));
-            keyed.push((order, i, p));
         }
-        // Files with a header first, in chain order; the rest as given.
-        keyed.sort_by_key(|(o, i, _)| (o.is_none(), *o, *i));
-        let mut tails = Vec::new();
-        for (_, _, p) in keyed {
-            let file = File::open(p)
-                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
-            tails.push(Tail {
-                path: p.clone(),
-                file,
-                consumed: 0,
-                buf: Vec::new(),
-                header: None,
-                end: None,
-                stopped: false,
-                pending_at_last_poll: None,
-            });
-        }
-        let rotation_dir = tails.first().map(|t| {
-            let dir = t
-                .path
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-            let name = t
-                .path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let stem = name.split('.').next().unwrap_or("").to_owned();
-            (dir, stem)
-        });
+        let reader = LogReader::open_live(paths, ReadOptions { key, anchor: None })
+            .map_err(|e| io::Error::other(e.to_string()))?;
         Ok(Source {
-            tails,
+            reader,
             interner: Interner::default(),
             key,
-            chain: None,
             chain_state: ChainState::Unknown,
-            next_seq: None,
-            rotation_dir,
+            torn: None,
             errors: Vec::new(),
+            pending_at_last_poll: None,
+            last_offset: None,
         })
     }
 
-    /// Reads what the files gained since the last poll (at most
-    /// [`READ_CHUNK`] bytes per file) and returns the new rows, and whether
-    /// more data is already waiting (poll again before sleeping).
+    /// Reads what the files gained since the last poll (about
+    /// [`READ_CHUNK`] bytes at most) and returns the new rows, and whether
+    /// more is already waiting (poll again before sleeping).
     pub fn poll(&mut self) -> (Vec<Row>, bool) {
         let mut rows = Vec::new();
-        let mut more = false;
-        for i in 0..self.tails.len() {
-            // A file is only read once the one before it is finished (its
-            // end record read, or reading stopped): rows stay in chain order.
-            if i > 0 && !self.finished(i - 1) {
-                break;
-            }
-            match self.read_some(i) {
-                Ok(m) => more |= m,
-                Err(e) => {
-                    self.errors
-                        .push(format!("{}: {e}", display(&self.tails[i].path)));
-                    self.tails[i].stopped = true;
-                }
-            }
-            self.decode(i, &mut rows);
-        }
-        if self
-            .tails
-            .last()
-            .is_some_and(|t| t.end == Some(EndReason::Rotated))
-        {
-            if let Some(next) = self.find_next_file() {
-                self.tails.push(next);
-                more = true;
-            }
-        }
-        (rows, more)
-    }
-
-    fn finished(&self, i: usize) -> bool {
-        let t = &self.tails[i];
-        t.stopped || t.end.is_some()
-    }
-
-    /// Appends newly written bytes of file `i` to its buffer.
-    fn read_some(&mut self, i: usize) -> io::Result<bool> {
-        let t = &mut self.tails[i];
-        if t.stopped || t.end.is_some() {
-            return Ok(false);
-        }
-        let len = t.file.metadata()?.len();
-        let read_to = t.consumed + t.buf.len() as u64;
-        if len < read_to {
-            t.stopped = true;
-            return Err(io::Error::other(format!(
-                "file shrank from {read_to} to {len} bytes while being read (truncated or replaced)"
-            )));
-        }
-        let want = ((len - read_to) as usize).min(READ_CHUNK);
-        if want == 0 {
-            return Ok(false);
-        }
-        let start = t.buf.len();
-        t.buf.resize(start + want, 0);
-        let mut got = 0;
-        while got < want {
-            match t.file.read(&mut t.buf[start + got..]) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    t.buf.truncate(start + got);
-                    return Err(e);
-                }
-            }
-        }
-        t.buf.truncate(start + got);
-        Ok(read_to + (got as u64) < len)
-    }
-
-    /// Decodes every complete frame in file `i`'s buffer.
-    fn decode(&mut self, i: usize, rows: &mut Vec<Row>) {
-        let mut pos = 0usize;
-        if self.tails[i].header.is_none() && !self.tails[i].stopped {
-            let parsed = decode_header(&self.tails[i].buf).map(|(_, len)| len);
-            match parsed {
-                Ok(len) => {
-                    let header_bytes = self.tails[i].buf[..len].to_vec();
-                    if let Some((info, _)) = header_info(&header_bytes) {
-                        self.start_file_chain(i, &info, &header_bytes);
-                        self.tails[i].header = Some(info);
-                    }
-                    pos = len;
-                }
-                // Not all of the header is there yet (a file being created).
-                Err(fltpolicy_core::record::frame::HeaderError::Truncated) => return,
-                Err(e) => {
-                    let t = &mut self.tails[i];
-                    self.errors.push(format!("{}: {e}", display(&t.path)));
-                    t.stopped = true;
-                    return;
-                }
-            }
-        }
-        // Work on the buffer outside the tail so the chain and the error
-        // list can be updated while frames borrow from it.
-        let buf = std::mem::take(&mut self.tails[i].buf);
-        let consumed = self.tails[i].consumed;
-        while !self.tails[i].stopped && self.tails[i].end.is_none() && pos < buf.len() {
-            let offset = consumed + pos as u64;
-            let f = match parse_frame(&buf[pos..]) {
-                FrameParse::Incomplete { .. } => break,
-                FrameParse::Bad(e) => {
-                    self.damaged(i, offset, &e);
-                    break;
-                }
-                FrameParse::Frame(f) => f,
+        let mut bytes = 0u64;
+        while bytes < READ_CHUNK as u64 {
+            let Some(item) = self.reader.next() else {
+                return (rows, false);
             };
-            let tag_ok = self
-                .chain
-                .as_mut()
-                .map(|c| c.advance(&f.len_le, f.body) == f.tag);
-            let rec = match decode_body(f.body) {
-                Ok(rec) => rec,
-                Err(e) => {
-                    self.damaged(i, offset, &e);
-                    break;
+            match item {
+                Ok(rec) => {
+                    bytes += match self.last_offset {
+                        Some((f, o)) if f == rec.file && rec.offset > o => rec.offset - o,
+                        _ => rec.offset.max(1),
+                    };
+                    self.last_offset = Some((rec.file, rec.offset));
+                    rows.push(to_row(&rec, &mut self.interner));
                 }
-            };
-            if tag_ok == Some(false) {
-                let reason = format!("chain tag mismatch at seq {}", rec.seq());
-                self.break_chain(i, offset, Some(rec.seq()), reason);
+                Err(e) => self.finding(e),
             }
-            if let Some(want) = self.next_seq {
-                if rec.seq() != want {
-                    let reason = format!("sequence gap: expected seq {want}, found {}", rec.seq());
-                    self.break_chain(i, offset, Some(rec.seq()), reason);
-                }
-            }
-            self.next_seq = Some(rec.seq().wrapping_add(1));
-            if let Record::End(e) = &rec {
-                self.tails[i].end = Some(e.reason);
-            }
-            rows.push(to_row(&rec, i, offset, &mut self.interner));
-            pos += f.total;
         }
-        let t = &mut self.tails[i];
-        t.buf = buf;
-        t.buf.drain(..pos);
-        t.consumed += pos as u64;
-        if t.end.is_some() && !t.buf.is_empty() {
-            let msg = format!(
-                "{}: {} bytes after the end record at {}",
-                display(&t.path),
-                t.buf.len(),
-                t.consumed
-            );
-            t.buf.clear();
-            self.errors.push(msg);
-        }
+        (rows, true)
     }
 
-    /// Damage at `offset` of file `i`: reading it stops there.
-    fn damaged(&mut self, i: usize, offset: u64, e: &dyn std::fmt::Display) {
-        let msg = format!(
-            "{} @ {offset}: {e}; reading stopped there",
-            display(&self.tails[i].path)
-        );
-        self.break_chain(i, offset, None, e.to_string());
-        self.errors.push(msg);
-        self.tails[i].stopped = true;
+    fn file_of(&self, path: &Path) -> usize {
+        self.reader
+            .files()
+            .iter()
+            .position(|f| f.path == path)
+            .unwrap_or(0)
     }
 
-    /// Starts (or continues) the chain at file `i`'s header.
-    fn start_file_chain(&mut self, i: usize, h: &HeaderInfo, header_bytes: &[u8]) {
-        // Files of one session follow each other by index, and sequence
-        // numbers run on across them; both are checked even when the chain
-        // cannot be (a keyed log without its key).
-        let prev = i.checked_sub(1).and_then(|p| self.tails[p].header.clone());
-        let same_session = prev
-            .as_ref()
-            .is_some_and(|ph| ph.session_id == h.session_id);
-        match (&prev, self.next_seq) {
-            (Some(ph), _) if same_session && h.file_index != ph.file_index.wrapping_add(1) => {
-                let reason = format!(
-                    "file index {} follows {}: a file of the chain is missing",
-                    h.file_index, ph.file_index
-                );
-                self.break_chain(i, 0, None, reason);
+    /// What the reader found wrong, as the status line shows it.
+    fn finding(&mut self, e: ReadError) {
+        let file = self.file_of(e.path());
+        let offset = e.offset().unwrap_or(0);
+        match &e {
+            ReadError::ChainBroken { seq, .. } => {
+                let reason = format!("{e}");
+                self.break_chain(file, offset, Some(*seq), reason);
             }
-            (_, Some(want)) if same_session && h.first_seq != want => {
-                let reason = format!(
-                    "file starts at seq {}, but the previous file ended before seq {want}",
-                    h.first_seq
-                );
-                self.break_chain(i, 0, Some(h.first_seq), reason);
+            ReadError::SeqGap { found, .. } => {
+                let reason = format!("{e}");
+                self.break_chain(file, offset, Some(*found), reason);
             }
-            _ => {}
-        }
-        self.next_seq = Some(h.first_seq);
-        let key = match h.sealing {
-            Sealing::Sha256 => None,
-            Sealing::HmacSha256 { key_id: want } => match self.key {
-                Some(k) if key_id(&k) == want => Some(k),
-                Some(_) => {
-                    self.set_unchecked(format!(
+            ReadError::NotLinked { .. }
+            | ReadError::AnchorMismatch { .. }
+            | ReadError::AnchorNotReached { .. } => {
+                let reason = format!("{e}");
+                self.break_chain(file, offset, None, reason);
+            }
+            ReadError::Corrupt { .. } => {
+                self.break_chain(file, offset, None, e.to_string());
+                self.errors.push(format!("{e}; reading stopped there"));
+            }
+            ReadError::TornTail { .. } => {
+                self.torn.get_or_insert((file, offset));
+            }
+            ReadError::Key { .. } => {
+                if !matches!(self.chain_state, ChainState::Broken { .. }) {
+                    self.chain_state = ChainState::Unchecked(format!(
                         "{}: sealed with another key",
-                        display(&self.tails[i].path)
+                        display(e.path())
                     ));
-                    return;
                 }
-                None => {
-                    self.set_unchecked("keyed chain (pass --key-file to check it)".to_owned());
-                    return;
-                }
-            },
-        };
-        // The link to the previous file of the same session.
-        if let (true, Some(chain)) = (same_session, &self.chain) {
-            if chain.value() != h.prev_chain {
-                let reason = "header does not continue the previous file's chain".to_owned();
-                self.break_chain(i, 0, None, reason);
             }
-        }
-        if matches!(self.chain_state, ChainState::Broken { .. }) {
-            return;
-        }
-        self.chain = Some(Chain::start(header_bytes, key.as_ref()));
-        if self.chain_state == ChainState::Unknown {
-            self.chain_state = ChainState::Intact;
-        }
-    }
-
-    fn set_unchecked(&mut self, why: String) {
-        self.chain = None;
-        if !matches!(self.chain_state, ChainState::Broken { .. }) {
-            self.chain_state = ChainState::Unchecked(why);
+            ReadError::Io { .. } | ReadError::Header { .. } => self.errors.push(e.to_string()),
         }
     }
 
     fn break_chain(&mut self, file: usize, offset: u64, seq: Option<u64>, reason: String) {
-        self.chain = None;
         if !matches!(self.chain_state, ChainState::Broken { .. }) {
-            let reason = format!("{} @ {offset}: {reason}", display(&self.tails[file].path));
             self.chain_state = ChainState::Broken {
                 file,
                 offset,
@@ -445,105 +158,79 @@ impl Source {
         }
     }
 
-    /// After an `End(rotated)`, the file that continues the chain.
-    fn find_next_file(&self) -> Option<Tail> {
-        let last = self.tails.last()?;
-        let lh = last.header.as_ref()?;
-        let (dir, stem) = self.rotation_dir.as_ref()?;
-        let entries = fs::read_dir(dir).ok()?;
-        let open: Vec<PathBuf> = self
-            .tails
-            .iter()
-            .filter_map(|t| fs::canonicalize(&t.path).ok())
-            .collect();
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !name.starts_with(stem.as_str()) {
-                continue;
-            }
-            let path = entry.path();
-            if !entry.file_type().is_ok_and(|t| t.is_file())
-                || fs::canonicalize(&path).is_ok_and(|c| open.contains(&c))
-            {
-                continue;
-            }
-            let Some((h, _)) = read_header_prefix(&path).ok().and_then(|b| header_info(&b)) else {
-                continue;
-            };
-            if h.session_id == lh.session_id && h.file_index == lh.file_index.wrapping_add(1) {
-                let file = File::open(&path).ok()?;
-                return Some(Tail {
-                    path,
-                    file,
-                    consumed: 0,
-                    buf: Vec::new(),
-                    header: None,
-                    end: None,
-                    stopped: false,
-                    pending_at_last_poll: None,
-                });
-            }
-        }
-        None
-    }
-
     /// The state the status line shows. `follow`: an incomplete tail only
     /// counts as torn once it has not grown for a whole poll.
     pub fn status(&mut self, follow: bool) -> SourceStatus {
-        let mut torn = None;
-        for (i, t) in self.tails.iter_mut().enumerate() {
-            let pending = (!t.buf.is_empty() && !t.stopped).then_some((t.consumed, t.buf.len()));
-            let stale = pending.is_some() && (!follow || pending == t.pending_at_last_poll);
-            t.pending_at_last_poll = pending;
-            if stale && torn.is_none() {
-                torn = Some((i, t.consumed));
+        let pending = self.reader.pending_tail();
+        let stale = pending.is_some() && (!follow || pending == self.pending_at_last_poll);
+        self.pending_at_last_poll = pending;
+        let torn = self.torn.or(if stale {
+            pending.map(|(f, o, _)| (f, o))
+        } else {
+            None
+        });
+        let files = self.reader.files();
+        let read: Vec<_> = files
+            .iter()
+            .filter(|f| {
+                f.header.is_some() && (f.summary.records > 0 || f.summary.end_chain.is_some())
+            })
+            .collect();
+        if matches!(self.chain_state, ChainState::Unknown | ChainState::Intact) {
+            let keyed_unchecked = files.iter().any(|f| {
+                matches!(
+                    f.header.as_ref().map(|h| h.sealing),
+                    Some(Sealing::HmacSha256 { .. })
+                ) && self.key.is_none()
+            });
+            if keyed_unchecked {
+                self.chain_state =
+                    ChainState::Unchecked("keyed chain (pass --key-file to check it)".to_owned());
+            } else if !read.is_empty() || files.iter().any(|f| f.summary.records > 0) {
+                self.chain_state = ChainState::Intact;
             }
         }
         SourceStatus {
-            files: self.tails.iter().map(|t| display(&t.path)).collect(),
+            files: files.iter().map(|f| display(&f.path)).collect(),
             torn_tail: torn,
             chain: self.chain_state.clone(),
             error: self.errors.last().cloned(),
-            host: self
-                .tails
+            host: files
                 .iter()
-                .find_map(|t| t.header.as_ref().map(|h| h.host.clone())),
+                .find_map(|f| f.header.as_ref().map(|h| h.host.clone())),
         }
     }
 }
 
-/// Turns one decoded record into a row.
-pub fn to_row(rec: &Record<'_>, file: usize, offset: u64, interner: &mut Interner) -> Row {
-    let body = match rec {
-        Record::Event(e) => {
-            let d = &e.data;
-            RowBody::Event(EventRow {
-                op: d.op,
-                path: d.path.to_owned(),
-                pid: d.pid,
-                ppid: d.ppid,
-                image: interner.intern(d.image),
-                user: interner.intern(d.user),
-                size: d.size,
-                paging: d.flags & flags::PAGING != 0,
-                action: d.action,
-                rule: d.rule,
-                line: d.line,
-                tag: interner.intern(d.tag),
-                policy_hash: d.policy.hash,
-                generation: d.policy.generation,
-                status: d.status,
-                flags: d.flags,
-            })
-        }
-        Record::Dropped(d) => RowBody::Dropped(DropRow {
+/// Turns one record into a row.
+pub fn to_row(rec: &DecodedRecord, interner: &mut Interner) -> Row {
+    let body = match &rec.body {
+        RecordBody::Event(d) => RowBody::Event(EventRow {
+            op: d.op,
+            path: d.path.clone(),
+            pid: d.pid,
+            ppid: d.ppid,
+            image: interner.intern(&d.image),
+            user: interner.intern(&d.user),
+            size: d.size,
+            paging: d.flags & flags::PAGING != 0,
+            action: d.action,
+            rule: d.rule,
+            line: d.line,
+            tag: interner.intern(&d.tag),
+            policy_hash: d.policy.hash,
+            generation: d.policy.generation,
+            status: d.status,
+            flags: d.flags,
+        }),
+        RecordBody::Dropped(d) => RowBody::Dropped(DropRow {
             count: d.count,
             after_seq: d.after_seq,
             seq: d.seq,
             since_ns: d.since_ns,
             reason: d.reason.name(),
         }),
-        Record::End(e) => RowBody::End(EndRow {
+        RecordBody::End(e) => RowBody::End(EndRow {
             reason: match e.reason {
                 EndReason::Rotated => "rotated",
                 EndReason::Shutdown => "shutdown",
@@ -551,10 +238,10 @@ pub fn to_row(rec: &Record<'_>, file: usize, offset: u64, interner: &mut Interne
         }),
     };
     Row {
-        seq: rec.seq(),
-        time_ns: rec.time_ns(),
-        file,
-        offset,
+        seq: rec.seq,
+        time_ns: rec.time_ns,
+        file: rec.file,
+        offset: rec.offset,
         body,
     }
 }
@@ -563,10 +250,14 @@ pub fn to_row(rec: &Record<'_>, file: usize, offset: u64, interner: &mut Interne
 pub(crate) mod tests {
     use super::*;
     use fltpolicy_core::event::{Action, Op};
+    use fltpolicy_core::record::chain::{key_id, Chain};
+    use fltpolicy_core::record::frame::{decode_header, parse_frame, FrameParse, MAX_HEADER};
     use fltpolicy_core::record::frame::{encode_frame, encode_header, FileHeader, MAX_FRAME};
+    use fltpolicy_core::record::Record;
     use fltpolicy_core::record::{
         DropReason, DropRecord, EndRecord, EventData, EventRecord, PolicyId,
     };
+    use std::fs::File;
     use std::io::Write;
 
     /// Writes log files frame by frame, the way the flush writer does.
@@ -790,7 +481,7 @@ pub(crate) mod tests {
         assert_eq!(s.status(true).torn_tail, None);
         // Unchanged for a whole poll: reported as torn.
         assert!(drain(&mut s).is_empty());
-        let at = s.tails[0].consumed;
+        let at = s.reader.pending_tail().unwrap().1;
         assert_eq!(
             at + (frame.len() / 2) as u64,
             fs::metadata(&p).unwrap().len()
