@@ -68,6 +68,9 @@ pub unsafe fn DriverEntry(driver: *mut DRIVER_OBJECT, _registry: *const UNICODE_
 ///
 /// # Safety
 /// PASSIVE_LEVEL, DriverEntry.
+// Not inlined into DriverEntry (nor is create_globals): separate frames keep
+// each under the 1 KiB stack budget (docs/windows-driver.md).
+#[inline(never)]
 unsafe fn start(g: &Globals, driver: *mut DRIVER_OBJECT) -> NTSTATUS {
     // SAFETY: PASSIVE_LEVEL; the routine stays valid until removed in teardown.
     let st = unsafe { kernel::set_process_notify(process_notify, false) };
@@ -215,6 +218,7 @@ unsafe fn teardown() {
 }
 
 /// Step 1. PASSIVE_LEVEL.
+#[inline(never)]
 fn create_globals() -> Option<*mut Globals> {
     let words = crate::audit::alloc_storage()?;
     let table = kernel::alloc_nonpaged(core::mem::size_of::<ProcessTable>());

@@ -66,6 +66,9 @@ impl PolicyBlock {
     /// Copies `image` into a fresh non-paged block and verifies the copy (so
     /// that user mode cannot change the bytes between check and use).
     /// PASSIVE_LEVEL (control path).
+    // Not inlined into the IOCTL handler: the verifier's frame and the
+    // handler's stay separate (1 KiB stack budget, docs/windows-driver.md).
+    #[inline(never)]
     pub fn create(image: &[u8], generation: u64) -> Result<*mut PolicyBlock, BlockError> {
         let header = core::mem::size_of::<PolicyBlock>();
         let total = header

@@ -67,15 +67,6 @@ const PENDING: &[(&str, &str)] = &[
         "ops::pre_create",
         "issue 9: pre-create's path buffer leaves the stack",
     ),
-    (
-        "DriverEntry",
-        "issue 8: DriverEntry's descriptor and name buffers",
-    ),
-    ("control::load", "issue 8: the load path's copies"),
-    (
-        "fltpolicy_core::image::eval::",
-        "issue 8: the evaluator's frame",
-    ),
 ];
 
 fn pending(name: &str) -> bool {

@@ -173,6 +173,10 @@ impl<'a> Policy<'a> {
         None
     }
 
+    // Not inlined: its locals then do not share `evaluate`'s frame, which
+    // already holds the trie cursors (a kernel stack frame stays under
+    // 1 KiB; docs/windows-driver.md, "Stack budget").
+    #[inline(never)]
     fn try_rule(&self, r: u32, op: Op, ev: &EventView<'_>, rules: Rules) -> Option<Verdict<'a>> {
         let rule = RuleRec::decode(&rec::<RULE_LEN>(self.body.rules, r)?);
         if rule.ops & (1u8 << (op as u8)) == 0 {

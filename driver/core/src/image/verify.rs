@@ -83,6 +83,11 @@ struct Counts {
     rule_lists: u32,
 }
 
+// Not inlined (nor are the verify_* passes it calls): each keeps its own
+// stack frame, so the kernel driver's load path never holds all of their
+// locals at once (docs/windows-driver.md, "Stack budget": at most 1 KiB
+// per frame).
+#[inline(never)]
 pub(super) fn verify(bytes: &[u8]) -> Result<Policy<'_>, E> {
     if bytes.len() < HEADER_LEN {
         return Err(E::TooShort { len: bytes.len() });
@@ -196,6 +201,7 @@ fn parse_header(h: &[u8]) -> Result<Header, E> {
     })
 }
 
+#[inline(never)]
 fn verify_strings(p: &Policy<'_>, n: &Counts) -> Result<(), E> {
     for i in 0..n.strs {
         let (off, len) = pair_rec(p.body.strs, i).ok_or(E::StringBounds { index: i })?;
@@ -213,6 +219,7 @@ fn verify_strings(p: &Policy<'_>, n: &Counts) -> Result<(), E> {
     Ok(())
 }
 
+#[inline(never)]
 fn verify_lists(p: &Policy<'_>, n: &Counts) -> Result<(), E> {
     for l in 0..n.str_lists {
         let (first, cnt) = pair_rec(p.body.str_lists, l).ok_or(E::ListBounds { index: l })?;
@@ -247,6 +254,7 @@ fn verify_lists(p: &Policy<'_>, n: &Counts) -> Result<(), E> {
 }
 
 /// Checks rules and their programs; returns the worst-case cost.
+#[inline(never)]
 fn verify_rules_and_code(p: &Policy<'_>, n: &Counts) -> Result<u64, E> {
     if n.rules > MAX_RULES {
         return Err(E::TooManyRules { count: n.rules });
@@ -409,6 +417,7 @@ fn node(p: &Policy<'_>, i: u32) -> Option<NodeRec> {
     rec::<NODE_LEN>(p.body.nodes, i).map(|b| NodeRec::decode(&b))
 }
 
+#[inline(never)]
 fn verify_trie(p: &Policy<'_>, n: &Counts) -> Result<(), E> {
     if n.nodes == 0 {
         return Err(E::Node { node: 0 });

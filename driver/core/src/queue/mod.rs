@@ -110,6 +110,17 @@ struct RingMeta {
 }
 
 impl RingMeta {
+    #[cfg(not(loom))]
+    const fn new() -> RingMeta {
+        RingMeta {
+            claimed: CachePadded(AtomicBool::new(false)),
+            tail: CachePadded(AtomicU64::new(0)),
+            head: CachePadded(AtomicU64::new(0)),
+            dropped: CachePadded([AtomicU64::new(0), AtomicU64::new(0)]),
+        }
+    }
+
+    #[cfg(loom)]
     fn new() -> RingMeta {
         RingMeta {
             claimed: CachePadded(AtomicBool::new(false)),
@@ -199,6 +210,12 @@ impl<W: AsRef<[AtomicU64]>, const RINGS: usize> Queue<W, RINGS> {
         Queue {
             words,
             ring_words: per,
+            // A constant array (not `from_fn`) lets the compiler fill the
+            // rings in place: the queue is several KiB of cache-padded
+            // counters, and the kernel driver builds it on a small stack.
+            #[cfg(not(loom))]
+            rings: [const { RingMeta::new() }; RINGS],
+            #[cfg(loom)]
             rings: core::array::from_fn(|_| RingMeta::new()),
             external: CachePadded(core::array::from_fn(|_| AtomicU64::new(0))),
             consumer_taken: AtomicBool::new(false),
