@@ -19,7 +19,7 @@
 //!
 //! All of it runs at PASSIVE_LEVEL.
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicIsize, Ordering};
 
 use windows_sys::Wdk::Foundation::{DRIVER_OBJECT, KEVENT};
 use windows_sys::Wdk::Storage::FileSystem::Minifilters::FLTFL_FILTER_UNLOAD_MANDATORY;
@@ -217,6 +217,24 @@ unsafe fn teardown() {
     unsafe { destroy_globals(raw) };
 }
 
+/// Writes one field of a fresh, uninitialised allocation, without reading
+/// or dropping what was there.
+macro_rules! init {
+    ($raw:ident . $f:ident = const $v:block) => {{
+        // SAFETY: a field projection of the fresh allocation (nothing read).
+        let p = unsafe { &raw mut (*$raw).$f };
+        // SAFETY: as below.
+        unsafe { p.write(const $v) };
+    }};
+    ($raw:ident . $f:ident = $v:expr) => {{
+        // SAFETY: a field projection of the fresh allocation (nothing read).
+        let p = unsafe { &raw mut (*$raw).$f };
+        // SAFETY: `$raw` is a fresh, suitably aligned allocation of a
+        // Globals; each field is written once, before the block is used.
+        unsafe { p.write($v) };
+    }};
+}
+
 /// Step 1. PASSIVE_LEVEL.
 #[inline(never)]
 fn create_globals() -> Option<*mut Globals> {
@@ -228,56 +246,95 @@ fn create_globals() -> Option<*mut Globals> {
         return None;
     }
     let raw = crate::pool::alloc_for::<Globals>();
-    let queue = crate::audit::AuditQueue::new(words).ok();
-    let (Some(queue), false) = (queue, raw.is_null()) else {
+    if raw.is_null() {
         // SAFETY: nothing else refers to these fresh allocations.
         unsafe { kernel::free_pool(table) };
         // SAFETY: as above.
         unsafe { crate::audit::free_storage(words) };
-        if !raw.is_null() {
-            // SAFETY: as above.
-            unsafe { crate::pool::free_for(raw) };
-        }
         return None;
-    };
+    }
     // SAFETY: `table` is a zeroed allocation of a ProcessTable, whose
     // fields are all atomic integers (zero = empty); it lives until
     // destroy_globals.
     let processes: &'static ProcessTable = unsafe { &*table.cast::<ProcessTable>() };
-    let g = Globals {
-        filter_handle: core::sync::atomic::AtomicIsize::new(0),
-        control_device: core::ptr::null_mut(),
-        flush_thread: ThreadObject(core::ptr::null_mut()),
-        steps: Default::default(),
-        stopping: Default::default(),
-        policy: PolicySlot::new(),
-        counters: Counters::default(),
-        queue,
-        queue_storage: words,
-        processes,
-        flush: FlushShared {
-            // Zeroed storage (valid for the plain-data KEVENT);
-            // initialised by event_init below.
-            wake: core::cell::UnsafeCell::new(
-                // SAFETY: KEVENT is plain data for which all-zero bytes
-                // are a valid (uninitialised) value.
-                unsafe { core::mem::zeroed::<KEVENT>() },
-            ),
-            stop: Default::default(),
-            pending_path: Default::default(),
-            paused: Default::default(),
-            max_file_bytes: core::sync::atomic::AtomicU64::new(crate::flush::MAX_FILE_BYTES),
-        },
-        loading: Default::default(),
-        producers: Rundown::default(),
+    // Globals is built in place, field by field: it holds the audit queue
+    // (several KiB of cache-padded counters), which must not pass through
+    // this kernel stack frame (1 KiB budget, docs/windows-driver.md). The
+    // queue is written as a constant, then given its storage.
+    // `raw` is a fresh, suitably aligned, unused allocation of a Globals;
+    // every field is written exactly once before anything reads the block
+    // (`all_fields_written` keeps this list complete).
+    #[cfg(not(loom))]
+    init!(raw.queue = const { crate::audit::AuditQueue::unattached(&[]) });
+    // loom's atomics are not `const`.
+    #[cfg(loom)]
+    init!(raw.queue = crate::audit::AuditQueue::unattached(&[]));
+    // SAFETY: a field projection of the fresh allocation (nothing read).
+    let queue = unsafe { &raw mut (*raw).queue };
+    // SAFETY: the queue field was just initialised; nothing else refers to
+    // the block yet.
+    let queue = unsafe { &mut *queue };
+    if queue.attach(words).is_err() {
+        // SAFETY: nothing else refers to these fresh allocations (the
+        // queue holds no resources).
+        unsafe { kernel::free_pool(table) };
+        // SAFETY: as above.
+        unsafe { crate::audit::free_storage(words) };
+        // SAFETY: as above.
+        unsafe { crate::pool::free_for(raw) };
+        return None;
+    }
+    init!(raw.filter_handle = AtomicIsize::new(0));
+    init!(raw.control_device = core::ptr::null_mut());
+    init!(raw.flush_thread = ThreadObject(core::ptr::null_mut()));
+    init!(raw.steps = Default::default());
+    init!(raw.stopping = Default::default());
+    init!(raw.policy = PolicySlot::new());
+    init!(raw.counters = Counters::default());
+    init!(raw.queue_storage = words);
+    init!(raw.processes = processes);
+    let flush = FlushShared {
+        // Zeroed storage (valid for the plain-data KEVENT); initialised by
+        // event_init below.
+        wake: core::cell::UnsafeCell::new(
+            // SAFETY: KEVENT is plain data for which all-zero bytes are a
+            // valid (uninitialised) value.
+            unsafe { core::mem::zeroed::<KEVENT>() },
+        ),
+        stop: Default::default(),
+        pending_path: Default::default(),
+        paused: Default::default(),
+        max_file_bytes: core::sync::atomic::AtomicU64::new(crate::flush::MAX_FILE_BYTES),
     };
-    // SAFETY: `raw` is a fresh, suitably aligned allocation of a Globals.
-    unsafe { raw.write(g) };
+    init!(raw.flush = flush);
+    init!(raw.loading = Default::default());
+    init!(raw.producers = Rundown::default());
     // SAFETY: initialised just above.
     let wake = unsafe { (*raw).flush.wake.get() };
     // SAFETY: the event is in non-paged pool inside the block; PASSIVE_LEVEL.
     unsafe { kernel::event_init(wake) };
     Some(raw)
+}
+
+/// Names every field of [`Globals`]: adding one fails to compile here until
+/// `create_globals`, which writes the fields one by one, writes it too.
+#[allow(dead_code)]
+fn all_fields_written(g: &Globals) {
+    let Globals {
+        filter_handle: _,
+        control_device: _,
+        flush_thread: _,
+        steps: _,
+        stopping: _,
+        policy: _,
+        counters: _,
+        queue: _,
+        queue_storage: _,
+        processes: _,
+        flush: _,
+        loading: _,
+        producers: _,
+    } = g;
 }
 
 /// Frees what [`create_globals`] allocated.

@@ -180,14 +180,7 @@ impl<W: AsRef<[AtomicU64]>, const RINGS: usize> Queue<W, RINGS> {
     /// Builds a queue over `words`, split into `RINGS` equal rings. The
     /// words' values are ignored (indices start at 0). Nothing is allocated.
     pub fn new(words: W) -> Result<Self, StorageError> {
-        if RINGS == 0 {
-            return Err(StorageError::NoRings);
-        }
-        let n = words.as_ref().len();
-        let per = n / RINGS;
-        if per * RINGS != n || !per.is_power_of_two() || per < MIN_RING_WORDS {
-            return Err(StorageError::BadLength { words: n });
-        }
+        let per = Self::ring_size(&words)?;
         Ok(Self::new_unchecked_size(words, per))
     }
 
@@ -207,19 +200,73 @@ impl<W: AsRef<[AtomicU64]>, const RINGS: usize> Queue<W, RINGS> {
     }
 
     fn new_unchecked_size(words: W, per: usize) -> Self {
+        let mut q = Self::unattached(words);
+        q.ring_words = per;
+        q
+    }
+
+    /// Checks `words` the way [`Queue::new`] does; the ring size.
+    fn ring_size(words: &W) -> Result<usize, StorageError> {
+        if RINGS == 0 {
+            return Err(StorageError::NoRings);
+        }
+        let n = words.as_ref().len();
+        let per = n / RINGS;
+        if per * RINGS != n || !per.is_power_of_two() || per < MIN_RING_WORDS {
+            return Err(StorageError::BadLength { words: n });
+        }
+        Ok(per)
+    }
+
+    /// A queue without storage: every push is dropped as full, nothing can
+    /// be popped, until [`Queue::attach`] gives it storage. `const`, so a
+    /// caller can write it straight into place (`ptr.write(const { .. })`):
+    /// the queue is several KiB of cache-padded counters, and the Windows
+    /// driver must not build that on its kernel stack (1 KiB per frame,
+    /// docs/windows-driver.md "Stack budget").
+    #[cfg(not(loom))]
+    pub const fn unattached(words: W) -> Self {
         Queue {
             words,
-            ring_words: per,
-            // A constant array (not `from_fn`) lets the compiler fill the
-            // rings in place: the queue is several KiB of cache-padded
-            // counters, and the kernel driver builds it on a small stack.
-            #[cfg(not(loom))]
+            ring_words: 0,
             rings: [const { RingMeta::new() }; RINGS],
-            #[cfg(loom)]
+            external: CachePadded([const { AtomicU64::new(0) }; DropReason::COUNT]),
+            consumer_taken: AtomicBool::new(false),
+        }
+    }
+
+    /// [`Queue::unattached`] under loom (whose atomics are not `const`).
+    #[cfg(loom)]
+    pub fn unattached(words: W) -> Self {
+        Queue {
+            words,
+            ring_words: 0,
             rings: core::array::from_fn(|_| RingMeta::new()),
             external: CachePadded(core::array::from_fn(|_| AtomicU64::new(0))),
             consumer_taken: AtomicBool::new(false),
         }
+    }
+
+    /// Gives the queue its storage, checked as by [`Queue::new`], and
+    /// empties it (indices and drop counters back to zero). With
+    /// [`Queue::unattached`], builds a queue in place; `&mut self` means no
+    /// producer or consumer can be using it.
+    pub fn attach(&mut self, words: W) -> Result<(), StorageError> {
+        let per = Self::ring_size(&words)?;
+        self.words = words;
+        self.ring_words = per;
+        for r in &mut self.rings {
+            r.claimed.store(false, Ordering::Relaxed);
+            r.tail.store(0, Ordering::Relaxed);
+            r.head.store(0, Ordering::Relaxed);
+            r.dropped[0].store(0, Ordering::Relaxed);
+            r.dropped[1].store(0, Ordering::Relaxed);
+        }
+        for c in self.external.0.iter() {
+            c.store(0, Ordering::Relaxed);
+        }
+        self.consumer_taken.store(false, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Words per ring.
@@ -324,7 +371,7 @@ impl<W: AsRef<[AtomicU64]>, const RINGS: usize> Queue<W, RINGS> {
         let budget_words = (free - 1).min(MAX_ENTRY_WORDS as u64 - 1) as usize;
         let writer = WordWriter {
             ring,
-            mask: self.ring_words - 1,
+            mask: self.ring_words.wrapping_sub(1),
             next: tail.wrapping_add(1) as usize,
             stage: [0; STAGE_BYTES],
             staged: 0,
@@ -333,7 +380,7 @@ impl<W: AsRef<[AtomicU64]>, const RINGS: usize> Queue<W, RINGS> {
         };
         let len = encode(writer).ok_or(())?;
         let payload_words = len.div_ceil(8) as u64;
-        ring[(tail as usize) & (self.ring_words - 1)]
+        ring[(tail as usize) & self.ring_words.wrapping_sub(1)]
             .store(len as u64 | ENTRY_TAG << 32, Ordering::Relaxed);
         let new_tail = tail.wrapping_add(1 + payload_words);
         meta.tail.store(new_tail, Ordering::Release);
@@ -399,7 +446,8 @@ impl<W: AsRef<[AtomicU64]>, const RINGS: usize> Consumer<'_, W, RINGS> {
         let q = self.queue;
         let meta = q.rings.get(ring)?;
         let words = q.ring(ring);
-        let mask = q.ring_words - 1;
+        // wrapping: an unattached queue (0 words) has nothing to pop anyway.
+        let mask = q.ring_words.wrapping_sub(1);
         let head = meta.head.load(Ordering::Relaxed);
         let tail = meta.tail.load(Ordering::Acquire);
         if head == tail {

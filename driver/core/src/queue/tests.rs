@@ -49,6 +49,29 @@ fn storage_is_validated() {
 }
 
 #[test]
+fn an_unattached_queue_drops_everything_until_attached() {
+    let mut q = Queue::<Vec<AtomicU64>, 2>::unattached(Vec::new());
+    assert_eq!(q.push(0, &event("a", 1)), Err(DropReason::QueueFull));
+    assert!(pop_all(&q).is_empty());
+    assert!(q.is_empty());
+    // attach checks storage like `new`, then the queue works and starts
+    // from zero (the drop above and the consumer taken are forgotten).
+    assert_eq!(
+        q.attach(storage(3)),
+        Err(StorageError::BadLength { words: 3 })
+    );
+    q.attach(storage(MIN_RING_WORDS * 2)).unwrap();
+    assert_eq!(q.drop_totals(), [0; DropReason::COUNT]);
+    q.push(1, &event("b", 2)).unwrap();
+    let got = pop_all(&q);
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        postcard::from_bytes::<EventData<'_>>(&got[0]).unwrap(),
+        event("b", 2)
+    );
+}
+
+#[test]
 fn entries_round_trip_in_order_with_wraparound() {
     let q = Queue::<_, 1>::new(storage(MIN_RING_WORDS)).unwrap();
     let mut c = q.consumer().unwrap();
