@@ -685,6 +685,57 @@ fn unwind_codes_give_exact_frames() {
 }
 
 #[test]
+fn chains_add_frames_and_tail_jumps_reuse_the_return_address() {
+    // a (frame 100) calls b (frame 200), which tail-jumps to c (frame 300);
+    // a also calls an import thunk k (kernel: not counted). Worst chain
+    // from a: a's frame + return address, then c's frame + the return
+    // address b pushed (b's frame is gone at the jump) = 108 + 308.
+    let f = |start, frame, calls: &[u32], tails: &[u32]| Func {
+        start,
+        end: start + 16,
+        frame,
+        calls: calls.iter().copied().collect(),
+        tails: tails.iter().copied().collect(),
+        ..Func::default()
+    };
+    let mut funcs = BTreeMap::new();
+    funcs.insert(0x10, f(0x10, 100, &[0x20, 0x90], &[]));
+    funcs.insert(0x20, f(0x20, 200, &[], &[0x30]));
+    funcs.insert(0x30, f(0x30, 300, &[], &[]));
+    funcs.insert(0x90, f(0x90, 0, &[], &[]));
+    let img = Image {
+        base: 0,
+        funcs,
+        imports: HashMap::from([(0x90, "KeSetEvent".to_string())]),
+        names: HashMap::new(),
+        data_syms: BTreeMap::new(),
+        entry: 0x10,
+        roots: BTreeSet::from([0x10]),
+    };
+    let (d, path) = worst(
+        &img,
+        0x10,
+        &mut HashMap::new(),
+        &mut Vec::new(),
+        &mut BTreeSet::new(),
+    );
+    assert_eq!(d, 108 + 308);
+    assert_eq!(path, vec![0x10, 0x20, 0x30]);
+    // Recursion is reported, not looped on.
+    let mut img = img;
+    img.funcs.get_mut(&0x30).unwrap().calls.insert(0x10);
+    let mut cycles = BTreeSet::new();
+    worst(
+        &img,
+        0x10,
+        &mut HashMap::new(),
+        &mut Vec::new(),
+        &mut cycles,
+    );
+    assert_eq!(cycles.len(), 1, "{cycles:?}");
+}
+
+#[test]
 fn driver_stack_budget() {
     let img = load();
     let r = analyse(&img);
