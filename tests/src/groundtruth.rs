@@ -22,7 +22,7 @@
 //! | `unlink*`, `rmdir` | delete |
 //! | `rename*` | rename (source and destination) |
 //! | `write`, `pwrite64`, `writev`, `pwritev*` (> 0 bytes), `ftruncate`, `truncate`, `fallocate`, `copy_file_range`/`sendfile`/`splice` (destination) | write |
-//! | `chmod*`, `chown*`, `utime*`, `*setxattr`, `*removexattr` | setinfo |
+//! | `chmod*`, `chown*`, `utime*`, `*setxattr`, `*removexattr` | setinfo (but `utimensat` of the modification time alone: write, as the kernel reports it) |
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
@@ -670,8 +670,24 @@ pub fn derive(trace: &str, root: &[u8], seeded: HashSet<Vec<u8>>, cwd: &[u8]) ->
                     Some(Arg::Str(_)) => at(Some(0), 1),
                     _ => fd_path(0),
                 };
-                if let Some(p) = p {
-                    push("setinfo", p, None);
+                // The kernel reports a timestamp change as FAN_ATTRIB only
+                // when both times change; the modification time alone is
+                // FAN_MODIFY (a write), the access time alone FAN_ACCESS
+                // (fsnotify_change).
+                let op = match c.args.get(2) {
+                    Some(Arg::Raw(t)) if c.name == "utimensat" && t.starts_with('[') => {
+                        let omit = t.matches("UTIME_OMIT").count();
+                        match (omit, t.trim_start_matches('[').starts_with("UTIME_OMIT")) {
+                            (1, true) => Some("write"),
+                            (1, false) => None,
+                            (2, _) => None,
+                            _ => Some("setinfo"),
+                        }
+                    }
+                    _ => Some("setinfo"),
+                };
+                if let (Some(p), Some(op)) = (p, op) {
+                    push(op, p, None);
                 }
             }
             _ => {}

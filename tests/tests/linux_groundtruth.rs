@@ -158,10 +158,9 @@ impl Drop for Engine {
     }
 }
 
-/// The rename destination a record carries, if the log format has one.
+/// The rename destination a record carries.
 fn target_of(e: &fltpolicy_audit::EventEntry) -> Option<String> {
-    let _ = e;
-    None
+    (!e.target_path.is_empty()).then(|| e.target_path.clone())
 }
 
 /// Runs `script` with `sh -c` under strace in `cwd`, with the engine
@@ -218,7 +217,6 @@ fn assert_exact(name: &str, rep: &Report) {
 }
 
 #[test]
-#[ignore = "issue 10 in progress: rename records lack the destination / short-lived images"]
 fn tar_cp_mv_rm_match_the_trace() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let s = Scratch::new("gt", "tar");
@@ -281,7 +279,6 @@ fn rm_after_an_unrelated_directory_rename_logs_every_delete() {
 }
 
 #[test]
-#[ignore = "issue 10 in progress: rename records lack the destination / short-lived images"]
 fn created_then_moved_out_is_logged_where_it_was_and_the_reverse_not_at_all() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let s = Scratch::new("gt", "moveout");
@@ -306,7 +303,6 @@ fn created_then_moved_out_is_logged_where_it_was_and_the_reverse_not_at_all() {
 }
 
 #[test]
-#[ignore = "issue 10 in progress: rename records lack the destination / short-lived images"]
 fn mv_a_b_records_both_paths() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let s = Scratch::new("gt", "mvab");
@@ -346,7 +342,6 @@ fn names_are_recorded_as_they_are() {
 }
 
 #[test]
-#[ignore = "issue 10 in progress: rename records lack the destination / short-lived images"]
 fn short_lived_processes_are_all_attributed() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let s = Scratch::new("gt", "touch");
@@ -383,7 +378,6 @@ fn activity_outside_the_policy_reports_no_loss() {
 }
 
 #[test]
-#[ignore = "issue 10 in progress: rename records lack the destination / short-lived images"]
 fn git_clone_and_sqlite_wal_match_the_trace() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let s = Scratch::new("gt", "git");

@@ -64,6 +64,8 @@ pub struct EventEntry {
     pub image: String,
     pub user: String,
     pub tag: String,
+    /// A rename's (or link's) destination; empty for other operations.
+    pub target_path: String,
 }
 
 impl EventEntry {
@@ -83,6 +85,7 @@ impl EventEntry {
             image: d.image.to_owned(),
             user: d.user.to_owned(),
             tag: d.tag.to_owned(),
+            target_path: d.target_path.to_owned(),
         }
     }
 

@@ -312,6 +312,7 @@ impl Core {
             watching: marker
                 .marked
                 .values()
+                .filter(|(_, nb, _)| *nb != mask::OPEN_EXEC)
                 .map(|(p, _, _)| p.display().to_string())
                 .collect(),
             blocking: marker.marked.values().any(|(_, _, pm)| *pm != 0),
@@ -356,6 +357,8 @@ impl Core {
             }
         }
         let mut wanted: HashMap<[i32; 2], PathBuf> = HashMap::new();
+        // Filesystems marked only for FAN_OPEN_EXEC (exec-time images).
+        let mut exec_only: HashMap<[i32; 2], PathBuf> = HashMap::new();
         {
             let mut mounts = self
                 .shared
@@ -368,6 +371,14 @@ impl Core {
                     source,
                 })?;
                 wanted.entry(fsid).or_insert(p);
+            }
+            let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            for p in marks::exec_mount_points(&mountinfo) {
+                if let Ok(fsid) = mounts.add(&p) {
+                    if !wanted.contains_key(&fsid) {
+                        exec_only.entry(fsid).or_insert(p);
+                    }
+                }
             }
         }
         // Permission bits.
@@ -415,6 +426,29 @@ impl Core {
             marker
                 .marked
                 .insert(*fsid, (point.clone(), bits, perm_mask));
+        }
+        // Exec events elsewhere (best effort: a filesystem that refuses the
+        // mark, e.g. one without file handles, is skipped; its executables
+        // are then named from /proc at the exec message).
+        for (fsid, point) in &exec_only {
+            let (old, old_perm) = marker.marked.get(fsid).map_or((0, 0), |m| (m.1, m.2));
+            if old & mask::OPEN_EXEC == 0
+                && self.notify.mark_filesystem(point, mask::OPEN_EXEC).is_err()
+            {
+                continue;
+            }
+            // A policy filesystem no longer named by the policy keeps only
+            // its exec bit.
+            if old & !mask::OPEN_EXEC != 0 {
+                let _ = self.notify.unmark_filesystem(point, old & !mask::OPEN_EXEC);
+            }
+            if old_perm != 0 {
+                let _ = self.responder.group().unmark_filesystem(point, old_perm);
+            }
+            marker
+                .marked
+                .insert(*fsid, (point.clone(), mask::OPEN_EXEC, 0));
+            wanted.insert(*fsid, point.clone());
         }
         // Filesystems no policy path needs any more.
         let gone: Vec<[i32; 2]> = marker

@@ -26,8 +26,11 @@ use crate::sys::fanotify::mask;
 /// keep the namespace mirror ([`crate::mirror`]) current. (The kernel has
 /// no "directories only" bit, so this also reports file creates and
 /// deletes; they are filtered before any lookup.)
+///
+/// `FAN_OPEN_EXEC` is always included too: it tells which image a process
+/// executes, in order with its file events ([`crate::procinfo`]).
 pub fn notify_mask(ops: OpSet, rename_bit: u64) -> u64 {
-    let mut m = rename_bit | mask::ONDIR | mask::CREATE | mask::DELETE;
+    let mut m = rename_bit | mask::ONDIR | mask::CREATE | mask::DELETE | mask::OPEN_EXEC;
     for op in ops.iter() {
         m |= match op {
             Op::Create => mask::CREATE,
@@ -111,6 +114,38 @@ pub fn mark_point(root: &Path) -> PathBuf {
     }
 }
 
+/// Local filesystem types whose executables the engine watches for
+/// `FAN_OPEN_EXEC` (exec-time process images), besides the policy's own.
+/// Network and pseudo filesystems are left alone (a mark there could stall
+/// or is refused).
+const EXEC_FS_TYPES: &[&str] = &[
+    "ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "overlay", "f2fs", "vfat", "exfat", "zfs",
+    "squashfs", "erofs", "jfs", "reiserfs",
+];
+
+/// Mount points of the local filesystems executables may live on, from
+/// `/proc/self/mountinfo` text.
+pub fn exec_mount_points(mountinfo: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for line in mountinfo.lines() {
+        // id parent major:minor root mount-point options ... - fstype source super-options
+        let mut halves = line.splitn(2, " - ");
+        let (Some(left), Some(right)) = (halves.next(), halves.next()) else {
+            continue;
+        };
+        let Some(point) = left.split(' ').nth(4) else {
+            continue;
+        };
+        let Some(fstype) = right.split(' ').next() else {
+            continue;
+        };
+        if EXEC_FS_TYPES.contains(&fstype) && !point.contains('\\') {
+            out.push(PathBuf::from(point));
+        }
+    }
+    out
+}
+
 /// Whether `path` is `root` or below it at a `/` boundary.
 pub fn is_under(path: &str, root: &str) -> bool {
     if root == "/" {
@@ -129,7 +164,12 @@ mod tests {
         let m = notify_mask(OpSet::single(Op::Write), mask::RENAME);
         assert_eq!(
             m,
-            mask::MODIFY | mask::RENAME | mask::ONDIR | mask::CREATE | mask::DELETE
+            mask::MODIFY
+                | mask::RENAME
+                | mask::ONDIR
+                | mask::CREATE
+                | mask::DELETE
+                | mask::OPEN_EXEC
         );
         assert_eq!(
             permission_mask(OpSet::single(Op::Open).with(Op::Delete)),
@@ -143,6 +183,18 @@ mod tests {
             ops_of_notification(mask::CLOSE_WRITE | mask::MODIFY | mask::OPEN).collect();
         assert_eq!(ops, vec![Op::Open, Op::Write, Op::Close]);
         assert_eq!(op_of_permission(mask::OPEN_EXEC_PERM), Some(Op::Open));
+    }
+
+    #[test]
+    fn exec_mounts_are_local_filesystems() {
+        let mi = "22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n\
+                  23 22 0:5 / /proc rw - proc proc rw\n\
+                  24 22 0:30 / /tmp/x rw - tmpfs tmpfs rw\n\
+                  25 22 0:31 / /mnt/n rw - nfs4 srv:/e rw\n";
+        assert_eq!(
+            exec_mount_points(mi),
+            vec![PathBuf::from("/"), PathBuf::from("/tmp/x")]
+        );
     }
 
     #[test]

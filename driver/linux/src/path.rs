@@ -80,6 +80,16 @@ pub fn from_bytes(bytes: &[u8], out: &mut String) -> bool {
     }
 }
 
+/// The escaped form of `bytes` even when they are valid UTF-8 (the other
+/// path of a record whose first path needed escaping: one flag covers both).
+pub fn escaped_always(bytes: &[u8], out: &mut String) {
+    if from_bytes(bytes, out) {
+        return;
+    }
+    out.clear();
+    push_doubling_backslashes(out, std::str::from_utf8(bytes).unwrap_or_default());
+}
+
 fn push_doubling_backslashes(out: &mut String, s: &str) {
     for c in s.chars() {
         if c == '\\' {

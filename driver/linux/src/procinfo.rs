@@ -147,10 +147,35 @@ impl ProcessTable {
                 _ => None,
             })
             .collect();
+        let parents: HashMap<u32, ProcInfo> = {
+            let known = self.entries.read().unwrap_or_else(|p| p.into_inner());
+            changes
+                .iter()
+                .filter_map(|c| match c {
+                    Change::Fork { parent, .. } if !known.contains_key(parent) => Some(*parent),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|p| (p, read_proc(p, &self.users)))
+                .filter(|(_, i)| !i.image.is_empty())
+                .collect()
+        };
         let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
         for c in changes {
             match c {
                 Change::Fork { parent, child } => {
+                    // A parent the table never saw (older than the engine,
+                    // or its own fork message was lost) is read now, while
+                    // it certainly exists (it is the one forking).
+                    if let (std::collections::hash_map::Entry::Vacant(v), Some(info)) =
+                        (map.entry(parent), parents.get(&parent))
+                    {
+                        v.insert(Entry {
+                            info: Arc::new(info.clone()),
+                            exited: None,
+                        });
+                    }
                     let inherited = map.get(&parent).map(|e| {
                         let mut info = (*e.info).clone();
                         info.ppid = u64::from(parent);
@@ -174,7 +199,9 @@ impl ProcessTable {
                 Change::Exec(pid) => {
                     if let Some(info) = execs.get(&pid) {
                         if info.image.is_empty() {
-                            map.remove(&pid);
+                            // Gone before it could be read: keep what the
+                            // table has (the image the fanotify exec event
+                            // set, see `set_image`, or the pre-exec one).
                         } else {
                             map.insert(
                                 pid,
@@ -204,6 +231,36 @@ impl ProcessTable {
         if map.len() >= MAX_CACHED_PROCESSES {
             map.retain(|_, e| e.exited.is_none());
         }
+    }
+
+    /// The process `pid` executed `image`, as a fanotify `FAN_OPEN_EXEC`
+    /// event says — in the order of the file events, so the events it
+    /// caused before the exec keep the old image and those after get the
+    /// new one, however short-lived the process. Parent and user come from
+    /// the entry the fork message made (or `/proc`, while it lives).
+    pub fn set_image(&self, pid: u32, image: &str) {
+        self.sync();
+        let base = {
+            let map = self.entries.read().unwrap_or_else(|p| p.into_inner());
+            map.get(&pid).map(|e| (*e.info).clone())
+        };
+        let mut info = base.unwrap_or_else(|| read_proc(pid, &self.users));
+        if info.image == image {
+            return;
+        }
+        info.image = image.to_string();
+        let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_CACHED_PROCESSES && !map.contains_key(&pid) {
+            return;
+        }
+        let exited = map.get(&pid).and_then(|e| e.exited);
+        map.insert(
+            pid,
+            Entry {
+                info: Arc::new(info),
+                exited,
+            },
+        );
     }
 
     /// Drops entries of processes that exited more than [`EXIT_GRACE`] ago.

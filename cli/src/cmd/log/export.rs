@@ -52,7 +52,7 @@ pub struct Args {
 }
 
 /// The CSV columns, in order.
-pub const CSV_COLUMNS: [&str; 22] = [
+pub const CSV_COLUMNS: [&str; 23] = [
     "type",
     "seq",
     "time",
@@ -75,12 +75,26 @@ pub const CSV_COLUMNS: [&str; 22] = [
     "count",
     "reason",
     "after_seq",
+    "target_path",
 ];
 
 /// A record as the JSON object `export` prints.
 pub fn record_json(r: &DecodedRecord) -> Value {
     match &r.body {
-        RecordBody::Event(e) => json!({
+        RecordBody::Event(e) if !e.target_path.is_empty() => {
+            // A rename's (or link's) destination: only two-path operations
+            // carry the field.
+            let mut v = event_json(r, e);
+            v["target_path"] = Value::String(e.target_path.clone());
+            v
+        }
+        RecordBody::Event(e) => event_json(r, e),
+        _ => other_json(r),
+    }
+}
+
+fn event_json(r: &DecodedRecord, e: &fltpolicy_audit::EventEntry) -> Value {
+    json!({
             "type": "event",
             "seq": r.seq,
             "time": rfc3339(r.time_ns),
@@ -100,7 +114,12 @@ pub fn record_json(r: &DecodedRecord) -> Value {
             "generation": e.policy.generation,
             "status": e.status,
             "flags": flags::names(e.flags).collect::<Vec<_>>(),
-        }),
+    })
+}
+
+fn other_json(r: &DecodedRecord) -> Value {
+    match &r.body {
+        RecordBody::Event(e) => event_json(r, e),
         RecordBody::Dropped(d) => json!({
             "type": "dropped",
             "seq": r.seq,

@@ -60,6 +60,8 @@ pub struct EventRow {
     /// Source line of the rule.
     pub line: u32,
     pub tag: Arc<str>,
+    /// A rename's (or link's) destination; empty for other operations.
+    pub target_path: String,
     /// The deciding policy's hash prefix (first bytes of its SHA-256).
     pub policy_hash: [u8; POLICY_ID_BYTES],
     /// The policy's load generation.
@@ -819,6 +821,7 @@ pub(crate) mod tests {
                 rule: Some(1),
                 line: 3,
                 tag: "T".into(),
+                target_path: String::new(),
                 policy_hash: [0xab; POLICY_ID_BYTES],
                 generation: 1,
                 status: None,

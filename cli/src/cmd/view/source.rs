@@ -218,6 +218,7 @@ pub fn to_row(rec: &DecodedRecord, interner: &mut Interner) -> Row {
             rule: d.rule,
             line: d.line,
             tag: interner.intern(&d.tag),
+            target_path: d.target_path.clone(),
             policy_hash: d.policy.hash,
             generation: d.policy.generation,
             status: d.status,

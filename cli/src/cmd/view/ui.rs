@@ -334,6 +334,9 @@ pub fn detail_lines(app: &App, row: &Row) -> Vec<Line<'static>> {
     match &row.body {
         RowBody::Event(e) => {
             let mut names: Vec<String> = flags::names(e.flags).map(str::to_owned).collect();
+            // Every bit is defined today (`flags::ALL` = 0xff); kept for
+            // records of a future writer with a wider meaning.
+            #[allow(clippy::bad_bit_mask)]
             if e.flags & !flags::ALL != 0 {
                 names.push(format!("{:#04x}", e.flags & !flags::ALL));
             }
@@ -349,7 +352,7 @@ pub fn detail_lines(app: &App, row: &Row) -> Vec<Line<'static>> {
                     format!("{s:#010x}")
                 }
             });
-            vec![
+            let mut lines = vec![
                 Line::from(head),
                 Line::from(
                     [
@@ -392,7 +395,12 @@ pub fn detail_lines(app: &App, row: &Row) -> Vec<Line<'static>> {
                     ]
                     .concat(),
                 ),
-            ]
+            ];
+            // A rename's (or link's) destination, under its source.
+            if !e.target_path.is_empty() {
+                lines.insert(3, Line::from(kv_text("target", &e.target_path)));
+            }
+            lines
         }
         RowBody::Dropped(d) => vec![
             Line::from(head),

@@ -31,7 +31,7 @@ use super::{put_varint, EncodeError, Record, MAX_RECORD_BODY, RECORD_EVENT_VARIA
 /// First bytes of every log file.
 pub const MAGIC: [u8; 8] = *b"FLTPLOG\0";
 /// Version of this layout. Readers reject other versions with a clear error.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 /// Bytes before the header body.
 pub const HEADER_PREFIX: usize = 12;
 /// Longest header body: the host name (at most [`MAX_HOST_BYTES`]) plus the

@@ -50,16 +50,21 @@ pub const MAX_USER_BYTES: usize = 256;
 pub const MAX_TAG_BYTES: usize = 256;
 
 /// Upper bound of the postcard encoding of everything in [`EventData`]
-/// except the four strings: 4 varint u64 fields (10 bytes each), the
+/// except the five strings: 4 varint u64 fields (10 bytes each), the
 /// operation (`Option<Op>`: 2), the action and flags bytes, rule (`Option<u32>`: 6), line (5), status
 /// (`Option<i32>`: 6), policy hash (16) and generation (10), and a length
 /// prefix per string (at most 3 bytes each below 2^21, 4 counted).
-pub const EVENT_FIXED_MAX: usize = 4 * 10 + 2 + 1 + 1 + 6 + 5 + 6 + 16 + 10 + 4 * 4;
+pub const EVENT_FIXED_MAX: usize = 4 * 10 + 2 + 1 + 1 + 6 + 5 + 6 + 16 + 10 + 5 * 4;
 
 /// Upper bound of an encoded [`EventData`]: the fixed part plus the string
-/// limits. The queue reserves at most this much per event.
-pub const MAX_EVENT_DATA: usize =
-    EVENT_FIXED_MAX + MAX_PATH_BYTES + MAX_IMAGE_BYTES + MAX_USER_BYTES + MAX_TAG_BYTES;
+/// limits (the rename/link destination has the path's limit). The queue
+/// reserves at most this much per event.
+pub const MAX_EVENT_DATA: usize = EVENT_FIXED_MAX
+    + MAX_PATH_BYTES
+    + MAX_IMAGE_BYTES
+    + MAX_USER_BYTES
+    + MAX_TAG_BYTES
+    + MAX_PATH_BYTES;
 
 /// Upper bound of a frame body: the record variant (1 byte), the sequence
 /// number (varint u64, 10 bytes) and the largest payload. Drop and end
@@ -79,13 +84,18 @@ pub mod flags {
     pub const TAG_TRUNCATED: u8 = 1 << 3;
     /// The operation was paging I/O.
     pub const PAGING: u8 = 1 << 4;
-    /// `path` names a file whose real name is not UTF-8 (Linux): it is
-    /// written in the escaped form — each byte of an invalid sequence as
-    /// `\xNN`, each `\` doubled — from which the exact bytes are
-    /// recovered; policies match that same form.
+    /// `path` (or `target_path`) names a file whose real name is not UTF-8
+    /// (Linux): both are then written in the escaped form — each byte of an
+    /// invalid sequence as `\xNN`, each `\` doubled — from which the
+    /// exact bytes are recovered; policies match that same form.
     pub const PATH_ESCAPED: u8 = 1 << 5;
+    /// `target_path` was longer than [`super::MAX_PATH_BYTES`] and was cut.
+    pub const TARGET_TRUNCATED: u8 = 1 << 6;
+    /// A two-path operation (rename, link) was decided on its destination
+    /// (`target_path`): the source matched no rule.
+    pub const TARGET_MATCHED: u8 = 1 << 7;
     /// Every defined bit; decoders keep unknown bits (forward compatible).
-    pub const ALL: u8 = 0x3f;
+    pub const ALL: u8 = 0xff;
 
     /// Names of the set bits, for exports.
     pub fn names(bits: u8) -> impl Iterator<Item = &'static str> {
@@ -96,6 +106,8 @@ pub mod flags {
             (TAG_TRUNCATED, "tag_truncated"),
             (PAGING, "paging"),
             (PATH_ESCAPED, "path_escaped"),
+            (TARGET_TRUNCATED, "target_truncated"),
+            (TARGET_MATCHED, "target_matched"),
         ]
         .into_iter()
         .filter(move |(b, _)| bits & b != 0)
@@ -156,6 +168,10 @@ pub struct EventData<'a> {
     pub image: &'a str,
     pub user: &'a str,
     pub tag: &'a str,
+    /// The other path of a two-path operation: a rename's (or link's)
+    /// destination, `path` being its source. Empty for every other
+    /// operation, and where the enforcement point does not know it.
+    pub target_path: &'a str,
 }
 
 /// [`Action`] as stored: a plain wrapper so that records keep decoding if
@@ -234,7 +250,19 @@ impl<'a> EventData<'a> {
             image,
             user,
             tag,
+            target_path: "",
         }
+    }
+
+    /// Sets the destination of a rename or link ([`EventData::target_path`]),
+    /// cut to [`MAX_PATH_BYTES`] and flagged like `path`.
+    pub fn with_target(mut self, target: &'a str) -> EventData<'a> {
+        let (t, cut) = clamp_str(target, MAX_PATH_BYTES);
+        self.target_path = t;
+        if cut {
+            self.flags |= flags::TARGET_TRUNCATED;
+        }
+        self
     }
 
     /// Re-applies the string limits (for data built by hand rather than by
@@ -244,6 +272,11 @@ impl<'a> EventData<'a> {
         let (image, i) = clamp_str(self.image, MAX_IMAGE_BYTES);
         let (user, u) = clamp_str(self.user, MAX_USER_BYTES);
         let (tag, t) = clamp_str(self.tag, MAX_TAG_BYTES);
+        let (target, tt) = clamp_str(self.target_path, MAX_PATH_BYTES);
+        self.target_path = target;
+        if tt {
+            self.flags |= flags::TARGET_TRUNCATED;
+        }
         self.path = path;
         self.image = image;
         self.user = user;
@@ -455,6 +488,7 @@ mod tests {
             image: "/usr/bin/cat",
             user: "root",
             tag: "T",
+            target_path: "",
         }
     }
 

@@ -110,6 +110,16 @@ impl BatchProcs {
     }
 }
 
+/// Both paths of a rename, as recorded (`path` = source, `target_path` =
+/// destination), whichever of them the policy was evaluated on.
+#[derive(Clone, Copy, Debug)]
+pub struct TwoPaths<'a> {
+    pub source: &'a str,
+    pub target: &'a str,
+    /// The evaluation was on `target` (the source matched nothing).
+    pub on_target: bool,
+}
+
 /// Builds the view, evaluates it, lets `enforce` act on the verdict (the
 /// permission thread answers the kernel there and returns the status the
 /// caller got: `Some(0)` allowed, `Some(-EPERM)` denied; the notification
@@ -129,6 +139,7 @@ pub fn decide_and_record(
     pid: u32,
     size: u64,
     path_escaped: bool,
+    two: Option<TwoPaths<'_>>,
     enforce: impl FnOnce(Action) -> Option<i32>,
 ) -> Action {
     let info = procs.get(pid);
@@ -154,6 +165,19 @@ pub fn decide_and_record(
         let mut data = EventData::from_view(&view, &verdict, policy.id(), time_ns, status);
         if path_escaped {
             data.flags |= fltpolicy_core::record::flags::PATH_ESCAPED;
+        }
+        if let Some(t) = two {
+            let (source, cut) =
+                fltpolicy_core::record::clamp_str(t.source, fltpolicy_core::record::MAX_PATH_BYTES);
+            data.path = source;
+            data.flags &= !fltpolicy_core::record::flags::PATH_TRUNCATED;
+            if cut {
+                data.flags |= fltpolicy_core::record::flags::PATH_TRUNCATED;
+            }
+            data = data.with_target(t.target);
+            if t.on_target {
+                data.flags |= fltpolicy_core::record::flags::TARGET_MATCHED;
+            }
         }
         if shared.sink.push(thread_hint, &data) {
             Counters::inc(&shared.counters.queued);

@@ -20,7 +20,7 @@ use crate::stats::Counters;
 use crate::sys::fanotify::{mask, DirEntry, Events, Group};
 use crate::sys::{fd, handle, wake::Wake};
 
-use super::{decide_and_record, may_record, Shared, EVENT_BUFFER_BYTES};
+use super::{decide_and_record, may_record, Shared, TwoPaths, EVENT_BUFFER_BYTES};
 
 /// After draining the group, the thread waits this long before it polls
 /// again, so that a busy filesystem costs one wake-up and one `read` per
@@ -175,6 +175,17 @@ impl Resolver {
     }
 }
 
+/// Whether `path` is the ELF program interpreter (the dynamic loader,
+/// `ld-linux-x86-64.so.2`, `ld-musl-*.so.1`, `ld.so`), which `execve` also
+/// opens for execution (a second `FAN_OPEN_EXEC` after the program's own):
+/// the process's image stays the program. (A `#!` script's interpreter is
+/// a program: its exec event comes after the script's and wins, like
+/// `/proc/PID/exe`.)
+fn is_program_interpreter(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    (name.starts_with("ld-") || name.starts_with("ld.so")) && name.contains(".so")
+}
+
 /// Runs until `shared.stop` is set and the group is drained.
 pub fn run(group: Arc<Group>, shared: Arc<Shared>, wake: Arc<Wake>) {
     let mut buf = vec![0u8; EVENT_BUFFER_BYTES];
@@ -216,16 +227,51 @@ pub fn run(group: Arc<Group>, shared: Arc<Shared>, wake: Arc<Wake>) {
                 let Some(entry) = ev.entry else {
                     continue;
                 };
-                let place = res.place(&shared, &entry, &mut path);
+                let mut place = res.place(&shared, &entry, &mut path);
                 res.old.clone_from(&res.bytes);
-                let new_place = match &ev.new_entry {
+                let mut new_place = match &ev.new_entry {
                     Some(new) => res.place(&shared, new, &mut new_path),
                     None => Place::Unknown,
                 };
+                // An unplaceable side is recorded as an empty path, never a
+                // stale one.
+                if place == Place::Unknown {
+                    path.clear();
+                }
+                if new_place == Place::Unknown {
+                    new_path.clear();
+                }
+                // One escape flag covers both paths of a rename: if either
+                // needed the escaped form, both are written in it.
+                if let (Place::Known { escaped: a }, Place::Known { escaped: b }) =
+                    (place, new_place)
+                {
+                    if a != b {
+                        if !a {
+                            crate::path::escaped_always(&res.old, &mut path);
+                        } else {
+                            crate::path::escaped_always(&res.bytes, &mut new_path);
+                        }
+                        place = Place::Known { escaped: true };
+                        new_place = Place::Known { escaped: true };
+                    }
+                }
                 if ev.pid as u32 == shared.own_pid {
                     Counters::inc(&shared.counters.own_events);
                     res.apply(&ev, place != Place::Unknown);
                     continue;
+                }
+                // An exec: the process's image from here on (in queue order,
+                // so its earlier events kept the old one).
+                if ev.mask & mask::OPEN_EXEC != 0 {
+                    if let Place::Known { .. } = place {
+                        if !is_program_interpreter(&path) {
+                            shared.procs.set_image(ev.pid as u32, &path);
+                        }
+                    }
+                    if ev.mask & !(mask::OPEN_EXEC | mask::ONDIR) == 0 {
+                        continue;
+                    }
                 }
                 if place == Place::Unknown {
                     Counters::inc(&shared.counters.unresolved);
@@ -253,7 +299,8 @@ pub fn run(group: Arc<Group>, shared: Arc<Shared>, wake: Arc<Wake>) {
                         ),
                     ];
                     let mut recorded = false;
-                    for (p, pl) in candidates {
+                    let is_rename = op == fltpolicy_core::event::Op::Rename;
+                    for (side, (p, pl)) in candidates.into_iter().enumerate() {
                         let Place::Known { escaped } = pl else {
                             continue;
                         };
@@ -271,6 +318,11 @@ pub fn run(group: Arc<Group>, shared: Arc<Shared>, wake: Arc<Wake>) {
                             ev.pid as u32,
                             0,
                             escaped,
+                            (is_rename && new_place != Place::Unknown).then_some(TwoPaths {
+                                source: &path,
+                                target: &new_path,
+                                on_target: side == 1,
+                            }),
                             |_| None,
                         );
                         if action != fltpolicy_core::event::Action::None {
@@ -316,5 +368,29 @@ pub fn run(group: Arc<Group>, shared: Arc<Shared>, wake: Arc<Wake>) {
         } else {
             sleep_start
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_program_interpreter;
+
+    #[test]
+    fn the_dynamic_loader_is_not_an_image() {
+        for p in [
+            "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+            "/lib/ld-musl-x86_64.so.1",
+            "/usr/lib/ld.so",
+        ] {
+            assert!(is_program_interpreter(p), "{p}");
+        }
+        for p in [
+            "/usr/bin/ld",
+            "/usr/bin/ld.bfd",
+            "/usr/bin/dash",
+            "/opt/ld-tool",
+        ] {
+            assert!(!is_program_interpreter(p), "{p}");
+        }
     }
 }

@@ -208,6 +208,7 @@ fn handle_one(
         pid as u32,
         size,
         escaped,
+        None,
         |a| enforce(responder, shared, raw, a),
     );
 }
