@@ -340,7 +340,7 @@ fn viewer_in_a_terminal() {
     assert!(s.contains("seq 3"), "{s}");
 
     // The filter narrows the rows; drop rows stay.
-    t.typed("/");
+    t.typed("f");
     t.wait_for("Enter apply");
     t.typed(r#"process == "cat" and path under /srv/data"#);
     t.keys(&["Enter"]);
@@ -367,7 +367,7 @@ fn viewer_in_a_terminal() {
     assert!(s.contains("Records 13/20") && s.contains("^"), "{s}");
     t.keys(&["Escape"]);
     let s = t.wait("the bar to close", |s| {
-        !s.contains("error:") && s.contains("Filter (/ to edit)")
+        !s.contains("error:") && s.contains("Filter (f to edit, / search)")
     });
     assert!(
         s.contains(r#"process == "cat" and path under /srv/data"#),
@@ -746,6 +746,99 @@ fn control_characters_are_shown_escaped() {
     t.wait("detail of the escape path", |s| {
         s.contains(r"│path /srv/esc\x1b[2Jhidden ")
     });
+    t.keys(&["q"]);
+    t.wait_for("viewer exited with 0");
+}
+
+/// The filter selects by record fields the policy language lacks
+/// (operation, action, rule, tag, severity, time), together with a policy
+/// condition; `/` searches as you type, `n`/`N` go on.
+#[test]
+fn filter_by_record_fields_and_search() {
+    let dir = TempDir::new("fields");
+    let base = dir.0.join("audit.fplog");
+    let cfg = FlushConfig {
+        interval: Duration::from_millis(20),
+        ring_words: MIN_RING_WORDS.max(1 << 14),
+        ..FlushConfig::default()
+    };
+    let flush = FlushThread::start(FileSink::create(&base).unwrap(), cfg).unwrap();
+    let q = flush.producer();
+    let paths: Vec<String> = (0..10).map(|i| format!("/srv/item{i}")).collect();
+    for (i, p) in paths.iter().enumerate() {
+        let (op, action, rule) = match i % 3 {
+            0 => (Op::Write, Action::Log, 1),
+            1 => (Op::Read, Action::Log, 2),
+            _ => (Op::Open, Action::Deny, 3),
+        };
+        q.push(&event(op, p, "/usr/bin/cat", 100 + i as u64, action, rule))
+            .unwrap();
+    }
+    flush.shutdown().map_err(|(_, _, e)| e).unwrap();
+
+    let t = Tmux::new("fields");
+    t.start(&[
+        bin(),
+        "log".into(),
+        "view".into(),
+        base.display().to_string(),
+    ]);
+    t.wait_for("Records 11/11");
+    // Writes only: items 0, 3, 6, 9 (and the end row).
+    t.typed("f");
+    t.wait_for("Enter apply");
+    t.typed(r#"op == write and process == "cat""#);
+    t.keys(&["Enter"]);
+    let s = t.wait_for("Records 5/11");
+    assert!(
+        s.contains("/srv/item9") && !s.contains("/srv/item1 "),
+        "{s}"
+    );
+    // Denials of rule 3 with their tag, and a time range that holds them.
+    t.typed("f");
+    t.wait_for("Enter apply");
+    t.keys(&["C-u"]);
+    t.typed(r#"action == deny and rule == 3 and tag == "NO-ETC" and time >= "00:00""#);
+    t.keys(&["Enter"]);
+    let s = t.wait_for("Records 4/11");
+    assert!(s.contains("/srv/item2") && s.contains("/srv/item8"), "{s}");
+    // A time range that excludes everything.
+    t.typed("f");
+    t.wait_for("Enter apply");
+    t.keys(&["C-u"]);
+    t.typed(r#"time < "1970-01-02T00:00:00Z""#);
+    t.keys(&["Enter"]);
+    t.wait_for("Records 1/11");
+    // A bad clause: located error, the previous filter stays.
+    t.typed("f");
+    t.wait_for("Enter apply");
+    t.keys(&["C-u"]);
+    t.typed("op == bogus");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("unknown operation");
+    assert!(s.contains("^"), "{s}");
+    t.keys(&["Escape"]);
+    // No filter; search.
+    t.typed("f");
+    t.wait_for("Enter apply");
+    t.keys(&["C-u", "Enter"]);
+    t.wait_for("Records 11/11");
+    t.keys(&["Home"]);
+    t.typed("/");
+    t.wait_for("Search:");
+    t.typed("item7");
+    t.wait("the match selected", |s| s.contains("│path /srv/item7 "));
+    t.keys(&["Enter"]);
+    t.wait_for("search: item7 (n/N)");
+    t.keys(&["Home"]);
+    t.typed("/");
+    t.typed("item");
+    t.wait("first item", |s| s.contains("│path /srv/item0 "));
+    t.keys(&["Enter"]);
+    t.typed("n");
+    t.wait("next match", |s| s.contains("│path /srv/item1 "));
+    t.typed("N");
+    t.wait("previous match", |s| s.contains("│path /srv/item0 "));
     t.keys(&["q"]);
     t.wait_for("viewer exited with 0");
 }

@@ -141,6 +141,25 @@ impl DropRow {
     }
 }
 
+/// What a search looks in: the row's shown text, lower case.
+fn row_text(row: &Row) -> String {
+    match &row.body {
+        RowBody::Event(e) => format!(
+            "{} {} {} {} {} {} {}",
+            e.path,
+            e.image,
+            e.user,
+            e.tag,
+            e.op.map_or("?", Op::name),
+            e.action.name(),
+            e.pid
+        )
+        .to_lowercase(),
+        RowBody::Dropped(d) => d.describe().to_lowercase(),
+        RowBody::End(e) => format!("end of file ({})", e.reason),
+    }
+}
+
 /// Shares repeated strings (images, users, tags) between rows.
 #[derive(Debug, Default)]
 pub struct Interner {
@@ -168,6 +187,11 @@ impl Interner {
 /// A compiled filter expression.
 pub trait EventFilter {
     fn matches(&self, event: &EventView<'_>) -> bool;
+    /// The whole record: filters on fields the policy language does not
+    /// have (operation, action, rule, tag, severity, time) override this.
+    fn matches_row(&self, row: &EventRow, _time_ns: u64) -> bool {
+        self.matches(&row.view())
+    }
 }
 
 /// Why an expression was rejected, in a form the filter bar can show.
@@ -205,6 +229,9 @@ pub enum Mode {
     FilterInput,
     /// The help overlay: any key closes it.
     Help,
+    /// The search bar: keys edit the text, the selection jumps to the
+    /// first match as it is typed.
+    Search,
 }
 
 /// The chain verification state of what has been read so far.
@@ -298,6 +325,10 @@ pub struct App {
     hist_cache: Option<((usize, usize, u64), Histogram)>,
     /// Bumped whenever `visible` is rebuilt rather than appended to.
     filter_epoch: u64,
+    /// The search text (kept after Enter for `n`/`N`).
+    search: String,
+    /// The selection when the search bar was opened (Esc returns to it).
+    search_origin: Option<usize>,
 }
 
 impl fmt::Debug for App {
@@ -365,6 +396,8 @@ impl App {
             quit: false,
             hist_cache: None,
             filter_epoch: 0,
+            search: String::new(),
+            search_origin: None,
         }
     }
 
@@ -422,6 +455,9 @@ impl App {
     }
     pub fn filter_error(&self) -> Option<&FilterError> {
         self.filter.error.as_ref()
+    }
+    pub fn search_text(&self) -> &str {
+        &self.search
     }
 
     // ---- feeding -------------------------------------------------------
@@ -506,7 +542,7 @@ impl App {
     fn passes(&self, row: &Row) -> bool {
         match (&row.body, &self.filter.compiled) {
             (RowBody::Dropped(_) | RowBody::End(_), _) | (_, None) => true,
-            (RowBody::Event(e), Some(f)) => f.matches(&e.view()),
+            (RowBody::Event(e), Some(f)) => f.matches_row(e, row.time_ns),
         }
     }
 
@@ -608,6 +644,88 @@ impl App {
         self.filter.input = self.filter.applied.clone();
         self.filter.error = None;
         self.mode = Mode::List;
+    }
+
+    // ---- search --------------------------------------------------------
+
+    /// `/`: opens the search bar with an empty text.
+    pub fn open_search(&mut self) {
+        self.mode = Mode::Search;
+        self.search.clear();
+        self.search_origin = self.selected;
+    }
+
+    pub fn search_push(&mut self, c: char) {
+        self.search.push(c);
+        self.search_from_origin();
+    }
+
+    pub fn search_backspace(&mut self) {
+        self.search.pop();
+        self.search_from_origin();
+    }
+
+    /// Enter: keep the match selected; `n`/`N` go on from it.
+    pub fn search_submit(&mut self) {
+        self.mode = Mode::List;
+    }
+
+    /// Esc: back to where the search started.
+    pub fn search_cancel(&mut self) {
+        self.mode = Mode::List;
+        self.search.clear();
+        if let Some(o) = self.search_origin {
+            self.select(o);
+        }
+    }
+
+    /// Incremental: the first match at or after where the search started.
+    fn search_from_origin(&mut self) {
+        if self.search.is_empty() {
+            if let Some(o) = self.search_origin {
+                self.select(o);
+            }
+            return;
+        }
+        let start = self.search_origin.unwrap_or(0);
+        self.find(start, true);
+    }
+
+    /// `n` / `N`: the next (previous) row matching the search, wrapping;
+    /// without a search, `n` goes to the next drop record.
+    pub fn search_next(&mut self, forward: bool) {
+        if self.search.is_empty() {
+            if forward {
+                self.next_drop();
+            }
+            return;
+        }
+        let n = self.visible.len();
+        if n == 0 {
+            return;
+        }
+        let cur = self.selected.unwrap_or(0);
+        let start = if forward { cur + 1 } else { cur + n - 1 };
+        self.find(start % n, forward);
+    }
+
+    /// Selects the first visible row from `start` (wrapping, in the given
+    /// direction) whose shown text contains the search, ignoring case.
+    fn find(&mut self, start: usize, forward: bool) -> bool {
+        let n = self.visible.len();
+        let needle = self.search.to_lowercase();
+        for k in 0..n {
+            let i = if forward {
+                (start + k) % n
+            } else {
+                (start + n - k % n) % n
+            };
+            if row_text(&self.rows[self.visible[i]]).contains(&needle) {
+                self.select(i);
+                return true;
+            }
+        }
+        false
     }
 
     // ---- modes and toggles ---------------------------------------------
@@ -989,6 +1107,42 @@ pub(crate) mod tests {
         b.end();
         b.append(vec![ev(11, 15, "/bin/x", Op::Read, "/a")]);
         assert_eq!(b.selected(), Some(4));
+    }
+
+    #[test]
+    fn search_finds_as_you_type_and_n_goes_on() {
+        let mut a = app(false);
+        a.append(vec![
+            ev(1, 1, "/usr/bin/cat", Op::Open, "/srv/alpha"),
+            ev(2, 2, "/usr/bin/vim", Op::Write, "/srv/beta"),
+            ev(3, 3, "/usr/bin/cat", Op::Read, "/srv/ALPHA2"),
+            ev(4, 4, "/usr/bin/ls", Op::Open, "/srv/gamma"),
+        ]);
+        a.select(1);
+        a.open_search();
+        for c in "alp".chars() {
+            a.search_push(c);
+        }
+        assert_eq!(
+            a.selected(),
+            Some(2),
+            "first match at or after the start, any case"
+        );
+        a.search_submit();
+        a.search_next(true);
+        assert_eq!(a.selected(), Some(0), "wraps");
+        a.search_next(false);
+        assert_eq!(a.selected(), Some(2), "N goes back");
+        a.open_search();
+        a.search_push('v');
+        a.search_push('i');
+        assert_eq!(a.selected(), Some(1), "matches the process image");
+        a.search_cancel();
+        assert_eq!(a.selected(), Some(2), "Esc goes back");
+        assert!(a.search_text().is_empty());
+        // Without a search, n is still "next drop".
+        a.search_next(true);
+        assert_eq!(a.selected(), Some(2), "no drop rows: stays");
     }
 
     #[test]

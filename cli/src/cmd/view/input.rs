@@ -21,7 +21,18 @@ pub fn handle_key(app: &mut App, key: KeyEvent) {
     match app.mode() {
         Mode::Help => app.close_help(),
         Mode::FilterInput => filter_key(app, key.code, ctrl),
+        Mode::Search => search_key(app, key.code, ctrl),
         Mode::List => list_key(app, key.code, ctrl),
+    }
+}
+
+fn search_key(app: &mut App, code: KeyCode, ctrl: bool) {
+    match code {
+        KeyCode::Enter => app.search_submit(),
+        KeyCode::Esc => app.search_cancel(),
+        KeyCode::Backspace => app.search_backspace(),
+        KeyCode::Char(c) if !ctrl => app.search_push(c),
+        _ => {}
     }
 }
 
@@ -49,9 +60,11 @@ fn list_key(app: &mut App, code: KeyCode, ctrl: bool) {
         KeyCode::Char('b') if ctrl => app.page_up(),
         KeyCode::Home | KeyCode::Char('g') => app.home(),
         KeyCode::End | KeyCode::Char('G') => app.end(),
-        KeyCode::Char('/') | KeyCode::Char('f') => app.open_filter(),
+        KeyCode::Char('f') => app.open_filter(),
+        KeyCode::Char('/') => app.open_search(),
         KeyCode::Char('F') => app.toggle_follow(),
-        KeyCode::Char('n') => app.next_drop(),
+        KeyCode::Char('n') => app.search_next(true),
+        KeyCode::Char('N') => app.search_next(false),
         KeyCode::Char('d') | KeyCode::Enter => app.toggle_detail(),
         KeyCode::Char('?') | KeyCode::F(1) => app.toggle_help(),
         _ => {}
@@ -113,7 +126,7 @@ mod tests {
     #[test]
     fn filter_bar_typing_applies_on_enter() {
         let mut a = app();
-        press(&mut a, KeyCode::Char('/'));
+        press(&mut a, KeyCode::Char('f'));
         assert_eq!(a.mode(), Mode::FilterInput);
         // In the bar, list keys are text.
         typed(&mut a, r#"process == "cat" and qx"#);
@@ -140,7 +153,7 @@ mod tests {
     #[test]
     fn filter_bar_error_then_escape() {
         let mut a = app();
-        press(&mut a, KeyCode::Char('/'));
+        press(&mut a, KeyCode::Char('f'));
         typed(&mut a, "nonsense");
         press(&mut a, KeyCode::Enter);
         assert_eq!(a.mode(), Mode::FilterInput);

@@ -13,6 +13,7 @@
 
 pub mod app;
 pub mod escape;
+pub mod fields;
 pub mod input;
 pub mod source;
 pub mod timefmt;
@@ -58,7 +59,7 @@ impl From<TargetArg> for Target {
 /// Browse audit logs in a terminal: filter, follow, inspect records.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Keys: arrows/PgUp/PgDn/Home/End move, / filter, F follow, n next drop, d detail, ? help, q quit."
+    after_help = "Keys: arrows/PgUp/PgDn/Home/End move, f filter, / search (n/N next/previous; n alone: next drop), F follow, d detail, ? help, q quit."
 )]
 pub struct ViewArgs {
     /// Log files to show, in any order (they are put in chain order).
@@ -80,18 +81,57 @@ pub struct ViewArgs {
     pub key_file: Option<PathBuf>,
 }
 
-impl EventFilter for Filter {
+/// The viewer's filter: a policy condition (checked by the compiler) and
+/// clauses on the record fields the policy language lacks (see
+/// [`fields`]), all of which must hold.
+struct ViewFilter {
+    policy: Option<Filter>,
+    clauses: Vec<fields::Clause>,
+}
+
+impl EventFilter for ViewFilter {
     fn matches(&self, event: &fltpolicy_core::event::EventView<'_>) -> bool {
-        Filter::matches(self, event)
+        self.policy.as_ref().is_none_or(|f| f.matches(event))
+    }
+
+    fn matches_row(&self, row: &app::EventRow, time_ns: u64) -> bool {
+        self.clauses.iter().all(|c| c.matches(row, time_ns)) && self.matches(&row.view())
     }
 }
 
-/// The policy compiler's condition parser (the syntax of `where`) as the
-/// viewer's filter. The first error becomes the bar's message, its span the
-/// caret position.
+/// Parses the filter bar: top-level `and` parts naming `op`, `action`,
+/// `rule`, `tag`, `severity` or `time` are the viewer's clauses; the rest
+/// is the policy compiler's condition syntax (the syntax of `where`).
+/// The first error becomes the bar's message, its span the caret.
 pub fn parse_filter(expr: &str, target: Target) -> Result<Box<dyn EventFilter>, FilterError> {
+    let mut clauses = Vec::new();
+    let mut rest: Vec<(usize, &str)> = Vec::new();
+    for (at, part) in fields::conjuncts(expr) {
+        if fields::is_clause(part) {
+            clauses.push(fields::parse_clause(part, at)?);
+        } else {
+            rest.push((at, part));
+        }
+    }
+    let policy = match rest.as_slice() {
+        [] => None,
+        // One part: parse it in place so error offsets point into `expr`.
+        [(at, part)] => Some(parse_condition(part, target).map_err(|mut e| {
+            e.offset = e.offset.map(|o| o + at);
+            e
+        })?),
+        _ => {
+            let joined: Vec<&str> = rest.iter().map(|(_, p)| *p).collect();
+            Some(parse_condition(&joined.join(" and "), target)?)
+        }
+    };
+    Ok(Box::new(ViewFilter { policy, clauses }))
+}
+
+/// The policy compiler's condition parser as a filter.
+fn parse_condition(expr: &str, target: Target) -> Result<Filter, FilterError> {
     match Filter::parse(expr, target) {
-        Ok(f) => Ok(Box::new(f)),
+        Ok(f) => Ok(f),
         Err(CompileError::Source(diags)) => {
             let first = diags
                 .items
@@ -236,6 +276,42 @@ mod tests {
         let e = parse_filter(r#"process == "#, Target::Linux).err().unwrap();
         assert!(e.offset.is_some(), "{e:?}");
     }
+
+    #[test]
+    fn record_fields_combine_with_a_policy_condition() {
+        use fltpolicy_core::record::ActionCode;
+        let f = parse_filter(
+            r#"op in [write, delete] and process == "cat" and action == deny and time >= "10:32""#,
+            Target::Linux,
+        )
+        .unwrap();
+        let mut r = app::tests::ev(1, 10 * 3600 + 40 * 60, "/usr/bin/cat", Op::Write, "/srv/a");
+        let RowBodyMut(e) = RowBodyMut(match &mut r.body {
+            app::RowBody::Event(e) => e,
+            _ => unreachable!(),
+        });
+        e.action = ActionCode::from(fltpolicy_core::event::Action::Deny);
+        assert!(f.matches_row(e, r.time_ns));
+        e.image = "/usr/bin/vim".into();
+        assert!(!f.matches_row(e, r.time_ns), "policy part applies");
+        e.image = "/usr/bin/cat".into();
+        e.op = Some(Op::Read);
+        assert!(!f.matches_row(e, r.time_ns), "op part applies");
+        e.op = Some(Op::Write);
+        assert!(
+            !f.matches_row(e, r.time_ns - 10 * 60 * 1_000_000_000),
+            "time part applies"
+        );
+        // Errors point into the whole expression.
+        let expr = r#"process == "cat" and op == bogus"#;
+        let e = parse_filter(expr, Target::Linux).err().unwrap();
+        assert_eq!(e.offset, Some(expr.find("bogus").unwrap()), "{e:?}");
+        let expr = r#"op == write and bogus == 3"#;
+        let e = parse_filter(expr, Target::Linux).err().unwrap();
+        assert_eq!(e.offset, Some(expr.find("bogus").unwrap()), "{e:?}");
+    }
+
+    struct RowBodyMut<'a>(&'a mut app::EventRow);
 
     #[test]
     fn help_examples_are_valid_filters() {

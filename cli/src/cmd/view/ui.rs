@@ -105,12 +105,32 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App) {
 }
 
 fn draw_filter(frame: &mut Frame<'_>, app: &App, area: Rect) {
+    if app.mode() == Mode::Search {
+        let block = Block::bordered()
+            .title(" Search: type to find, Enter keep, Esc back, then n / N ")
+            .border_style(Style::new().fg(Color::Cyan));
+        let inner = block.inner(area);
+        let text = format!("/{}", escaped(app.search_text()));
+        let x = inner.x.saturating_add(text.chars().count() as u16);
+        frame.render_widget(Paragraph::new(text).block(block), area);
+        frame.set_cursor_position(Position::new(
+            x.min(inner.right().saturating_sub(1)),
+            inner.y,
+        ));
+        return;
+    }
     let editing = app.mode() == Mode::FilterInput;
-    let mut block = Block::bordered().title(if editing {
-        " Filter: Enter apply, Esc cancel, Ctrl-U clear "
+    let title = if editing {
+        " Filter: Enter apply, Esc cancel, Ctrl-U clear ".to_owned()
+    } else if app.search_text().is_empty() {
+        " Filter (f to edit, / search) ".to_owned()
     } else {
-        " Filter (/ to edit) "
-    });
+        format!(
+            " Filter (f to edit)  search: {} (n/N) ",
+            escaped(app.search_text())
+        )
+    };
+    let mut block = Block::bordered().title(title);
     if editing {
         block = block.border_style(Style::new().fg(Color::Yellow));
     }
@@ -573,11 +593,12 @@ pub const HELP: &[(&str, &str)] = &[
     ("↑ ↓  j k", "move the selection"),
     ("PgUp PgDn", "page up / down"),
     ("Home End  g G", "first / last record"),
-    ("/  f", "edit the filter (policy condition syntax)"),
+    ("f", "edit the filter (examples below)"),
     ("Enter", "in the filter bar: apply; empty clears it"),
     ("Esc", "in the filter bar: cancel"),
+    ("/", "search as you type; Enter keeps, Esc goes back"),
+    ("n  N", "next/previous match; no search: next drop"),
     ("F", "follow mode on/off (watch the log grow)"),
-    ("n", "next drop record"),
     ("d", "show/hide the detail pane"),
     ("?", "this help (any key closes it)"),
     ("q  Ctrl-C", "quit"),
@@ -589,6 +610,8 @@ pub const HELP_EXAMPLES: &[&str] = &[
     r#"path under /srv and not user in ["0", "33"]"#,
     r#"ext == ".docx" or name matches "*.key""#,
     r#"pid == 4242 or image startswith /opt"#,
+    r#"op in [write, delete] and action == deny and time >= "10:32""#,
+    r#"rule == 3 and tag == "NO-ETC" and severity >= low"#,
 ];
 
 fn draw_help(frame: &mut Frame<'_>, area: Rect) {
