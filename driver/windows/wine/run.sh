@@ -53,7 +53,7 @@ cp "$sys" "$w/build/fltharness.sys" "$c/windows/system32/drivers/"
 cp "$w/build/bcryptprimitives.dll" "$c/windows/system32/"   # Rust's std imports ProcessPrng; Wine 8.0 lacks the DLL
 cp "$w/build/harnessctl.exe" "$exe" "$c/fltwine/bin/"
 cp "$here/session.txt" "$c/fltwine/"
-cp "$here"/scenarios/*.scn "$c/fltwine/scenarios/"
+cp "$here"/scenarios/*.scn "$here"/scenarios/*.pol "$c/fltwine/scenarios/"
 cp "$root"/policies/*.pol "$c/fltwine/"
 cat > "$c/fltwine/session.bat" <<'EOF'
 @echo off

@@ -12,7 +12,8 @@
  *   workaround STEP                 STEP only while the workaround is active
  *   ops FILE                        run a scenario file (path relative to the session file)
  *   sleep MS
- * A scenario file holds operations, each with the status the requester must see:
+ * A scenario file holds operations (and may hold the steps above), each
+ * operation with the status the requester must see:
  *   process PID PPID IMAGE [=> EXPECT]        process creation (IMAGE C:\...)
  *   exit PID                                  process exit
  *   create PID [key=value|flag]... PATH => EXPECT
@@ -328,7 +329,8 @@ static void run_file(const wchar_t *path, const char *label, int session)
         while (*p == ' ' || *p == '\t') p++;
         if (!*p || *p == '#') continue;
         snprintf(where, sizeof(where), "%s:%d", label, lineno);
-        if (session) session_line(p, where, dir); else scenario_line(p, where);
+        (void)session;
+        session_line(p, where, dir);   /* a scenario may hold session steps too (cli, config, sleep) */
     }
     fclose(f);
 }
