@@ -1285,7 +1285,7 @@ NTSTATUS WINAPI DriverEntry(PDRIVER_OBJECT drv, PUNICODE_STRING reg)
 
     KeInitializeSpinLock(&g_blocks_lock);
     open_report();
-    rpt("START fltharness");
+    rpt("START fltharness pid %lu", GetCurrentProcessId());
     if (!image_header(L"\\??\\C:\\windows\\system32\\drivers\\fltpolicy.sys", &preferred, &size)) { FAIL("cannot read %ls", target); return STATUS_DLL_NOT_FOUND; }
     /* Occupy the preferred range so the loader must relocate the image. */
     reserved = VirtualAlloc((void *)(ULONG_PTR)preferred, size, MEM_RESERVE, PAGE_NOACCESS);

@@ -258,7 +258,7 @@ static void run_cli(char *args, const char *where, char *expect, const char *xfa
     ReadFile(out, buf, sizeof(buf) - 1, &n, NULL);
     CloseHandle(out);
     buf[n] = 0;
-    printf("---- fltpolicy %s (exit %lu)\n%s%s----\n", args, code, buf, n && buf[n - 1] != '\n' ? "\n" : "");
+    printf("---- fltpolicy %s (pid %lu, exit %lu)\n%s%s----\n", args, pi.dwProcessId, code, buf, n && buf[n - 1] != '\n' ? "\n" : "");
     g_last_cli_failed = code != 0;
     passed = (want_ok ? code == 0 : code != 0) && (!text || strstr(buf, text));
     snprintf(got, sizeof(got), "exit %lu%s", code, text && !strstr(buf, text) ? " without the text" : "");
@@ -346,6 +346,7 @@ int wmain(int argc, wchar_t **argv)
     if (slash) *slash = 0;
     slash = wcsrchr(argv[1], L'\\');
     snprintf(label, sizeof(label), "%ls", slash ? slash + 1 : argv[1]);
+    printf("INFO harnessctl pid %lu\n", GetCurrentProcessId());
     run_file(argv[1], label, 1);
     if (g_dev != INVALID_HANDLE_VALUE) CloseHandle(g_dev);
     printf("DONE harnessctl failures %d\n", g_failures);
