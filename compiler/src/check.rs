@@ -829,7 +829,7 @@ impl Checker {
                 let ty = self.field(field);
                 let v = self.resolve(value);
                 let (ty, v) = (ty?, v?);
-                self.compare(ty, op, value.span, v).map(Cond::Test)
+                self.compare_any(ty, op, value.span, v)
             }
         }
     }
@@ -852,6 +852,58 @@ impl Checker {
             .with_help(help),
         );
         None
+    }
+
+    /// A comparison, where a word operator with a list (`name endswith
+    /// [".a", ".b"]`, `path under [$a, $b]`, `any` optional) is true when
+    /// it holds for any item: an `or` of one test per item.
+    fn compare_any(
+        &mut self,
+        ty: FieldTy,
+        op: &Spanned<CmpOp>,
+        vspan: Span,
+        v: Resolved,
+    ) -> Option<Cond> {
+        let word_op = matches!(
+            op.node,
+            CmpOp::Under | CmpOp::StartsWith | CmpOp::EndsWith | CmpOp::Contains | CmpOp::Matches
+        );
+        let Resolved::List(items) = v else {
+            return self.compare(ty, op, vspan, v).map(Cond::Test);
+        };
+        let under_non_path =
+            matches!(ty, FieldTy::Str(f) if op.node == CmpOp::Under && !is_path_field(f));
+        if !(word_op && matches!(ty, FieldTy::Str(_))) || under_non_path {
+            return self
+                .compare(ty, op, vspan, Resolved::List(items))
+                .map(Cond::Test);
+        }
+        if !self.charge(items.len(), 0, vspan) {
+            return None;
+        }
+        if items.is_empty() {
+            self.diags.push(
+                Diagnostic::warning(
+                    "pol::always-false",
+                    vspan,
+                    format!(
+                        "`{}` any of an empty list is always false",
+                        op.node.keyword()
+                    ),
+                )
+                .with_label("empty list")
+                .with_help("add items to the list, or remove the comparison"),
+            );
+        }
+        let mut tests = Vec::new();
+        let mut ok = true;
+        for (item, span) in items.iter() {
+            match self.compare(ty, op, *span, item.clone()) {
+                Some(t) => tests.push(Cond::Test(t)),
+                None => ok = false,
+            }
+        }
+        ok.then_some(Cond::Or(tests))
     }
 
     fn compare(
@@ -1011,7 +1063,7 @@ impl Checker {
                             vspan,
                             format!("`{opkw}` takes one value, found a list"),
                             "a list".into(),
-                            format!("to test membership write `{name} in [...]`"),
+                            format!("to test membership write `{name} in [...]`; `startswith`, `endswith`, `contains`, `matches` and `under` take a list too (any item)"),
                         );
                         return None;
                     }

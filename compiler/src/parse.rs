@@ -1243,14 +1243,14 @@ impl<'s> P<'s> {
             };
             let (rest, value) =
                 nom::combinator::cut(nom::error::context("value", |i| self.value(i, 0)))
-                    .parse(ws(r))?;
+                    .parse(skip_any(&op, ws(r)))?;
             let span = field.span.join(value.span);
             let cmp = Spanned::new(Expr::Compare { field, op, value }, span);
             return Ok((rest, Spanned::new(Expr::Not(Box::new(cmp)), span)));
         }
         match self.cmp_op(j) {
             Some((r, op)) => {
-                let v = ws(r);
+                let v = skip_any(&op, ws(r));
                 let (rest, value) =
                     nom::combinator::cut(nom::error::context("value", |i| self.value(i, 0)))
                         .parse(v)?;
@@ -1300,6 +1300,19 @@ impl<'s> P<'s> {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(w))
             .map(|&(_, op)| (r, Spanned::new(op, self.span(i, r))))
+    }
+}
+
+/// After a word operator other than `in`, an optional `any` before a list
+/// (`name endswith any [".tmp", ".bak"]`): the list means "any of" with or
+/// without it.
+fn skip_any<'a>(op: &Spanned<CmpOp>, i: &'a str) -> &'a str {
+    if op.node == CmpOp::In || !op.node.keyword().starts_with(char::is_alphabetic) {
+        return i;
+    }
+    match kw("any", i) {
+        Some(r) if matches!(ws(r).chars().next(), Some('[' | '$')) => ws(r),
+        _ => i,
     }
 }
 
