@@ -64,7 +64,7 @@ pub fn read_source(path: &Path) -> Result<String> {
 /// policy: an empty file, a `.fpi` file without an image's magic, binary
 /// data, or a source without a single rule is an error, never an empty
 /// policy that would let everything through unrecorded.
-pub fn load(path: &Path, target: Target) -> Result<Loaded> {
+pub fn load(path: &Path, target: Option<Target>) -> Result<Loaded> {
     let bytes = read_bounded(path, MAX_IMAGE_LEN.max(MAX_SOURCE_LEN))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         bail!(
@@ -113,7 +113,14 @@ pub fn load(path: &Path, target: Target) -> Result<Loaded> {
 
 /// Compiles, printing warnings; on errors returns a report carrying the
 /// rendered diagnostics.
-pub fn compile_source(source: &str, name: &str, target: Target) -> Result<Compiled> {
+///
+/// `target`: the one asked for on the command line, if any; otherwise the
+/// file's `target` statement, otherwise Windows. A file whose statement
+/// disagrees with an explicit target does not compile.
+pub fn compile_source(source: &str, name: &str, target: Option<Target>) -> Result<Compiled> {
+    let target = target
+        .or_else(|| fltpolicy_compiler::check::declared_target(source))
+        .unwrap_or(Target::Windows);
     match compile(source, name, target) {
         Ok(c) => {
             if !c.warnings.items.is_empty() {

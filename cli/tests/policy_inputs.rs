@@ -163,3 +163,38 @@ fn compile_for_windows_enforces_the_drivers_load_limit() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(out.exists(), "the Linux engine has no such limit");
 }
+
+#[test]
+fn the_files_target_statement_is_used_and_must_agree_with_target() {
+    let d = scratch("target");
+    let pol = write(&d, "l.pol", b"target linux\nlog write under /srv\n");
+    let out = d.join("l.fpi");
+    let o = bin()
+        .arg("compile")
+        .arg(&pol)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("target linux"), "{}", text(&o));
+    let o = bin()
+        .arg("compile")
+        .arg(&pol)
+        .arg("-o")
+        .arg(&out)
+        .arg("--target")
+        .arg("windows")
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("written for linux"), "{}", text(&o));
+    let o = bin()
+        .arg("eval")
+        .arg(&pol)
+        .arg("--event")
+        .arg(r#"{"op":"write","path":"/srv/a"}"#)
+        .output()
+        .unwrap();
+    assert!(text(&o).contains("\"action\":\"log\""), "{}", text(&o));
+}

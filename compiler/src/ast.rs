@@ -85,6 +85,17 @@ impl File {
 pub enum Item {
     Let(Let),
     Rule(Rule),
+    /// `target linux` / `target windows`: the platform the file is written
+    /// for (first statement only).
+    Target(TargetDecl),
+}
+
+/// `target linux` / `target windows`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetDecl {
+    pub target: Spanned<fltpolicy_core::event::Target>,
+    /// The whole statement.
+    pub span: Span,
 }
 
 /// `let NAME = VALUE`

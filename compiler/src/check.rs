@@ -29,6 +29,32 @@ use fltpolicy_core::event::{Action, OpSet, Target};
 use fltpolicy_core::text::fold_char;
 
 use crate::ast::{self, CmpOp, Expr, Item, Ops, Span, Spanned, Value, Who};
+
+/// The target a source declares with `target linux|windows` as its first
+/// statement, if any. Cheap (reads only up to the first statement), for
+/// tools that must pick a target before compiling.
+pub fn declared_target(source: &str) -> Option<Target> {
+    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
+    for line in source.lines() {
+        let code = line.split('#').next().unwrap_or("").trim();
+        if code.is_empty() {
+            continue;
+        }
+        let mut words = code.split_whitespace();
+        if !words.next()?.eq_ignore_ascii_case("target") {
+            return None;
+        }
+        let t = words.next()?;
+        return if t.eq_ignore_ascii_case("linux") {
+            Some(Target::Linux)
+        } else if t.eq_ignore_ascii_case("windows") {
+            Some(Target::Windows)
+        } else {
+            None
+        };
+    }
+    None
+}
 use crate::diag::{suggest, Diagnostic};
 use crate::ir::{self, Cond, NumField, NumOp, StrField, Test};
 use crate::parse::FIELD_WORDS;
@@ -87,8 +113,9 @@ pub fn check_counted(
     }
     let mut rules = Vec::new();
     let mut count = 0usize;
-    for item in &file.items {
+    for (k, item) in file.items.iter().enumerate() {
         match item {
+            Item::Target(d) => cx.declared(d, k == 0),
             Item::Let(l) => cx.define(l),
             Item::Rule(r) => {
                 // Source order, counting rules that have errors too, so the
@@ -423,6 +450,39 @@ impl Checker {
         );
     }
 
+    /// `target X`: first, and the same as the target compiled for.
+    fn declared(&mut self, d: &ast::TargetDecl, first: bool) {
+        if !first {
+            self.error(
+                Diagnostic::error(
+                    "pol::target",
+                    d.span,
+                    "`target` must be the first statement of the file",
+                )
+                .with_label("after other statements")
+                .with_help("move it to the top, before every `let` and rule"),
+            );
+        }
+        if d.target.node != self.target {
+            self.error(
+                Diagnostic::error(
+                    "pol::target",
+                    d.target.span,
+                    format!(
+                        "this policy is written for {}, but it is being compiled for {}",
+                        d.target.node.name(),
+                        self.target.name()
+                    ),
+                )
+                .with_label("declared here")
+                .with_help(format!(
+                    "compile it with `--target {}` (or without `--target`: the file's own target is used)",
+                    d.target.node.name()
+                )),
+            );
+        }
+    }
+
     fn warn_unused_lets(&mut self) {
         let mut unused: Vec<(String, Span)> = self
             .lets
@@ -590,6 +650,7 @@ impl Checker {
                 .path_value(v, "`under`")
                 .and_then(|p| Some((self.norm(&p, PathNorm::Full, v.span)?, p)))
                 .map(|(n, p)| {
+                self.lint_posix(&p, v.span);
                 if !is_absolute(&n, self.target) {
                     let example = match self.target {
                         Target::Windows => "C:\\Data",
@@ -764,6 +825,9 @@ impl Checker {
                     // Charged before the lint and the copy: both read it whole.
                     let n = self.norm(s, norm, at)?;
                     self.lint_equal(field, s, span);
+                    if is_path_field(field) && norm == PathNorm::Full {
+                        self.lint_posix(s, span);
+                    }
                     out.push(n)
                 }
                 other => {
@@ -1087,7 +1151,13 @@ impl Checker {
                     }
                 };
                 match op.node {
-                    CmpOp::Eq | CmpOp::Ne => self.lint_equal(sf, &s, vspan),
+                    CmpOp::Eq | CmpOp::Ne => {
+                        self.lint_equal(sf, &s, vspan);
+                        if path {
+                            self.lint_posix(&s, vspan);
+                        }
+                    }
+                    CmpOp::Under => self.lint_posix(&s, vspan),
                     CmpOp::Matches => self.lint_glob(sf, &s, vspan),
                     _ => {}
                 }
@@ -1220,6 +1290,23 @@ impl Checker {
                 )
                 .with_label(format!("U+{:04X} is {}", c as u32, sc.name()))
                 .with_help("retype the value in one script; a look-alike letter never matches the Latin one"),
+            );
+        }
+    }
+
+    /// On the Windows target, a POSIX absolute path (`/etc/shadow`) never
+    /// matches: events carry drive-letter or UNC paths (the mirror of the
+    /// relative-path warning `C:\x` gets on Linux).
+    fn lint_posix(&mut self, raw: &str, span: Span) {
+        if self.target == Target::Windows && raw.starts_with('/') && !raw.starts_with("//") {
+            self.diags.push(
+                Diagnostic::warning(
+                    "pol::relative-path",
+                    span,
+                    format!("`{raw}` is a POSIX path; Windows events carry drive-letter or UNC paths (C:\\..., \\\\server\\share), so this never matches"),
+                )
+                .with_label("POSIX path on the Windows target")
+                .with_help("write the Windows path (C:\\Data), or compile for Linux: `target linux` / `--target linux`"),
             );
         }
     }

@@ -27,6 +27,7 @@
 //! | `pol::glob` | warning | `**` inside a component, a relative pattern for a full-path field |
 //! | `pol::always-false` | warning | `in []` |
 //! | `pol::duplicate-op` | warning | an operation listed twice |
+//! | `pol::target` | error | a `target` statement that is not first, or disagrees with `--target` |
 //! | `pol::too-large` | error | over an input limit: source size, rule count, `let` expansion (docs/policy-language.md, "Limits") |
 //! | `pol::confusable` | warning | invisible, bidirectional-control or mixed-script look-alike characters in a value |
 

@@ -57,6 +57,10 @@ pub fn format(file: &ast::File) -> String {
                 value(&mut out, &l.value.node);
             }
             Item::Rule(r) => rule(&mut out, r),
+            Item::Target(t) => {
+                out.push_str("target ");
+                out.push_str(t.target.node.name());
+            }
         }
         let end_line = file.line_index(span.end.saturating_sub(1).max(span.start));
         // A comment on the line where the statement ends trails it.
@@ -101,6 +105,7 @@ fn item_span(item: &Item) -> Span {
     match item {
         Item::Let(l) => l.span,
         Item::Rule(r) => r.span,
+        Item::Target(t) => t.span,
     }
 }
 

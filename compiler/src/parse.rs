@@ -10,7 +10,8 @@
 //!
 //! ```text
 //! file       = { statement } ;                    one statement per logical line
-//! statement  = let | rule ;
+//! statement  = target | let | rule ;
+//! target     = "target" ( "linux" | "windows" ) ;   first statement only
 //! let        = "let" NAME "=" value ;
 //! rule       = ACTION ops { clause } ;            each clause at most once, any order
 //! ACTION     = "log" | "deny" | "allow" ;
@@ -21,7 +22,9 @@
 //! or         = and { "or" and } ;
 //! and        = not { "and" not } ;
 //! not        = "not" not | primary ;
-//! primary    = "(" or ")" | FIELD [ CMPOP value ] | FIELD "not" WORDOP value ;
+//! primary    = "(" or ")" | FIELD [ CMPOP [ "any" ] value ] | FIELD "not" WORDOP [ "any" ] value ;
+//!                                                 a list after a word operator
+//!                                                 other than `in` means "any item";
 //!                                                 a field alone is a flag;
 //!                                                 `x not in v` is `not x in v`
 //! CMPOP      = "==" | "!=" | "<=" | ">=" | "<" | ">" | WORDOP ;
@@ -111,7 +114,7 @@ const CMP_WORDS: [&str; 6] = [
     "in",
     "matches",
 ];
-const STATEMENT_WORDS: [&str; 4] = ["let", "log", "deny", "allow"];
+const STATEMENT_WORDS: [&str; 5] = ["let", "log", "deny", "allow", "target"];
 const JOINER_WORDS: [&str; 5] = ["and", "or", "not", "where", "unless"];
 
 /// Parses a whole policy file.
@@ -746,6 +749,28 @@ impl<'s> P<'s> {
         let (rest, item) = if let Some(r) = kw("let", i) {
             let (rest, l) = self.let_(i, r).map_err(unwrap_err)?;
             (rest, Item::Let(l))
+        } else if let Some(r) = kw("target", i) {
+            let j = ws(r);
+            let t = match word(j) {
+                Some((rest, w)) if w.eq_ignore_ascii_case("linux") => {
+                    Some((rest, fltpolicy_core::event::Target::Linux))
+                }
+                Some((rest, w)) if w.eq_ignore_ascii_case("windows") => {
+                    Some((rest, fltpolicy_core::event::Target::Windows))
+                }
+                _ => None,
+            };
+            let Some((rest, t)) = t else {
+                return Err(PError::expected_many(j, &["`linux`", "`windows`"])
+                    .help("write `target linux` or `target windows` as the first statement"));
+            };
+            (
+                rest,
+                Item::Target(ast::TargetDecl {
+                    target: Spanned::new(t, self.span(j, rest)),
+                    span: self.span(i, rest),
+                }),
+            )
         } else {
             let (rest, r) = self.rule(i).map_err(unwrap_err)?;
             (rest, Item::Rule(r))

@@ -77,7 +77,7 @@ fn issue_example_parses_with_lines_and_comments() {
         .iter()
         .filter_map(|i| match i {
             Item::Rule(r) => Some(r.line),
-            Item::Let(_) => None,
+            Item::Let(_) | Item::Target(_) => None,
         })
         .collect();
     assert_eq!(lines, [5, 6, 7, 8, 9, 10]);

@@ -11,7 +11,7 @@ fn rules(f: &File) -> Vec<&Rule> {
         .iter()
         .filter_map(|i| match i {
             Item::Rule(r) => Some(r),
-            Item::Let(_) => None,
+            Item::Let(_) | Item::Target(_) => None,
         })
         .collect()
 }
@@ -93,7 +93,7 @@ fn let_values_of_every_kind() {
         .iter()
         .map(|i| match i {
             Item::Let(l) => l.value.node.clone(),
-            Item::Rule(_) => panic!(),
+            Item::Rule(_) | Item::Target(_) => panic!(),
         })
         .collect();
     assert_eq!(values[0], Value::Bare("C:\\Data".into()));

@@ -39,12 +39,13 @@ pub struct Args {
     /// Print a JSON object as the last line.
     #[arg(long)]
     json: bool,
-    #[arg(long, value_enum, default_value = "windows")]
-    target: TargetArg,
+    /// (default: the file's `target` statement, else windows)
+    #[arg(long, value_enum)]
+    target: Option<TargetArg>,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let loaded = load(&args.policy, args.target.into())?;
+    let loaded = load(&args.policy, args.target.map(Into::into))?;
     let events = read_jsonl(&args.events)?;
     if events.is_empty() {
         bail!("{}: no events", args.events.display());

@@ -7,6 +7,7 @@ use anyhow::Result;
 use fltpolicy_compiler::{compile, CompileError};
 
 use crate::policy_input::{render_error, TargetArg};
+use fltpolicy_core::event::Target;
 
 /// Check policies without writing images.
 #[derive(Debug, clap::Args)]
@@ -14,8 +15,9 @@ pub struct Args {
     /// Policy sources.
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    #[arg(long, value_enum, default_value = "windows")]
-    target: TargetArg,
+    /// (default: the file's `target` statement, else windows)
+    #[arg(long, value_enum)]
+    target: Option<TargetArg>,
     /// Treat warnings as errors.
     #[arg(long)]
     deny_warnings: bool,
@@ -33,7 +35,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 continue;
             }
         };
-        match compile(&src, &name, args.target.into()) {
+        let target = args
+            .target
+            .map(Target::from)
+            .or_else(|| fltpolicy_compiler::check::declared_target(&src))
+            .unwrap_or(Target::Windows);
+        match compile(&src, &name, target) {
             Ok(c) => {
                 let w = c.warnings.items.len();
                 if w > 0 {

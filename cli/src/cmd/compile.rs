@@ -18,8 +18,9 @@ pub struct Args {
     #[arg(short, long)]
     output: Option<PathBuf>,
     /// Platform whose path and case rules the policy uses.
-    #[arg(long, value_enum, default_value = "windows")]
-    target: TargetArg,
+    /// (default: the file's `target` statement, else windows)
+    #[arg(long, value_enum)]
+    target: Option<TargetArg>,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -34,8 +35,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
             args.file.display()
         );
     }
-    let target: Target = args.target.into();
-    let compiled = compile_source(&src, &args.file.display().to_string(), target)?;
+    let compiled = compile_source(
+        &src,
+        &args.file.display().to_string(),
+        args.target.map(Into::into),
+    )?;
+    let target = compiled.policy.target;
     if target == Target::Windows && compiled.image.len() > control::MAX_IMAGE_LEN {
         bail!(
             "{}: the image is {} bytes; the Windows driver loads at most {} bytes (control::MAX_IMAGE_LEN), so it would refuse it. Not written. Merge rules or share lists to shrink it.",

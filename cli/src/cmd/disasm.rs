@@ -13,12 +13,13 @@ pub struct Args {
     /// Image (.fpi) or policy source (.pol).
     image: PathBuf,
     /// Target when compiling a source.
-    #[arg(long, value_enum, default_value = "windows")]
-    target: TargetArg,
+    /// (default: the file's `target` statement, else windows)
+    #[arg(long, value_enum)]
+    target: Option<TargetArg>,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let loaded = load(&args.image, args.target.into())?;
+    let loaded = load(&args.image, args.target.map(Into::into))?;
     print!(
         "{}",
         fltpolicy_compiler::disasm::disassemble(&loaded.policy())

@@ -36,8 +36,9 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "vm")]
     engine: Engine,
     /// Target when compiling a source.
-    #[arg(long, value_enum, default_value = "windows")]
-    target: TargetArg,
+    /// (default: the file's `target` statement, else windows)
+    #[arg(long, value_enum)]
+    target: Option<TargetArg>,
 }
 
 /// The verdict of one engine as the JSON line `eval` prints.
@@ -72,7 +73,7 @@ pub fn verdict_json(
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let loaded = load(&args.policy, args.target.into())?;
+    let loaded = load(&args.policy, args.target.map(Into::into))?;
     let events = match (&args.events, &args.event) {
         (Some(path), _) => read_jsonl(path)?,
         (None, Some(json)) => vec![Event::parse(json)?],

@@ -32,7 +32,7 @@ struct Loaded {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let loaded = crate::policy_input::load(&args.policy, HOST_TARGET)?;
+    let loaded = crate::policy_input::load(&args.policy, Some(HOST_TARGET))?;
     let reply = send(&args, loaded.image)?;
     let hash: String = reply.policy_hash[..8]
         .iter()

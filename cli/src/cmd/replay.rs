@@ -31,8 +31,9 @@ pub struct Args {
     #[arg(long)]
     log: PathBuf,
     /// Target when compiling a source.
-    #[arg(long, value_enum, default_value = "windows")]
-    target: TargetArg,
+    /// (default: the file's `target` statement, else windows)
+    #[arg(long, value_enum)]
+    target: Option<TargetArg>,
     /// Rotate files at this size in bytes.
     #[arg(long, default_value_t = DEFAULT_MAX_FILE_BYTES)]
     max_file_bytes: u64,
@@ -56,7 +57,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let loaded = load(&args.policy, args.target.into())?;
+    let loaded = load(&args.policy, args.target.map(Into::into))?;
     let policy = loaded.policy();
     let events = read_jsonl(&args.events)?;
     let key = args

@@ -44,7 +44,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     use fltpolicy_linux::sys::signals::TerminationSignals;
     use fltpolicy_linux::EngineError;
 
-    let loaded = crate::policy_input::load(&args.policy, Target::Linux)?;
+    let loaded = crate::policy_input::load(&args.policy, Some(Target::Linux))?;
     let policy = Policy::from_bytes(&loaded.image).context("policy image failed verification")?;
     if policy.target() != Target::Linux {
         anyhow::bail!(

@@ -80,8 +80,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let file: CasesFile = toml::from_str(&text)
         .with_context(|| format!("{}: invalid cases file", cases_path.display()))?;
     let target = match file.target.as_deref() {
-        None | Some("windows") => Target::Windows,
-        Some("linux") => Target::Linux,
+        None => None,
+        Some("windows") => Some(Target::Windows),
+        Some("linux") => Some(Target::Linux),
         Some(other) => bail!("{}: unknown target {other:?}", cases_path.display()),
     };
     let src = std::fs::read_to_string(&args.policy)
