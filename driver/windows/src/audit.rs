@@ -53,6 +53,8 @@ pub unsafe fn free_storage(words: &'static [AtomicU64]) {
 }
 
 /// Queues the record of `ev` decided by `verdict` under the held policy.
+/// The record is built in [`record_decided`]'s frame, never inlined into a
+/// callback's (the stack-budget test, `tests/stack.rs`).
 /// Any IRQL ≤ DISPATCH_LEVEL; never waits, never allocates. Wakes the
 /// flush thread when the ring passes its high-water mark.
 pub fn record(
@@ -62,28 +64,37 @@ pub fn record(
     verdict: &Verdict<'_>,
     status: Option<i32>,
 ) {
+    let b = guard.block();
+    record_decided(g, PolicyId::new(&b.hash, b.generation), ev, verdict, status);
+}
+
+/// Queues the record of `ev` decided by `verdict` under the policy
+/// `policy` — a decision carried from pre-op to post-op
+/// ([`crate::completion`]), recorded without holding that policy. Any
+/// IRQL <= DISPATCH_LEVEL; never waits, never allocates.
+#[inline(never)]
+pub fn record_decided(
+    g: &Globals,
+    policy: PolicyId,
+    ev: &EventView<'_>,
+    verdict: &Verdict<'_>,
+    status: Option<i32>,
+) {
     if !g.producers.enter() {
         return;
     }
-    push(g, guard, ev, verdict, status);
+    push(g, policy, ev, verdict, status);
     g.producers.exit();
 }
 
 fn push(
     g: &Globals,
-    guard: &PolicyGuard<'_>,
+    policy: PolicyId,
     ev: &EventView<'_>,
     verdict: &Verdict<'_>,
     status: Option<i32>,
 ) {
-    let b = guard.block();
-    let data = EventData::from_view(
-        ev,
-        verdict,
-        PolicyId::new(&b.hash, b.generation),
-        kernel::system_time_ns(),
-        status,
-    );
+    let data = EventData::from_view(ev, verdict, policy, kernel::system_time_ns(), status);
     if let Ok(pushed) = g.queue.push(kernel::current_processor(), &data) {
         Counters::bump(&g.counters.logged_queued);
         if pushed.wake_flusher {

@@ -35,6 +35,16 @@ pub struct Counters {
     pub denied: AtomicU64,
     /// Records the flush thread could not write (I/O errors).
     pub write_failed: AtomicU64,
+    /// Denials made because no name could be had while a deny rule could
+    /// have applied (fail closed; recorded with rule none and tag
+    /// [`crate::ops::UNNAMED_TAG`]).
+    pub unnamed_denied: AtomicU64,
+    /// Verdicts recorded in pre-op without the final status because no
+    /// completion block was free ([`crate::completion`]).
+    pub carried_fallback: AtomicU64,
+    /// Pre-operation callbacks seen above APC_LEVEL (documented never to
+    /// happen; such an operation is not evaluated, and counted here).
+    pub preop_above_apc: AtomicU64,
 }
 
 impl Counters {

@@ -16,8 +16,9 @@
 //! | [`entry`] | DriverEntry, the single cleanup path, filter unload | PASSIVE |
 //! | [`registration`] | the FLT_REGISTRATION table and context types | — |
 //! | [`instance`] | InstanceSetup: which volumes, the DOS prefix | PASSIVE |
-//! | [`names`] | post-create name resolution into the stream-handle context | PASSIVE (resolve), ≤ DISPATCH (read) |
-//! | [`ops`] | pre/post operation callbacks | ≤ DISPATCH |
+//! | [`names`] | create-time name + SID resolution into the stream-handle context | PASSIVE (resolve), ≤ APC (get) |
+//! | [`ops`] | pre/post operation callbacks | ≤ APC (pre), ≤ DISPATCH (post) |
+//! | [`completion`] | the blocks pre-op hands post-op (context reference, carried verdict) | ≤ DISPATCH |
 //! | [`policy`] | the active policy slot and its lock-free swap | ≤ DISPATCH (read), PASSIVE (swap) |
 //! | [`process`] | pid → image table fed by the process notify routine | PASSIVE (write), ≤ DISPATCH (read) |
 //! | [`audit`] | the record queue producers push into | ≤ DISPATCH |
@@ -47,6 +48,7 @@ extern crate std;
 
 pub mod abi;
 pub mod audit;
+pub mod completion;
 pub mod control;
 pub mod entry;
 pub mod flush;

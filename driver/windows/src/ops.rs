@@ -2,23 +2,23 @@
 //!
 //! | callback | IRQL | what |
 //! |---|---|---|
-//! | pre-create | PASSIVE | opened name → evaluate the open and every operation the requested access implies; deny fails the open |
-//! | post-create | PASSIVE | cache the normalized name ([`crate::names`]); finish the create's record with its status |
-//! | pre-read/write/set-info | ≤ DISPATCH (paging: any) | evaluate from the cached name; deny completes with STATUS_ACCESS_DENIED (never for paging I/O) |
-//! | post-read/write/set-info | ≤ DISPATCH | record with the final status |
+//! | pre-create | PASSIVE | *normalized* name + requester SID into a new stream-handle context → evaluate the open and every operation the requested access implies; deny fails the open. No name: decide in post-create, or fail closed ([`pre_create`]) |
+//! | post-create | PASSIVE | set the context on the handle; decide what pre-create could not name (deny → `FltCancelFileOpen`); record a carried `log` with its status |
+//! | pre-read/write/set-info | ≤ APC (paging I/O included: no I/O is issued at DISPATCH) | take the handle's context reference, evaluate; deny completes with STATUS_ACCESS_DENIED (never for paging I/O); rename and hard-link *destinations* are named and evaluated too |
+//! | post-read/write/set-info | ≤ DISPATCH | record the carried verdict with the final status; release the reference |
 //! | pre-cleanup | ≤ APC | record `close` |
 //!
-//! The paths below PASSIVE touch only non-paged memory (contexts, the pid
-//! table, the policy block, the queue), allocate nothing, take no lock and
-//! call nothing limited to APC_LEVEL.
+//! Post-op touches only non-paged memory (the completion block, the
+//! context it references, the pid table, the queue), allocates nothing,
+//! takes no lock, evaluates nothing and calls nothing limited to
+//! APC_LEVEL: everything it needs comes from pre-op in a completion block
+//! ([`crate::completion`], the swapBuffers pattern), released on every
+//! path, `FLTFL_POST_OPERATION_DRAINING` included.
 //!
-//! Where the result matters (read, write, set-info, create), a `log`
-//! verdict is carried to post-op: the completion context holds the
-//! generation of the policy that decided (a plain integer, nothing to
-//! free), and post-op evaluates the event again under the policy active at
-//! completion and records it with `IoStatus.Status`. A swap between pre and
-//! post therefore records under the newer policy — the one that is in force
-//! when the operation's effect becomes visible.
+//! Each operation is evaluated once. A `log` verdict on read, write,
+//! set-info or create is decided in pre-op; the block carries the deciding
+//! rule, tag and policy identity, and post-op records exactly that decision
+//! with `IoStatus.Status` — a policy swap in between changes nothing.
 
 use core::ffi::c_void;
 
@@ -26,13 +26,16 @@ use fltpolicy_core::event::{Action, EventView, Op};
 use windows_sys::Wdk::Storage::FileSystem::Minifilters::*;
 use windows_sys::Wdk::Storage::FileSystem::{
     FileDispositionInformation, FileDispositionInformationEx, FileEndOfFileInformation,
-    FileRenameInformation, FileRenameInformationEx, FILE_INFORMATION_CLASS,
+    FileLinkInformation, FileLinkInformationEx, FileRenameInformation, FileRenameInformationEx,
+    FILE_INFORMATION_CLASS,
 };
 
 use crate::audit;
+use crate::completion;
 use crate::globals::{self, Counters, Globals};
-use crate::kernel::{self, status::*};
-use crate::names::NameRef;
+use crate::kernel::{self, status::*, APC_LEVEL};
+use crate::names::{self, NameRef};
+use crate::policy::PolicyGuard;
 use crate::process::ProcessInfo;
 use crate::wdk::{arm, FltCreateParameters, FltReadWriteParameters, FltSetInformationParameters};
 
@@ -40,6 +43,9 @@ use crate::wdk::{arm, FltCreateParameters, FltReadWriteParameters, FltSetInforma
 pub const IRP_PAGING_IO: u32 = 0x0000_0002;
 /// `SL_OPEN_PAGING_FILE` in `OperationFlags` of a create.
 pub const SL_OPEN_PAGING_FILE: u8 = 0x02;
+/// `SL_OPEN_TARGET_DIRECTORY`: the I/O manager opens the *parent* of a
+/// rename or hard-link target (wdm.h).
+pub const SL_OPEN_TARGET_DIRECTORY: u8 = 0x04;
 /// `FILE_DELETE_ON_CLOSE` create option.
 pub const FILE_DELETE_ON_CLOSE: u32 = 0x0000_1000;
 /// Access bits (`winnt.h`).
@@ -58,14 +64,6 @@ pub const FILE_OVERWRITE_IF: u32 = 5;
 pub const FILE_DISPOSITION_DELETE: u32 = 0x1;
 /// `STATUS_REPARSE`: the create is being redirected, no file object yet.
 pub const STATUS_REPARSE: i32 = 0x0000_0104;
-
-/// Non-zero marker in the completion context: "record in post-op". The
-/// value is the deciding policy's generation (informational: post-op
-/// evaluates under the policy then active).
-fn marker(generation: u64) -> *mut c_void {
-    // Generations start at 1, so the marker is never null.
-    generation.max(1) as usize as *mut c_void
-}
 
 /// The parameter block of `data`.
 ///
@@ -112,29 +110,44 @@ struct Facts {
 
 /// # Safety
 /// `data` is FltMgr's callback data for the current operation.
-unsafe fn facts(g: &Globals, data: *const FLT_CALLBACK_DATA, size: u64) -> Facts {
+unsafe fn fill_facts(g: &Globals, data: *const FLT_CALLBACK_DATA, f: &mut Facts) {
     // SAFETY: per the caller.
     let iopb = unsafe { iopb(data) };
     // SAFETY: FltGetRequestorProcessId is valid at IRQL <= DISPATCH_LEVEL.
-    let pid = unsafe { kernel::requestor_pid(data) };
-    let mut proc = ProcessInfo::unknown();
-    g.processes.lookup(pid, &mut proc);
-    Facts {
-        pid,
-        proc,
-        size,
-        paging: iopb.IrpFlags & IRP_PAGING_IO != 0,
+    f.pid = unsafe { kernel::requestor_pid(data) };
+    f.paging = iopb.IrpFlags & IRP_PAGING_IO != 0;
+    lookup_process(g, f.pid, &mut f.proc);
+}
+
+impl Facts {
+    /// Unfilled facts of an operation of `size` bytes, to be filled in
+    /// place by [`fill_facts`] (returning them by value would put a second
+    /// 540-byte copy on the callback's frame).
+    const fn new(size: u64) -> Facts {
+        Facts {
+            pid: 0,
+            proc: ProcessInfo::unknown(),
+            size,
+            paging: false,
+        }
     }
 }
 
-fn view<'a>(op: Op, path: &'a str, f: &'a Facts) -> EventView<'a> {
+/// The pid table lookup, out of line: its temporaries (a 512-byte image
+/// copy among them) stay off the callbacks' frames.
+#[inline(never)]
+fn lookup_process(g: &Globals, pid: u64, out: &mut ProcessInfo) {
+    g.processes.lookup(pid, out);
+}
+
+fn view<'a>(op: Op, path: &'a str, user: &'a str, f: &'a Facts) -> EventView<'a> {
     EventView {
         op: Some(op),
         path,
         pid: f.pid,
         ppid: f.proc.ppid,
         image: f.proc.image(),
-        user: "",
+        user,
         size: f.size,
         paging: f.paging,
     }
@@ -154,6 +167,9 @@ unsafe fn set_info_op(p: &FltSetInformationParameters) -> (Op, u64) {
     let buf = p.InfoBuffer;
     if class == FileRenameInformation || class == FileRenameInformationEx {
         (Op::Rename, 0)
+    } else if class == FileLinkInformation || class == FileLinkInformationEx {
+        // A hard link is a new name for the file: a create where it lands.
+        (Op::Create, 0)
     } else if class == FileDispositionInformation {
         // FILE_DISPOSITION_INFORMATION { BOOLEAN DeleteFile; }
         // SAFETY: InfoBuffer holds Length >= 1 bytes for this class (the I/O
@@ -229,9 +245,229 @@ const IRP_MJ_SET_INFORMATION: u32 = 0x06;
 const IRP_MJ_CLEANUP: u32 = 0x12;
 pub const IRP_MJ_CREATE: u8 = 0x00;
 
+/// `FILE_OPEN_BY_FILE_ID` create option.
+pub const FILE_OPEN_BY_FILE_ID: u32 = 0x0000_2000;
+
+/// Bit per operation in a `u8` mask (the image's rule `ops` encoding).
+fn op_bit(op: Op) -> u8 {
+    1u8 << (op as u8)
+}
+
+/// The tag recorded on a denial made because no name could be had while a
+/// deny rule could have applied (rule: none, path: empty).
+pub const UNNAMED_TAG: &str = "fltpolicy:unnamed";
+
+/// Records a fail-closed denial of `op` (no name; a deny rule could apply).
+#[inline(never)]
+fn record_unnamed_denial(g: &Globals, guard: &PolicyGuard<'_>, op: Op, f: &Facts, user: &str) {
+    Counters::bump(&g.counters.unnamed_denied);
+    Counters::bump(&g.counters.denied);
+    let ev = view(op, "", user, f);
+    let v = fltpolicy_core::event::Verdict {
+        action: Action::Deny,
+        rule: None,
+        line: 0,
+        tag: UNNAMED_TAG,
+    };
+    audit::record(g, guard, &ev, &v, Some(STATUS_ACCESS_DENIED));
+}
+
+/// [`record_unnamed_denial`] of a create, with the requester's SID.
+/// PASSIVE_LEVEL. Out of line: the SID string stays off the callback's frame.
+///
+/// # Safety
+/// `data` is a create's callback data.
+#[inline(never)]
+unsafe fn record_unnamed_create_denial(
+    g: &Globals,
+    guard: &PolicyGuard<'_>,
+    data: *const FLT_CALLBACK_DATA,
+    op: Op,
+    f: &Facts,
+) {
+    // SAFETY: per the caller; PASSIVE_LEVEL.
+    let user = unsafe { names::requester_user(data) };
+    record_unnamed_denial(g, guard, op, f, user.as_str());
+}
+
+/// A completion block carrying `ev`'s facts and the verdict, for post-op
+/// to record (out of line: keeps the callbacks' frames small). Without a free block the verdict is recorded now, without
+/// the final status, and the shortfall counted — never dropped.
+#[inline(never)]
+fn carry(
+    g: &Globals,
+    guard: &PolicyGuard<'_>,
+    ev: &EventView<'_>,
+    v: &fltpolicy_core::event::Verdict<'_>,
+) -> Option<&'static mut completion::Completion> {
+    let Some(c) = completion::claim(kernel::current_processor()) else {
+        Counters::bump(&g.counters.carried_fallback);
+        audit::record(g, guard, ev, v, None);
+        return None;
+    };
+    c.op = ev.op.unwrap_or(Op::SetInfo);
+    c.size = ev.size;
+    c.pid = ev.pid;
+    c.paging = ev.paging;
+    c.record = true;
+    c.verdict.fill(v, guard);
+    Some(c)
+}
+
+/// Hands the block and the context reference it now owns to post-op.
+///
+/// # Safety
+/// `completion` is FltMgr's completion-context slot of this pre-op.
+unsafe fn hand_over(
+    c: &'static mut completion::Completion,
+    name: NameRef,
+    completion: *mut *mut c_void,
+) -> FLT_PREOP_CALLBACK_STATUS {
+    c.name = name.into_raw();
+    // SAFETY: FltMgr passes a valid completion-context slot.
+    unsafe { *completion = completion::as_context(c) };
+    FLT_PREOP_SUCCESS_WITH_CALLBACK
+}
+
+/// Where a rename or hard link would put the file, read from its
+/// `FILE_RENAME_INFORMATION` / `FILE_LINK_INFORMATION` buffer (same x64
+/// layout: flags or `ReplaceIfExists` at 0, `RootDirectory` at 8,
+/// `FileNameLength` at 16, the name at 20).
+struct Destination<'a> {
+    root: windows_sys::Win32::Foundation::HANDLE,
+    name: &'a [u16],
+}
+
+/// # Safety
+/// `buf` holds `len` bytes of the request's system buffer.
+unsafe fn destination<'a>(buf: *const c_void, len: u32) -> Option<Destination<'a>> {
+    const HEADER: usize = 20;
+    let len = len as usize;
+    if buf.is_null() || len < HEADER {
+        return None;
+    }
+    let b = buf.cast::<u8>();
+    // SAFETY: len >= HEADER bytes are readable; unaligned reads.
+    let root = unsafe { b.wrapping_add(8).cast::<usize>().read_unaligned() };
+    // SAFETY: as above.
+    let name_len = unsafe { b.wrapping_add(16).cast::<u32>().read_unaligned() } as usize;
+    if name_len % 2 != 0 || name_len > len - HEADER || b.wrapping_add(HEADER) as usize % 2 != 0 {
+        return None;
+    }
+    // SAFETY: the name lies within the buffer (checked above) and is
+    // 2-aligned (the system buffer is pool-aligned; checked).
+    let name =
+        unsafe { core::slice::from_raw_parts(b.wrapping_add(HEADER).cast::<u16>(), name_len / 2) };
+    Some(Destination {
+        root: root as windows_sys::Win32::Foundation::HANDLE,
+        name,
+    })
+}
+
+/// Checks the destination of a rename (`op` = rename: evaluated as rename
+/// and create there) or hard link (`op` = create) against the policy.
+/// PASSIVE/APC_LEVEL (set-information pre-op). Returns the status to
+/// complete the request with when denied.
+///
+/// # Safety
+/// The arguments are this set-information pre-op's.
+#[inline(never)]
+unsafe fn check_destination(
+    g: &Globals,
+    guard: &PolicyGuard<'_>,
+    data: *mut FLT_CALLBACK_DATA,
+    objs: &FLT_RELATED_OBJECTS,
+    op: Op,
+    f: &Facts,
+    user: &str,
+) -> Option<i32> {
+    let ops: [Option<Op>; 2] = if op == Op::Rename {
+        [Some(Op::Rename), Some(Op::Create)]
+    } else {
+        [Some(Op::Create), None]
+    };
+    let mask = ops.iter().flatten().fold(0u8, |m, &o| m | op_bit(o));
+    let could_deny = guard.block().deny_ops & mask != 0;
+    if !could_deny {
+        return None;
+    }
+    // SAFETY: per the caller.
+    let iopb = unsafe { iopb(data) };
+    // SAFETY: set-information parameters, per the major function.
+    let p = unsafe { set_info_params(iopb) };
+    // SAFETY: InfoBuffer holds Length bytes for a buffered set-information.
+    let dest = unsafe { destination(p.2, p.1) };
+    let info = match dest {
+        // SAFETY: pre-op of a rename/link runs at IRQL <= APC_LEVEL, as the
+        // destination query requires; instance and file object are ours.
+        Some(d) => unsafe {
+            kernel::get_destination_name(
+                objs.Instance,
+                objs.FileObject,
+                d.root,
+                d.name,
+                FLT_FILE_NAME_NORMALIZED | FLT_FILE_NAME_QUERY_DEFAULT,
+            )
+        }
+        .ok(),
+        None => None,
+    };
+    let Some(info) = info else {
+        // No destination name while a deny rule could apply: fail closed.
+        record_unnamed_denial(g, guard, op, f, user);
+        return Some(STATUS_ACCESS_DENIED);
+    };
+    let denied = {
+        // SAFETY: `info` is valid and parsed until released below.
+        let info_ref = unsafe { &*info };
+        // SAFETY: as above.
+        let path = unsafe { names::PathBuf::from_info(objs, info_ref) };
+        match path {
+            Some(path) => {
+                let mut denied = None;
+                for o in ops.into_iter().flatten() {
+                    let ev = view(o, path.as_str(), user, f);
+                    let v = guard.evaluate(&ev);
+                    if v.action == Action::Deny {
+                        Counters::bump(&g.counters.matched);
+                        Counters::bump(&g.counters.denied);
+                        audit::record(g, guard, &ev, &v, Some(STATUS_ACCESS_DENIED));
+                        denied = Some(STATUS_ACCESS_DENIED);
+                        break;
+                    }
+                }
+                denied
+            }
+            None => {
+                // No memory for the path: fail closed (a deny could apply).
+                record_unnamed_denial(g, guard, op, f, user);
+                Some(STATUS_ACCESS_DENIED)
+            }
+        }
+    };
+    // SAFETY: we own the reference from get_destination_name; IRQL <= APC.
+    unsafe { kernel::release_file_name(info) };
+    denied
+}
+
+/// `(class, Length, InfoBuffer)` of a set-information request.
+///
+/// # Safety
+/// `iopb` is a set-information request's parameter block.
+unsafe fn set_info_params(
+    iopb: &FLT_IO_PARAMETER_BLOCK,
+) -> (FILE_INFORMATION_CLASS, u32, *const c_void) {
+    // SAFETY: set-information parameters, per the caller (the WDK layout:
+    // windows-sys's is wrong, see crate::wdk).
+    let p = unsafe { arm::<FltSetInformationParameters>(&iopb.Parameters) };
+    (p.FileInformationClass, p.Length, p.InfoBuffer.cast_const())
+}
+
 crate::kernel_callback! {
 /// Pre-operation for read, write, set-information and cleanup.
-/// Any IRQL <= DISPATCH_LEVEL; non-paged; allocates nothing.
+/// IRQL <= APC_LEVEL (no I/O, paging or not, is sent at DISPATCH_LEVEL:
+/// "Constraints on Dispatch Routines"); non-paged; allocates nothing
+/// except, at PASSIVE/APC for a rename or link, the destination path.
 ///
 /// # Safety
 /// Called by FltMgr with valid arguments.
@@ -243,26 +479,43 @@ pub unsafe fn pre_io(
     let Some(g) = live() else {
         return FLT_PREOP_SUCCESS_NO_CALLBACK;
     };
-    // SAFETY: FltMgr passes valid related objects.
-    let objs = unsafe { &*objs };
-    // SAFETY: the instance and file object are this operation's; the
-    // context lookup is valid at IRQL <= DISPATCH_LEVEL.
-    let Some(name) = (unsafe { NameRef::get(objs.Instance, objs.FileObject) }) else {
-        // Opened before we attached, or the name could not be resolved at
-        // create: nothing to evaluate against.
+    if kernel::current_irql() > APC_LEVEL {
+        // Not expected (see above); never take a context reference here.
+        Counters::bump(&g.counters.preop_above_apc);
         return FLT_PREOP_SUCCESS_NO_CALLBACK;
-    };
+    }
     // SAFETY: `data` is the current operation's callback data.
     let Some((op, size)) = (unsafe { classify(data) }) else {
+        return FLT_PREOP_SUCCESS_NO_CALLBACK;
+    };
+    // SAFETY: FltMgr passes valid related objects.
+    let objs = unsafe { &*objs };
+    // SAFETY: the instance and file object are this operation's; IRQL <=
+    // APC_LEVEL (checked above), as FltGetStreamHandleContext requires.
+    let Some(name) = (unsafe { NameRef::get(objs.Instance, objs.FileObject) }) else {
+        // Opened before we attached: nothing to evaluate against.
         return FLT_PREOP_SUCCESS_NO_CALLBACK;
     };
     let Some(guard) = g.policy.read() else {
         return FLT_PREOP_SUCCESS_NO_CALLBACK;
     };
     // SAFETY: as above.
-    let f = unsafe { facts(g, data, size) };
-    let ev = view(op, name.path(), &f);
+    let mut f = Facts::new(size);
+    // SAFETY: as above.
+    unsafe { fill_facts(g, data, &mut f) };
     Counters::bump(&g.counters.events_seen);
+    // SAFETY: `data` is this operation's.
+    let major = u32::from(unsafe { iopb(data) }.MajorFunction);
+    if major == IRP_MJ_SET_INFORMATION && (op == Op::Rename || op == Op::Create) {
+        // A rename or hard link: its destination is a rename/create there.
+        // SAFETY: this set-information pre-op's arguments.
+        if let Some(st) = unsafe { check_destination(g, &guard, data, objs, op, &f, name.user()) } {
+            // SAFETY: completing in pre-op: we own IoStatus now.
+            unsafe { complete_with(data, st) };
+            return FLT_PREOP_COMPLETE;
+        }
+    }
+    let ev = view(op, name.path(), name.user(), &f);
     let v = guard.evaluate(&ev);
     if v.action != Action::None {
         Counters::bump(&g.counters.matched);
@@ -281,57 +534,68 @@ pub unsafe fn pre_io(
             audit::record(g, &guard, &ev, &v, None);
             FLT_PREOP_SUCCESS_NO_CALLBACK
         }
-        Action::Log | Action::Deny => {
-            // SAFETY: FltMgr passes a valid completion-context slot.
-            unsafe { *completion = marker(guard.block().generation) };
-            FLT_PREOP_SUCCESS_WITH_CALLBACK
-        }
+        Action::Log | Action::Deny => match carry(g, &guard, &ev, &v) {
+            // SAFETY: FltMgr's completion slot of this pre-op.
+            Some(c) => unsafe { hand_over(c, name, completion) },
+            None => FLT_PREOP_SUCCESS_NO_CALLBACK,
+        },
         Action::Allow | Action::None => FLT_PREOP_SUCCESS_NO_CALLBACK,
     }
 }
 }
 
+/// Records the verdict a completion block carries, with the final status.
+/// Any IRQL <= DISPATCH_LEVEL (pid table and queue only). Out of line so
+/// the post-op callbacks' frames stay small.
+#[inline(never)]
+fn record_carried(g: &Globals, c: &completion::Completion, name: &NameRef, status: i32) {
+    let mut proc = ProcessInfo::unknown();
+    lookup_process(g, c.pid, &mut proc);
+    let ev = EventView {
+        op: Some(c.op),
+        path: name.path(),
+        pid: c.pid,
+        ppid: proc.ppid,
+        image: proc.image(),
+        user: name.user(),
+        size: c.size,
+        paging: c.paging,
+    };
+    audit::record_decided(g, c.verdict.policy, &ev, &c.verdict.verdict(), Some(status));
+}
+
 crate::kernel_callback! {
-/// Post-operation for read, write and set-information: records a `log`
-/// decision with the final status. Any IRQL <= DISPATCH_LEVEL; non-paged;
-/// allocates nothing; safe while draining (records nothing then).
+/// Post-operation for read, write and set-information: records the verdict
+/// pre-op carried, with the final status, and releases the context
+/// reference pre-op took — on every path, draining included. Any IRQL <=
+/// DISPATCH_LEVEL; non-paged; allocates nothing, evaluates nothing, gets
+/// no context.
 ///
 /// # Safety
 /// Called by FltMgr with valid arguments.
 pub unsafe fn post_io(
     data: *mut FLT_CALLBACK_DATA,
-    objs: *const FLT_RELATED_OBJECTS,
+    _objs: *const FLT_RELATED_OBJECTS,
     completion: *const c_void,
     flags: u32,
 ) -> FLT_POSTOP_CALLBACK_STATUS {
-    if completion.is_null() || flags & FLTFL_POST_OPERATION_DRAINING != 0 {
+    if completion.is_null() {
         return FLT_POSTOP_FINISHED_PROCESSING;
     }
-    let Some(g) = live() else {
-        return FLT_POSTOP_FINISHED_PROCESSING;
-    };
-    // SAFETY: FltMgr passes valid related objects.
-    let objs = unsafe { &*objs };
-    // SAFETY: see pre_io.
-    let Some(name) = (unsafe { NameRef::get(objs.Instance, objs.FileObject) }) else {
-        return FLT_POSTOP_FINISHED_PROCESSING;
-    };
-    // SAFETY: `data` is the completed operation's callback data.
-    let Some((op, size)) = (unsafe { classify(data) }) else {
-        return FLT_POSTOP_FINISHED_PROCESSING;
-    };
-    let Some(guard) = g.policy.read() else {
-        return FLT_POSTOP_FINISHED_PROCESSING;
-    };
-    // SAFETY: as above.
-    let status = unsafe { io_status(data) };
-    // SAFETY: as above.
-    let f = unsafe { facts(g, data, size) };
-    let ev = view(op, name.path(), &f);
-    let v = guard.evaluate(&ev);
-    if v.action.records() {
-        audit::record(g, &guard, &ev, &v, Some(status));
+    // SAFETY: pre_io set this completion context from a claimed block.
+    let c = unsafe { completion::from_context(completion) };
+    // SAFETY: the block holds the reference pre_io took; dropping `name`
+    // releases it (FltReleaseContext, IRQL <= DISPATCH_LEVEL).
+    let name = unsafe { NameRef::from_raw(c.name) };
+    if flags & FLTFL_POST_OPERATION_DRAINING == 0 && c.record {
+        if let Some(g) = live() {
+            // SAFETY: the completed operation's callback data.
+            let status = unsafe { io_status(data) };
+            record_carried(g, c, &name, status);
+        }
     }
+    drop(name);
+    completion::release(c);
     FLT_POSTOP_FINISHED_PROCESSING
 }
 }
@@ -354,12 +618,99 @@ pub fn create_op(disposition: u32) -> Op {
     }
 }
 
-/// Stack buffer for the opened name in pre-create. Longer names are
-/// evaluated on their prefix (flagged in the record via the path limit).
-const PRE_CREATE_PATH: usize = 2048;
+/// Whether the file system changes something before post-create could
+/// cancel the open (`FltCancelFileOpen` undoes nothing: not a creation,
+/// an overwrite, a supersede, nor the delete a `FILE_DELETE_ON_CLOSE`
+/// handle performs at its cleanup).
+pub fn changes_before_post_create(disposition: u32, options: u32) -> bool {
+    disposition != FILE_OPEN || options & FILE_DELETE_ON_CLOSE != 0
+}
+
+/// What a create asks for: the disposition and options, the access mask.
+struct CreateRequest {
+    access: u32,
+    disposition: u32,
+    options: u32,
+    alloc: u64,
+}
+
+/// # Safety
+/// `iopb` is a create's parameter block.
+unsafe fn create_request(iopb: &FLT_IO_PARAMETER_BLOCK) -> CreateRequest {
+    // SAFETY: create parameters, per the caller (the WDK layout:
+    // windows-sys's is wrong, see crate::wdk).
+    let create = *unsafe { arm::<FltCreateParameters>(&iopb.Parameters) };
+    let access = if create.SecurityContext.is_null() {
+        0
+    } else {
+        // SAFETY: the I/O manager's security context is valid during the create.
+        unsafe { (*create.SecurityContext).DesiredAccess }
+    };
+    CreateRequest {
+        access,
+        disposition: create.Options >> 24,
+        options: create.Options & 0x00FF_FFFF,
+        alloc: create.AllocationSize.max(0) as u64,
+    }
+}
+
+/// The primary operation and the implied ones of a create, and their mask.
+fn create_ops(r: &CreateRequest) -> ([Option<Op>; 4], u8) {
+    let i = implied_ops(r.access, r.options);
+    let ops = [Some(create_op(r.disposition)), i[0], i[1], i[2]];
+    let mask = ops.iter().flatten().fold(0u8, |m, &o| m | op_bit(o));
+    (ops, mask)
+}
+
+/// The verdict on a create's operations: the first `deny` among them, else
+/// the primary operation's verdict. Evaluates each operation once.
+#[inline(never)]
+fn decide_create<'g>(
+    guard: &'g PolicyGuard<'_>,
+    ops: &[Option<Op>; 4],
+    path: &str,
+    user: &str,
+    f: &Facts,
+) -> (Op, fltpolicy_core::event::Verdict<'g>) {
+    let primary = ops[0].unwrap_or(Op::Open);
+    let mut primary_verdict = fltpolicy_core::event::Verdict::NO_MATCH;
+    for op in ops.iter().flatten().copied() {
+        let ev = view(op, path, user, f);
+        let v = guard.evaluate(&ev);
+        if v.action == Action::Deny {
+            return (op, v);
+        }
+        if op == primary {
+            primary_verdict = v;
+        }
+    }
+    (primary, primary_verdict)
+}
+
+/// Tags a bare context pointer as the completion context of a create that
+/// has nothing to record (pool and context allocations are 16-aligned, so
+/// bit 0 is free); a completion block pointer is never odd.
+fn bare_context(
+    ctx: windows_sys::Wdk::Storage::FileSystem::Minifilters::PFLT_CONTEXT,
+) -> *mut c_void {
+    (ctx as usize | 1) as *mut c_void
+}
 
 crate::kernel_callback! {
 /// Pre-create. PASSIVE_LEVEL (FltMgr guarantees it for creates).
+///
+/// Names the file by its *normalized* name (FLT_FILE_NAME_NORMALIZED is
+/// allowed in pre-create), captures the requester's SID, builds the
+/// stream-handle context from both (off the stack), and decides on it.
+/// When no name can be had (an open by file ID; a failed query):
+/// * if no `deny` rule covers any operation the create implies, the
+///   decision moves to post-create, where the opened file can be named;
+/// * if one does and the create would change something before
+///   post-create could cancel it (any disposition but `FILE_OPEN`, or
+///   `FILE_DELETE_ON_CLOSE`), it fails now (fail closed);
+/// * otherwise post-create decides on the opened file's name and cancels
+///   the open (`FltCancelFileOpen`) on a deny, or when it cannot name it
+///   either.
 ///
 /// # Safety
 /// Called by FltMgr with valid arguments.
@@ -376,75 +727,95 @@ pub unsafe fn pre_create(
     if iopb.OperationFlags & SL_OPEN_PAGING_FILE != 0 {
         return FLT_PREOP_SUCCESS_NO_CALLBACK;
     }
-    // SAFETY: create parameters, per the major function (the WDK layout:
-    // windows-sys's is wrong, see crate::wdk).
-    let create = *unsafe { arm::<FltCreateParameters>(&iopb.Parameters) };
-    let access = if create.SecurityContext.is_null() {
-        0
-    } else {
-        // SAFETY: the I/O manager's security context is valid during the create.
-        unsafe { (*create.SecurityContext).DesiredAccess }
-    };
-    let disposition = create.Options >> 24;
-    let options = create.Options & 0x00FF_FFFF;
-    let Some(guard) = g.policy.read() else {
-        // No policy: still cache the name (a policy may arrive later).
-        return FLT_PREOP_SUCCESS_WITH_CALLBACK;
-    };
+    if iopb.OperationFlags & SL_OPEN_TARGET_DIRECTORY != 0 {
+        // The I/O manager opening the parent directory of a rename or link
+        // target: no file is opened or created by this create. The rename
+        // or link itself is decided on its destination name in pre-set-info.
+        return FLT_PREOP_SUCCESS_NO_CALLBACK;
+    }
+    // SAFETY: a create's parameter block.
+    let req = unsafe { create_request(iopb) };
     // SAFETY: FltMgr passes valid related objects.
     let objs_ref = unsafe { &*objs };
-    // SAFETY: pre-create runs at PASSIVE_LEVEL (name queries need <= APC).
-    let info = match unsafe { kernel::get_file_name(data, FLT_FILE_NAME_OPENED | FLT_FILE_NAME_QUERY_DEFAULT) } {
-        Ok(i) => i,
-        Err(_) => return FLT_PREOP_SUCCESS_WITH_CALLBACK,
-    };
-    let mut buf = [0u8; PRE_CREATE_PATH];
-    let len = {
-        // SAFETY: the instance is this operation's.
-        let inst = unsafe { crate::instance::InstanceRef::get(objs_ref.Instance) };
-        let dos = inst.as_ref().map_or("", |i| i.ctx().dos());
-        // SAFETY: `info` is valid and parsed until released below.
-        let info_ref = unsafe { &*info };
-        // SAFETY: as above.
-        unsafe { crate::names::write_path(dos, info_ref, &mut buf) }.0
-    };
-    // SAFETY: we own the reference from get_file_name; PASSIVE_LEVEL.
-    unsafe { kernel::release_file_name(info) };
-    let path = core::str::from_utf8(&buf[..len]).unwrap_or("");
-    // SAFETY: `data` is the current callback data.
-    let f = unsafe { facts(g, data, create.AllocationSize.max(0) as u64) };
-    let primary = create_op(disposition);
-    Counters::bump(&g.counters.events_seen);
-    let mut record_primary = false;
-    for op in core::iter::once(Some(primary)).chain(implied_ops(access, options)).flatten() {
-        let ev = view(op, path, &f);
-        let v = guard.evaluate(&ev);
-        if op == primary && v.action != Action::None {
-            Counters::bump(&g.counters.matched);
-            record_primary = v.action.records();
-        }
-        if v.action == Action::Deny {
-            if op != primary {
-                Counters::bump(&g.counters.matched);
+    // SAFETY: pre-create runs at PASSIVE_LEVEL: the name query and the
+    // token query need <= APC / PASSIVE; `data` is this create's.
+    let ctx = unsafe { names::context_for_create(data, objs_ref) };
+    let Some(guard) = g.policy.read() else {
+        // No policy: still cache (a policy may arrive later).
+        return match ctx {
+            Some(ctx) => {
+                // SAFETY: FltMgr's completion slot; post_create sets or frees it.
+                unsafe { *completion = bare_context(ctx) };
+                FLT_PREOP_SUCCESS_WITH_CALLBACK
             }
-            Counters::bump(&g.counters.denied);
-            audit::record(g, &guard, &ev, &v, Some(STATUS_ACCESS_DENIED));
+            None => FLT_PREOP_SUCCESS_WITH_CALLBACK,
+        };
+    };
+    // SAFETY: `data` is the current callback data.
+    let mut f = Facts::new(req.alloc);
+    // SAFETY: as above.
+    unsafe { fill_facts(g, data, &mut f) };
+    let (ops, mask) = create_ops(&req);
+    Counters::bump(&g.counters.events_seen);
+    let Some(ctx) = ctx else {
+        // No name in pre-create.
+        if guard.block().deny_ops & mask != 0 && changes_before_post_create(req.disposition, req.options) {
+            // SAFETY: this create's data; PASSIVE_LEVEL.
+            unsafe { record_unnamed_create_denial(g, &guard, data, ops[0].unwrap_or(Op::Open), &f) };
             // SAFETY: completing the create in pre-op: we own IoStatus.
             unsafe { complete_with(data, STATUS_ACCESS_DENIED) };
             return FLT_PREOP_COMPLETE;
         }
+        let Some(c) = completion::claim(kernel::current_processor()) else {
+            Counters::bump(&g.counters.carried_fallback);
+            if guard.block().deny_ops & mask != 0 {
+                // Post-create could not decide without the block: fail closed.
+                record_unnamed_denial(g, &guard, ops[0].unwrap_or(Op::Open), &f, "");
+                // SAFETY: as above.
+                unsafe { complete_with(data, STATUS_ACCESS_DENIED) };
+                return FLT_PREOP_COMPLETE;
+            }
+            return FLT_PREOP_SUCCESS_WITH_CALLBACK;
+        };
+        c.deferred_ops = mask;
+        c.op = ops[0].unwrap_or(Op::Open);
+        // SAFETY: FltMgr's completion slot.
+        unsafe { *completion = completion::as_context(c) };
+        return FLT_PREOP_SUCCESS_WITH_CALLBACK;
+    };
+    // SAFETY: the fresh context's allocation reference is ours.
+    let name = unsafe { NameRef::from_raw(ctx) };
+    let (op, v) = decide_create(&guard, &ops, name.path(), name.user(), &f);
+    if v.action != Action::None {
+        Counters::bump(&g.counters.matched);
     }
-    if record_primary {
-        // SAFETY: FltMgr passes a valid completion-context slot.
-        unsafe { *completion = marker(guard.block().generation) };
+    let ev = view(op, name.path(), name.user(), &f);
+    if v.action == Action::Deny {
+        Counters::bump(&g.counters.denied);
+        audit::record(g, &guard, &ev, &v, Some(STATUS_ACCESS_DENIED));
+        // The context was never set: dropping `name` frees it.
+        drop(name);
+        // SAFETY: completing the create in pre-op: we own IoStatus.
+        unsafe { complete_with(data, STATUS_ACCESS_DENIED) };
+        return FLT_PREOP_COMPLETE;
     }
+    if v.action.records() {
+        if let Some(c) = carry(g, &guard, &ev, &v) {
+            // SAFETY: FltMgr's completion slot of this pre-op.
+            return unsafe { hand_over(c, name, completion) };
+        }
+    }
+    // SAFETY: FltMgr's completion slot; post_create sets or frees it.
+    unsafe { *completion = bare_context(name.into_raw()) };
     FLT_PREOP_SUCCESS_WITH_CALLBACK
 }
 }
 
 crate::kernel_callback! {
-/// Post-create. PASSIVE_LEVEL: caches the normalized name, then records a
-/// `log`ged open with its status.
+/// Post-create. PASSIVE_LEVEL: sets the context pre-create built on the
+/// new handle (or names the opened file when pre-create could not, and
+/// decides then), records a carried `log` with the create's status, and
+/// frees what the create no longer needs — draining included.
 ///
 /// # Safety
 /// Called by FltMgr with valid arguments.
@@ -454,44 +825,167 @@ pub unsafe fn post_create(
     completion: *const c_void,
     flags: u32,
 ) -> FLT_POSTOP_CALLBACK_STATUS {
-    if flags & FLTFL_POST_OPERATION_DRAINING != 0 {
-        return FLT_POSTOP_FINISHED_PROCESSING;
-    }
-    let Some(g) = live() else {
-        return FLT_POSTOP_FINISHED_PROCESSING;
-    };
     // SAFETY: FltMgr passes valid arguments.
     let objs_ref = unsafe { &*objs };
     // SAFETY: as above.
     let status = unsafe { io_status(data) };
     let opened = nt_success(status) && status != STATUS_REPARSE;
-    if opened {
-        // SAFETY: post-create at PASSIVE_LEVEL with this create's data.
-        let _ = unsafe { crate::names::cache_name(data, objs_ref) };
+    let draining = flags & FLTFL_POST_OPERATION_DRAINING != 0;
+    let g = live();
+    if completion as usize & 1 == 1 {
+        // A bare context: set it on the handle, or free it.
+        let ctx = (completion as usize & !1) as windows_sys::Wdk::Storage::FileSystem::Minifilters::PFLT_CONTEXT;
+        if opened && !draining {
+            // SAFETY: post-create at PASSIVE_LEVEL; `ctx` came from
+            // build_context in pre-create and is handed over here.
+            let _ = unsafe { names::set_context(objs_ref, ctx) };
+        } else {
+            // SAFETY: never set; freed here.
+            unsafe { names::release_unset(ctx) };
+        }
+        return FLT_POSTOP_FINISHED_PROCESSING;
     }
     if completion.is_null() {
+        // Pre-create had no name and no block (nothing could deny): name
+        // the opened file for the operations to come.
+        if opened && !draining && g.is_some() {
+            // SAFETY: post-create at PASSIVE_LEVEL with this create's data.
+            if let Ok(ctx) = unsafe { names::context_for_opened(data, objs_ref) } {
+                // SAFETY: as above.
+                let _ = unsafe { names::set_context(objs_ref, ctx) };
+            }
+        }
         return FLT_POSTOP_FINISHED_PROCESSING;
     }
-    let Some(guard) = g.policy.read() else {
+    // SAFETY: pre_create set this completion context from a claimed block.
+    let c = unsafe { completion::from_context(completion) };
+    if c.deferred_ops != 0 {
+        let mask = c.deferred_ops;
+        let primary = c.op;
+        completion::release(c);
+        if opened && !draining {
+            if let Some(g) = g {
+                // SAFETY: post-create of this create, PASSIVE_LEVEL.
+                unsafe { decide_in_post_create(g, data, objs_ref, primary, mask, status) };
+            }
+        }
         return FLT_POSTOP_FINISHED_PROCESSING;
-    };
-    // SAFETY: create parameters, per the major function.
-    let params = unsafe { iopb(data) };
-    // SAFETY: create parameters, per the major function (see pre_create).
-    let create = *unsafe { arm::<FltCreateParameters>(&params.Parameters) };
-    // SAFETY: `data` is this create's callback data.
-    let f = unsafe { facts(g, data, create.AllocationSize.max(0) as u64) };
-    let op = create_op(create.Options >> 24);
-    // SAFETY: as in pre_io.
-    let name = if opened { unsafe { NameRef::get(objs_ref.Instance, objs_ref.FileObject) } } else { None };
-    let Some(name) = name else {
-        return FLT_POSTOP_FINISHED_PROCESSING;
-    };
-    let ev = view(op, name.path(), &f);
-    let v = guard.evaluate(&ev);
-    if v.action.records() {
-        audit::record(g, &guard, &ev, &v, Some(status));
+    }
+    // A carried `log` on a named create.
+    let ctx = c.name;
+    if !draining && c.record {
+        if let Some(g) = g {
+            // SAFETY: the block holds the context reference pre-create took;
+            // ManuallyDrop: the reference stays with `ctx` (set or freed below).
+            let name = core::mem::ManuallyDrop::new(unsafe { NameRef::from_raw(ctx) });
+            record_carried(g, c, &name, status);
+        }
+    }
+    completion::release(c);
+    if opened && !draining {
+        // SAFETY: post-create at PASSIVE_LEVEL; hands the context over.
+        let _ = unsafe { names::set_context(objs_ref, ctx) };
+    } else {
+        // SAFETY: never set; freed here.
+        unsafe { names::release_unset(ctx) };
     }
     FLT_POSTOP_FINISHED_PROCESSING
 }
+}
+
+/// Post-create half of a create pre-create could not name: names the
+/// opened file, decides `mask`'s operations once, cancels the open on a
+/// deny (or when it still has no name and a deny rule could apply), else
+/// caches the name and records a `log`. PASSIVE_LEVEL.
+///
+/// # Safety
+/// Post-create of a successful create, with its arguments.
+#[inline(never)]
+unsafe fn decide_in_post_create(
+    g: &Globals,
+    data: *mut FLT_CALLBACK_DATA,
+    objs: &FLT_RELATED_OBJECTS,
+    primary: Op,
+    mask: u8,
+    status: i32,
+) {
+    // SAFETY: per the caller, PASSIVE_LEVEL.
+    let ctx = unsafe { names::context_for_opened(data, objs) };
+    let Some(guard) = g.policy.read() else {
+        if let Ok(ctx) = ctx {
+            // SAFETY: as above.
+            let _ = unsafe { names::set_context(objs, ctx) };
+        }
+        return;
+    };
+    // SAFETY: this create's data and parameter block.
+    let params = unsafe { iopb(data) };
+    // SAFETY: as above.
+    let req = unsafe { create_request(params) };
+    // SAFETY: as above.
+    let mut f = Facts::new(req.alloc);
+    // SAFETY: as above.
+    unsafe { fill_facts(g, data, &mut f) };
+    let ctx = match ctx {
+        Ok(ctx) => ctx,
+        Err(_) => {
+            if guard.block().deny_ops & mask != 0 {
+                // SAFETY: PASSIVE_LEVEL; this create's data.
+                unsafe { record_unnamed_create_denial(g, &guard, data, primary, &f) };
+                // SAFETY: post-create of a successful create, PASSIVE_LEVEL.
+                unsafe { cancel_open(data, objs) };
+            }
+            return;
+        }
+    };
+    // SAFETY: the fresh context's reference is ours.
+    let name = unsafe { NameRef::from_raw(ctx) };
+    let ops = [Some(primary), None, None, None];
+    let mut all = [None; 4];
+    let mut k = 0;
+    for op in Op::ALL {
+        if mask & op_bit(op) != 0 && k < 4 {
+            all[k] = Some(op);
+            k += 1;
+        }
+    }
+    // The primary operation first, then the implied ones.
+    let mut list = ops;
+    let mut n = 1;
+    for op in all.into_iter().flatten() {
+        if op != primary && n < 4 {
+            list[n] = Some(op);
+            n += 1;
+        }
+    }
+    let (op, v) = decide_create(&guard, &list, name.path(), name.user(), &f);
+    if v.action != Action::None {
+        Counters::bump(&g.counters.matched);
+    }
+    let ev = view(op, name.path(), name.user(), &f);
+    if v.action == Action::Deny {
+        Counters::bump(&g.counters.denied);
+        audit::record(g, &guard, &ev, &v, Some(STATUS_ACCESS_DENIED));
+        drop(name);
+        // SAFETY: post-create of a successful create, PASSIVE_LEVEL.
+        unsafe { cancel_open(data, objs) };
+        return;
+    }
+    if v.action.records() {
+        audit::record(g, &guard, &ev, &v, Some(status));
+    }
+    // SAFETY: hands the context over to the handle.
+    let _ = unsafe { names::set_context(objs, name.into_raw()) };
+}
+
+/// Undoes a successful open in post-create and fails the create with
+/// STATUS_ACCESS_DENIED. PASSIVE_LEVEL (`FltCancelFileOpen`).
+///
+/// # Safety
+/// Post-create of a successful create, before any handle exists.
+unsafe fn cancel_open(data: *mut FLT_CALLBACK_DATA, objs: &FLT_RELATED_OBJECTS) {
+    // SAFETY: per the caller; PASSIVE_LEVEL in post-create.
+    unsafe { kernel::cancel_file_open(objs.Instance, objs.FileObject) };
+    // SAFETY: a cancelled create's status is ours to set.
+    unsafe { complete_with(data, STATUS_ACCESS_DENIED) };
 }

@@ -59,6 +59,10 @@ pub struct PolicyBlock {
     pub hash: [u8; 32],
     pub rule_count: u32,
     pub target: Target,
+    /// Bit `1 << op` set when some `deny` rule applies to that operation:
+    /// the driver fails closed only where a deny could have applied
+    /// (an operation it cannot name, [`crate::ops`]).
+    pub deny_ops: u8,
     len: usize,
 }
 
@@ -94,6 +98,7 @@ impl PolicyBlock {
                 return Err(BlockError::Invalid);
             }
         };
+        let deny_ops = deny_ops(&policy);
         let block = raw.cast::<PolicyBlock>();
         // SAFETY: pool allocations are 16-byte aligned, enough for
         // PolicyBlock; the header region is ours and uninitialised.
@@ -104,6 +109,7 @@ impl PolicyBlock {
                 target: policy.target(),
                 policy,
                 generation,
+                deny_ops,
                 len: image.len(),
             })
         };
@@ -130,6 +136,19 @@ impl PolicyBlock {
     pub fn image_len(&self) -> usize {
         self.len
     }
+}
+
+/// The union of the operation sets of the policy's `deny` rules.
+fn deny_ops(policy: &Policy<'_>) -> u8 {
+    let mut ops = 0u8;
+    for i in 0..policy.rule_count() {
+        if let Some(r) = policy.rule(i) {
+            if r.action == fltpolicy_core::event::Action::Deny as u8 {
+                ops |= r.ops;
+            }
+        }
+    }
+    ops
 }
 
 /// Why a policy could not be installed.
@@ -173,6 +192,8 @@ impl<T> Guard<'_, T> {
 impl PolicyGuard<'_> {
     /// Evaluates `ev` under the held policy.
     pub fn evaluate<'g>(&'g self, ev: &EventView<'_>) -> Verdict<'g> {
+        #[cfg(not(feature = "kernel"))]
+        crate::sim::note_evaluation();
         self.block.policy.evaluate(ev)
     }
 }

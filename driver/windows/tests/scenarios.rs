@@ -77,10 +77,11 @@ fn paging_write_at_dispatch_is_logged_from_the_cached_name() {
     assert_eq!(sim.write(h, 4096, Io::paging_at_dispatch()), 0);
     // A non-paging write does not match `where paging`.
     assert_eq!(sim.write(h, 10, Io::from(1234)), 0);
-    // Paging write at DISPATCH for the pre-op as well.
+    // Paging write whose pre-op runs at APC_LEVEL (the highest IRQL a
+    // pre-operation callback sees) and whose completion is at DISPATCH.
     let io = Io {
         pid: 4,
-        irql: DISPATCH_LEVEL,
+        irql: APC_LEVEL,
         post_irql: DISPATCH_LEVEL,
         paging: true,
     };

@@ -63,10 +63,6 @@ const PENDING: &[(&str, &str)] = &[
         "flush::",
         "issue 9: the flush thread's buffers move to non-paged memory allocated once",
     ),
-    (
-        "ops::pre_create",
-        "issue 9: pre-create's path buffer leaves the stack",
-    ),
 ];
 
 fn pending(name: &str) -> bool {

@@ -109,7 +109,7 @@ fn the_driver_itself_breaks_no_rule_on_the_paging_path() {
         .unwrap();
     let io = Io {
         pid: 4,
-        irql: DISPATCH_LEVEL,
+        irql: APC_LEVEL,
         post_irql: DISPATCH_LEVEL,
         paging: true,
     };

@@ -511,6 +511,93 @@ pub unsafe fn release_file_name(info: *mut FLT_FILE_NAME_INFORMATION) {
     unsafe { FltReleaseFileNameInformation(info) }
 }
 
+/// FltGetDestinationFileNameInformation + FltParseFileNameInformation.
+///
+/// # Safety
+/// `instance` and `fo` are the current rename/link request's; `root` and
+/// `name` come from its buffer; IRQL <= APC_LEVEL. The returned block must
+/// be released with `release_file_name`.
+pub unsafe fn get_destination_name(
+    instance: PFLT_INSTANCE,
+    fo: *const FILE_OBJECT,
+    root: HANDLE,
+    name: &[u16],
+    flags: u32,
+) -> Result<*mut FLT_FILE_NAME_INFORMATION, NTSTATUS> {
+    let mut info: *mut FLT_FILE_NAME_INFORMATION = core::ptr::null_mut();
+    // SAFETY: IRQL <= APC_LEVEL (set-information pre-op); `name` holds
+    // `name.len()` UTF-16 units of the caller's buffer.
+    let st = unsafe {
+        FltGetDestinationFileNameInformation(
+            instance,
+            fo,
+            root,
+            name.as_ptr().cast_mut(),
+            (name.len() * 2) as u32,
+            flags,
+            &mut info,
+        )
+    };
+    if !nt_success(st) {
+        return Err(st);
+    }
+    // SAFETY: `info` is a valid name block we own.
+    let st = unsafe { FltParseFileNameInformation(info) };
+    if !nt_success(st) {
+        // SAFETY: as above.
+        unsafe { FltReleaseFileNameInformation(info) };
+        return Err(st);
+    }
+    Ok(info)
+}
+
+/// FltCancelFileOpen: PASSIVE_LEVEL, from post-create only.
+///
+/// # Safety
+/// `instance` and `fo` are a successful create's, in its post-create,
+/// before any handle exists; PASSIVE_LEVEL.
+pub unsafe fn cancel_file_open(instance: PFLT_INSTANCE, fo: *const FILE_OBJECT) {
+    // SAFETY: per the caller.
+    unsafe { FltCancelFileOpen(instance, fo) }
+}
+
+/// The binary SID of a create's requester, copied into `out`: the
+/// effective token (`SeQuerySubjectContextToken`) of
+/// `SecurityContext->AccessState->SubjectSecurityContext`, queried with
+/// `SeQueryInformationToken(TokenUser)`, whose paged-pool result is freed
+/// with `ExFreePool`. PASSIVE_LEVEL.
+///
+/// # Safety
+/// `data` is a create's callback data, in pre- or post-create; PASSIVE_LEVEL.
+pub unsafe fn requester_sid(
+    data: *const FLT_CALLBACK_DATA,
+    out: &mut [u8],
+) -> Result<usize, NTSTATUS> {
+    use windows_sys::Wdk::Storage::FileSystem::SeQueryInformationToken;
+    use windows_sys::Win32::Security::{TokenUser, TOKEN_USER};
+    // SAFETY: per the caller.
+    let ctx = unsafe { super::create_subject_context(data) }.ok_or(STATUS_UNSUCCESSFUL)?;
+    // SAFETY: the create's subject context is valid during the create.
+    let token = unsafe { super::subject_context_token(ctx) };
+    if token.is_null() {
+        return Err(STATUS_UNSUCCESSFUL);
+    }
+    let mut p: *mut c_void = core::ptr::null_mut();
+    // SAFETY: PASSIVE_LEVEL; a token of the live subject context.
+    let st = unsafe { SeQueryInformationToken(token, TokenUser, &mut p) };
+    if !nt_success(st) || p.is_null() {
+        return Err(st);
+    }
+    // SAFETY: SeQueryInformationToken(TokenUser) returns a TOKEN_USER whose
+    // SID lies in the same allocation.
+    let sid = unsafe { (*p.cast::<TOKEN_USER>()).User.Sid };
+    // SAFETY: a valid SID per the above.
+    let n = unsafe { super::copy_sid(sid.cast(), out) };
+    // SAFETY: the buffer SeQueryInformationToken allocated, freed once.
+    unsafe { ExFreePool(p) };
+    n.ok_or(STATUS_BUFFER_OVERFLOW)
+}
+
 /// # Safety
 /// `data` is the current operation's callback data; IRQL <= DISPATCH_LEVEL.
 pub unsafe fn requestor_pid(data: *const FLT_CALLBACK_DATA) -> u64 {
@@ -1006,13 +1093,8 @@ pub fn caller_is_admin() -> bool {
     // is opened directly, so its dispatch routines run in the caller's
     // context).
     unsafe { SeCaptureSubjectContext(&mut ctx) };
-    // SeQuerySubjectContextToken: the impersonation token if any, else the
-    // primary token.
-    let token = if ctx.ClientToken.is_null() {
-        ctx.PrimaryToken
-    } else {
-        ctx.ClientToken
-    };
+    // SAFETY: a context just captured (SeQuerySubjectContextToken).
+    let token = unsafe { super::subject_context_token(&ctx) };
     // SAFETY: a token from the captured context; PASSIVE_LEVEL.
     let admin = unsafe { SeTokenIsAdmin(token) };
     // SAFETY: releases what SeCaptureSubjectContext captured.

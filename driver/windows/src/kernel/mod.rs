@@ -64,3 +64,76 @@ pub const STATUS_OBJECT_NAME_COLLISION: windows_sys::Win32::Foundation::NTSTATUS
 #[derive(Debug, Default)]
 #[repr(transparent)]
 pub struct SpinLock(pub(crate) core::sync::atomic::AtomicUsize);
+
+/// `SeQuerySubjectContextToken` (ntifs.h): the effective token of a
+/// captured subject context — the client (impersonation) token if there is
+/// one, else the primary token. The WDK defines it as a macro (it is not an
+/// ntoskrnl export), so it is defined once here, exactly as the header
+/// does, and every token the driver reads goes through it: the admin check
+/// on the control device and the requester's SID in pre-create. The
+/// returned token is not referenced; it lives as long as the subject
+/// context. Any IRQL (reads two fields).
+///
+/// # Safety
+/// `ctx` points to a valid subject context (captured with
+/// `SeCaptureSubjectContext`, or a create's
+/// `AccessState->SubjectSecurityContext`).
+pub unsafe fn subject_context_token(
+    ctx: *const windows_sys::Wdk::Foundation::SECURITY_SUBJECT_CONTEXT,
+) -> *mut core::ffi::c_void {
+    // SAFETY: per the caller.
+    let c = unsafe { &*ctx };
+    if c.ClientToken.is_null() {
+        c.PrimaryToken
+    } else {
+        c.ClientToken
+    }
+}
+
+/// The subject context of a create's requester
+/// (`SecurityContext->AccessState->SubjectSecurityContext`), if present.
+///
+/// # Safety
+/// `data` is a create's callback data, during pre- or post-create.
+pub unsafe fn create_subject_context(
+    data: *const windows_sys::Wdk::Storage::FileSystem::Minifilters::FLT_CALLBACK_DATA,
+) -> Option<*const windows_sys::Wdk::Foundation::SECURITY_SUBJECT_CONTEXT> {
+    // SAFETY: per the caller: FltMgr's callback data.
+    let iopb = unsafe { (*data).Iopb };
+    // SAFETY: FltMgr always supplies a parameter block.
+    let iopb = unsafe { &*iopb };
+    // SAFETY: create parameters, per the caller (WDK layout, crate::wdk).
+    let sec = unsafe { crate::wdk::arm::<crate::wdk::FltCreateParameters>(&iopb.Parameters) }
+        .SecurityContext;
+    if sec.is_null() {
+        return None;
+    }
+    // SAFETY: the I/O manager's security context is valid during the create.
+    let state = unsafe { (*sec).AccessState };
+    if state.is_null() {
+        return None;
+    }
+    // SAFETY: as above; a field address, not a read.
+    Some(unsafe { core::ptr::addr_of!((*state).SubjectSecurityContext) })
+}
+
+/// Copies a binary SID (`revision, count, authority[6], sub[count]`) of at
+/// most `out.len()` bytes; its length. Never reads past what the header
+/// announces.
+///
+/// # Safety
+/// `sid` points to a valid SID.
+pub unsafe fn copy_sid(sid: *const u8, out: &mut [u8]) -> Option<usize> {
+    if sid.is_null() {
+        return None;
+    }
+    // SAFETY: a valid SID has at least its 8-byte header.
+    let count = usize::from(unsafe { *sid.wrapping_add(1) });
+    let len = 8 + 4 * count;
+    if len > out.len() {
+        return None;
+    }
+    // SAFETY: the SID is `len` bytes long per its own header.
+    out[..len].copy_from_slice(unsafe { core::slice::from_raw_parts(sid, len) });
+    Some(len)
+}

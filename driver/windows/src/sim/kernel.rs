@@ -200,14 +200,16 @@ pub unsafe fn unregister_filter(filter: PFLT_FILTER) {
     });
 }
 
+/// FltAllocateContext: IRQL <= APC_LEVEL (fltkernel.h documentation page).
+///
 /// # Safety
-/// `filter` is the registered filter and `ctype`/`size` match its context registration; IRQL <= DISPATCH_LEVEL.
+/// `filter` is the registered filter and `ctype`/`size` match its context registration; IRQL <= APC_LEVEL.
 pub unsafe fn allocate_context(
     filter: PFLT_FILTER,
     ctype: u16,
     size: usize,
 ) -> Result<PFLT_CONTEXT, NTSTATUS> {
-    check_irql("FltAllocateContext(NonPagedPoolNx)", DISPATCH_LEVEL);
+    check_irql("FltAllocateContext(NonPagedPoolNx)", APC_LEVEL);
     if filter != super::FILTER {
         violation("FltAllocateContext with a foreign filter handle");
     }
@@ -250,10 +252,12 @@ pub unsafe fn set_instance_context(instance: PFLT_INSTANCE, ctx: PFLT_CONTEXT) -
     )
 }
 
+/// FltGetInstanceContext: IRQL <= APC_LEVEL (documentation page).
+///
 /// # Safety
-/// `instance` is one of this filter's instances; IRQL <= DISPATCH_LEVEL. The returned reference must be released.
+/// `instance` is one of this filter's instances; IRQL <= APC_LEVEL. The returned reference must be released.
 pub unsafe fn get_instance_context(instance: PFLT_INSTANCE) -> Result<PFLT_CONTEXT, NTSTATUS> {
-    check_irql("FltGetInstanceContext", DISPATCH_LEVEL);
+    check_irql("FltGetInstanceContext", APC_LEVEL);
     super::context_get(CtxKey::Instance(instance)).map(|p| p as PFLT_CONTEXT)
 }
 
@@ -272,13 +276,18 @@ pub unsafe fn set_stream_handle_context(
     )
 }
 
+/// FltGetStreamHandleContext: IRQL <= APC_LEVEL (documentation page; so
+/// are FltGetStreamContext and FltGetInstanceContext). A post-operation
+/// callback, which may run at DISPATCH_LEVEL, must not call it: it gets
+/// the reference its pre-operation took.
+///
 /// # Safety
-/// `instance` and `fo` are the current operation's; IRQL <= DISPATCH_LEVEL. The returned reference must be released.
+/// `instance` and `fo` are the current operation's; IRQL <= APC_LEVEL. The returned reference must be released.
 pub unsafe fn get_stream_handle_context(
     instance: PFLT_INSTANCE,
     fo: *const FILE_OBJECT,
 ) -> Result<PFLT_CONTEXT, NTSTATUS> {
-    check_irql("FltGetStreamHandleContext", DISPATCH_LEVEL);
+    check_irql("FltGetStreamHandleContext", APC_LEVEL);
     super::context_get(CtxKey::StreamHandle(instance, fo as usize)).map(|p| p as PFLT_CONTEXT)
 }
 
@@ -291,8 +300,57 @@ pub unsafe fn get_file_name(
     flags: u32,
 ) -> Result<*mut FLT_FILE_NAME_INFORMATION, NTSTATUS> {
     check_irql("FltGetFileNameInformation", APC_LEVEL);
-    let _ = flags;
-    super::name_for(data as usize)
+    super::name_for(data as usize, flags)
+}
+
+/// FltGetDestinationFileNameInformation + FltParseFileNameInformation:
+/// IRQL <= APC_LEVEL. Only during a rename or link request on `fo`.
+///
+/// # Safety
+/// As for the real routine; IRQL <= APC_LEVEL.
+pub unsafe fn get_destination_name(
+    instance: PFLT_INSTANCE,
+    fo: *const FILE_OBJECT,
+    root: HANDLE,
+    name: &[u16],
+    flags: u32,
+) -> Result<*mut FLT_FILE_NAME_INFORMATION, NTSTATUS> {
+    check_irql("FltGetDestinationFileNameInformation", APC_LEVEL);
+    super::destination_name_for(instance, fo as usize, root as usize, name, flags)
+}
+
+/// FltCancelFileOpen: PASSIVE_LEVEL, only from the post-create callback of
+/// the create that opened `fo`, and only after it succeeded.
+///
+/// # Safety
+/// As for the real routine.
+pub unsafe fn cancel_file_open(instance: PFLT_INSTANCE, fo: *const FILE_OBJECT) {
+    check_irql("FltCancelFileOpen", PASSIVE_LEVEL);
+    super::cancel_open(instance, fo as usize);
+}
+
+/// The requester's SID: `SeQuerySubjectContextToken` (the shared macro
+/// implementation) on the create's `AccessState->SubjectSecurityContext`,
+/// then `SeQueryInformationToken(TokenUser)`: PASSIVE_LEVEL. The
+/// simulation's tokens are the ones [`super::Sim::set_user`] registered.
+///
+/// # Safety
+/// `data` is a create's callback data; PASSIVE_LEVEL.
+pub unsafe fn requester_sid(
+    data: *const FLT_CALLBACK_DATA,
+    out: &mut [u8],
+) -> Result<usize, NTSTATUS> {
+    check_irql("SeQueryInformationToken", PASSIVE_LEVEL);
+    if with_state(|s| s.ops.get(&(data as usize)).is_none_or(|o| o.major != 0)) {
+        violation("requester SID queried outside a create");
+    }
+    // SAFETY: per the caller.
+    let ctx = unsafe { crate::kernel::create_subject_context(data) }.ok_or(STATUS_UNSUCCESSFUL)?;
+    // SAFETY: the simulation's ACCESS_STATE lives for the create.
+    let token = unsafe { crate::kernel::subject_context_token(ctx) } as usize;
+    let sid = with_state(|s| s.tokens.get(&token).cloned()).ok_or(STATUS_UNSUCCESSFUL)?;
+    // SAFETY: `sid` is a well-formed binary SID.
+    unsafe { crate::kernel::copy_sid(sid.as_ptr(), out) }.ok_or(STATUS_BUFFER_OVERFLOW)
 }
 
 /// # Safety

@@ -147,8 +147,37 @@ pub struct Volume {
 /// An operation in flight: what the name query and requestor lookups see.
 pub(crate) struct OpInfo {
     pub pid: u64,
+    /// The name as the requester opened it (may hold 8.3 short names).
     pub device_path: String,
     pub volume: String,
+    /// IRP_MJ_* of the operation.
+    pub major: u8,
+    /// The operation's file object.
+    pub fo: usize,
+    /// An open by file ID: no name can be had in pre-create.
+    pub by_id: bool,
+    /// The post-operation callback is running (or has run).
+    pub post: bool,
+    /// FltCancelFileOpen was called for this create.
+    pub cancelled: bool,
+    /// `FLT_IO_PARAMETER_BLOCK::OperationFlags` (SL_*).
+    pub op_flags: u8,
+}
+
+impl OpInfo {
+    pub(crate) fn new(pid: u64, device_path: String, volume: String) -> OpInfo {
+        OpInfo {
+            pid,
+            device_path,
+            volume,
+            major: 0xFF,
+            fo: 0,
+            by_id: false,
+            post: false,
+            cancelled: false,
+            op_flags: 0,
+        }
+    }
 }
 
 /// A process running on the simulated machine (what
@@ -203,6 +232,15 @@ pub(crate) struct State {
     pub quarantine: std::collections::VecDeque<(usize, std::alloc::Layout)>,
     /// A DriverEntry step the simulation makes fail (see [`Sim::fail_step`]).
     pub fail_step: Option<Step>,
+    /// Access tokens: address → binary SID of the token's user.
+    pub tokens: HashMap<usize, Vec<u8>>,
+    /// pid → its primary token address.
+    pub process_tokens: HashMap<u64, usize>,
+    /// 8.3 short names: upper-case device path with the short last
+    /// component → the device path with the long one.
+    pub short_names: HashMap<String, String>,
+    /// Every name query fails (a volume whose names cannot be had).
+    pub fail_names: bool,
 }
 
 /// The control device object as the I/O manager keeps it.
@@ -399,72 +437,213 @@ fn context_detach(key: CtxKey) {
     }
 }
 
-pub(crate) fn name_for(data: usize) -> Result<*mut FLT_FILE_NAME_INFORMATION, NTSTATUS> {
+/// `path` (device form) with every 8.3 short component replaced by its
+/// long name, as NTFS normalizes it.
+pub(crate) fn normalize(s: &State, path: &str) -> String {
+    let Some(vol) = s
+        .volumes
+        .iter()
+        .find(|v| starts_with_ci(path, &v.device))
+        .map(|v| v.device.clone())
+    else {
+        return path.to_string();
+    };
+    let mut out = vol;
+    for comp in path[out.len()..].split('\\').filter(|c| !c.is_empty()) {
+        let cand = format!("{out}\\{comp}");
+        out = s
+            .short_names
+            .get(&cand.to_uppercase())
+            .cloned()
+            .unwrap_or(cand);
+    }
+    out
+}
+
+/// A parsed name block for `device_path` on `volume`, owned by the state.
+fn name_block(
+    s: &mut State,
+    device_path: &str,
+    volume: &str,
+    format: u32,
+) -> *mut FLT_FILE_NAME_INFORMATION {
+    let buf: Vec<u16> = device_path.encode_utf16().collect();
+    let vol_units = volume.encode_utf16().count().min(buf.len());
+    let empty = UNICODE_STRING {
+        Length: 0,
+        MaximumLength: 0,
+        Buffer: std::ptr::null_mut(),
+    };
+    let mut block = Box::new(NameBlock {
+        info: FLT_FILE_NAME_INFORMATION {
+            Size: std::mem::size_of::<FLT_FILE_NAME_INFORMATION>() as u16,
+            NamesParsed: 0xF,
+            Format: format,
+            Name: empty,
+            Volume: empty,
+            Share: empty,
+            Extension: empty,
+            Stream: empty,
+            FinalComponent: empty,
+            ParentDir: empty,
+        },
+        buf,
+    });
+    let whole = kernel::unicode(&block.buf);
+    let vol = kernel::unicode(&block.buf[..vol_units]);
+    let last = block
+        .buf
+        .iter()
+        .rposition(|&c| c == u16::from(b'\\'))
+        .map_or(0, |i| i + 1);
+    let fin = kernel::unicode(&block.buf[last..]);
+    block.info.Name = whole;
+    block.info.Volume = vol;
+    block.info.FinalComponent = fin;
+    let p = &mut block.info as *mut FLT_FILE_NAME_INFORMATION;
+    s.names.insert(p as usize, block);
+    p
+}
+
+/// `STATUS_INVALID_PARAMETER`: what FltMgr answers a name query it cannot
+/// serve (an open by file ID in pre-create).
+const STATUS_INVALID_PARAMETER_NAME: NTSTATUS = 0xC000_000D_u32 as i32;
+/// `STATUS_FLT_INVALID_NAME_REQUEST`.
+const STATUS_FLT_INVALID_NAME_REQUEST: NTSTATUS = 0xC01C_0004_u32 as i32;
+
+/// FltGetFileNameInformation: the *opened* name is the path as the
+/// requester spelled it; the *normalized* one has every short name
+/// expanded. An open by file ID has no name before the file system opened
+/// it (pre-create); with [`Sim::fail_name_queries`] nothing has a name.
+pub(crate) fn name_for(
+    data: usize,
+    flags: u32,
+) -> Result<*mut FLT_FILE_NAME_INFORMATION, NTSTATUS> {
     with_state(|s| {
         let op = s
             .ops
             .get(&data)
             .unwrap_or_else(|| violation("name query with unknown callback data"));
-        let buf: Vec<u16> = op.device_path.encode_utf16().collect();
-        let vol_units = op.volume.encode_utf16().count();
-        let mut block = Box::new(NameBlock {
-            info: FLT_FILE_NAME_INFORMATION {
-                Size: std::mem::size_of::<FLT_FILE_NAME_INFORMATION>() as u16,
-                NamesParsed: 0xF,
-                Format: FLT_FILE_NAME_NORMALIZED,
-                Name: UNICODE_STRING {
-                    Length: 0,
-                    MaximumLength: 0,
-                    Buffer: std::ptr::null_mut(),
-                },
-                Volume: UNICODE_STRING {
-                    Length: 0,
-                    MaximumLength: 0,
-                    Buffer: std::ptr::null_mut(),
-                },
-                Share: UNICODE_STRING {
-                    Length: 0,
-                    MaximumLength: 0,
-                    Buffer: std::ptr::null_mut(),
-                },
-                Extension: UNICODE_STRING {
-                    Length: 0,
-                    MaximumLength: 0,
-                    Buffer: std::ptr::null_mut(),
-                },
-                Stream: UNICODE_STRING {
-                    Length: 0,
-                    MaximumLength: 0,
-                    Buffer: std::ptr::null_mut(),
-                },
-                FinalComponent: UNICODE_STRING {
-                    Length: 0,
-                    MaximumLength: 0,
-                    Buffer: std::ptr::null_mut(),
-                },
-                ParentDir: UNICODE_STRING {
-                    Length: 0,
-                    MaximumLength: 0,
-                    Buffer: std::ptr::null_mut(),
-                },
-            },
-            buf,
-        });
-        let whole = kernel::unicode(&block.buf);
-        let vol = kernel::unicode(&block.buf[..vol_units]);
-        let last = block
-            .buf
-            .iter()
-            .rposition(|&c| c == u16::from(b'\\'))
-            .map_or(0, |i| i + 1);
-        let fin = kernel::unicode(&block.buf[last..]);
-        block.info.Name = whole;
-        block.info.Volume = vol;
-        block.info.FinalComponent = fin;
-        let p = &mut block.info as *mut FLT_FILE_NAME_INFORMATION;
-        s.names.insert(p as usize, block);
-        Ok(p)
+        if s.fail_names {
+            return Err(STATUS_FLT_INVALID_NAME_REQUEST);
+        }
+        if op.major == 0 && op.by_id && !op.post {
+            return Err(STATUS_INVALID_PARAMETER_NAME);
+        }
+        let format = flags & 0xFF;
+        let (path, volume) = (op.device_path.clone(), op.volume.clone());
+        let path = if format == FLT_FILE_NAME_OPENED {
+            path
+        } else if format == FLT_FILE_NAME_NORMALIZED {
+            normalize(s, &path)
+        } else {
+            violation(&format!("name query with unsupported format {format:#x}"))
+        };
+        Ok(name_block(s, &path, &volume, format))
     })
+}
+
+/// FltGetDestinationFileNameInformation: only for the rename or link in
+/// flight on `fo`; a full name (`\??\C:\x`), or one relative to the file's
+/// directory when `root` is null and the name has no separator.
+pub(crate) fn destination_name_for(
+    instance: PFLT_INSTANCE,
+    fo: usize,
+    root: usize,
+    name: &[u16],
+    flags: u32,
+) -> Result<*mut FLT_FILE_NAME_INFORMATION, NTSTATUS> {
+    let name = String::from_utf16_lossy(name);
+    let full = if name.starts_with('\\') {
+        nt_to_device(&name).ok_or(STATUS_OBJECT_NAME_NOT_FOUND)?
+    } else {
+        let dir = with_state(|s| {
+            s.ops
+                .values()
+                .find(|o| o.fo == fo && o.major == 0x06)
+                .map(|o| o.device_path.clone())
+        })
+        .unwrap_or_else(|| {
+            violation("FltGetDestinationFileNameInformation outside a set-information on that file")
+        });
+        let parent = dir
+            .rfind('\\')
+            .map_or(dir.as_str(), |i| &dir[..i])
+            .to_string();
+        format!("{parent}\\{name}")
+    };
+    if root != 0 {
+        return Err(STATUS_NOT_SUPPORTED);
+    }
+    with_state(|s| {
+        if !s
+            .ops
+            .values()
+            .any(|o| o.fo == fo && o.major == 0x06 && !o.post)
+        {
+            violation("FltGetDestinationFileNameInformation outside a set-information pre-op on that file");
+        }
+        if s.volumes.iter().all(|v| v.instance != Some(instance)) {
+            violation("FltGetDestinationFileNameInformation with an unknown instance");
+        }
+        if s.fail_names {
+            return Err(STATUS_FLT_INVALID_NAME_REQUEST);
+        }
+        let volume = s
+            .volumes
+            .iter()
+            .find(|v| starts_with_ci(&full, &v.device))
+            .map(|v| v.device.clone())
+            .ok_or(STATUS_OBJECT_NAME_NOT_FOUND)?;
+        let format = flags & 0xFF;
+        let path = if format == FLT_FILE_NAME_NORMALIZED {
+            normalize(s, &full)
+        } else {
+            full.clone()
+        };
+        Ok(name_block(s, &path, &volume, format))
+    })
+}
+
+/// FltCancelFileOpen: only in the post-create of a successful create of `fo`.
+pub(crate) fn cancel_open(instance: PFLT_INSTANCE, fo: usize) {
+    with_state(|s| {
+        let Some(op) = s.ops.values_mut().find(|o| o.fo == fo && o.major == 0) else {
+            violation("FltCancelFileOpen outside a create of that file object");
+        };
+        if !op.post {
+            violation("FltCancelFileOpen called from a pre-create callback");
+        }
+        if op.cancelled {
+            violation("FltCancelFileOpen called twice");
+        }
+        op.cancelled = true;
+        if s.volumes.iter().all(|v| v.instance != Some(instance)) {
+            violation("FltCancelFileOpen with an unknown instance");
+        }
+    });
+}
+
+/// `S-1-5-21-…` → binary SID (test input; panics on a malformed string).
+pub fn sid_from_str(text: &str) -> Vec<u8> {
+    let mut parts = text.split('-');
+    assert_eq!(parts.next(), Some("S"), "SID string {text}");
+    assert_eq!(parts.next(), Some("1"), "SID string {text}");
+    let auth: u64 = parts.next().expect("authority").parse().expect("authority");
+    let subs: Vec<u32> = parts.map(|p| p.parse().expect("sub-authority")).collect();
+    let mut v = vec![1u8, subs.len() as u8];
+    v.extend_from_slice(&auth.to_be_bytes()[2..]);
+    for sub in subs {
+        v.extend_from_slice(&sub.to_le_bytes());
+    }
+    v
+}
+
+static EVALUATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Called by the driver's evaluator wrapper on every policy evaluation.
+pub fn note_evaluation() {
+    EVALUATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// FltStartFiltering: InstanceSetup for every mounted volume.
@@ -579,12 +758,23 @@ impl Io {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Handle(usize);
 
+/// A test's action between an operation's pre-op and the file system.
+type Between = Box<dyn FnOnce(&Sim) + Send>;
+
 /// The simulated machine.
 pub struct Sim {
     _exclusive: MutexGuard<'static, ()>,
     driver: Box<DRIVER_OBJECT>,
     handles: Mutex<HashMap<usize, UserFile>>,
     loaded: std::sync::atomic::AtomicBool,
+    /// Runs once, between the next operation's pre-op and the file system.
+    between: Mutex<Option<Between>>,
+    /// The next post-operation callback is called with
+    /// FLTFL_POST_OPERATION_DRAINING (the filter is being detached).
+    drain_next_post: std::sync::atomic::AtomicBool,
+    /// Completion blocks in use when this simulation started (a test that
+    /// panicked mid-operation may leave some behind in the static pool).
+    completions_at_start: usize,
 }
 
 // SAFETY: the raw FILE_OBJECT pointers in UserFile are boxes owned by this
@@ -596,6 +786,21 @@ impl std::fmt::Debug for Sim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sim").field("loaded", &self.loaded).finish()
     }
+}
+
+/// How [`Sim::open_with`] opens a file.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Open {
+    /// Create options (low 24 bits of `Parameters.Create.Options`).
+    pub options: u32,
+    /// `Parameters.Create.AllocationSize`.
+    pub allocation: i64,
+    /// `OperationFlags` (SL_*).
+    pub op_flags: u8,
+    /// Open by file ID: no name in pre-create.
+    pub by_id: bool,
+    /// A client (impersonation) token ([`Sim::token_for`]).
+    pub impersonating: Option<usize>,
 }
 
 /// Access masks and dispositions for [`Sim::open`].
@@ -676,6 +881,9 @@ impl Sim {
             driver: Box::default(),
             handles: Mutex::default(),
             loaded: std::sync::atomic::AtomicBool::new(false),
+            between: Mutex::new(None),
+            drain_next_post: std::sync::atomic::AtomicBool::new(false),
+            completions_at_start: crate::completion::in_use(),
         }
     }
 
@@ -808,6 +1016,10 @@ impl Sim {
                 violation(&format!("filter-owned file still open {when}"));
             }
         });
+        let held = crate::completion::in_use().saturating_sub(self.completions_at_start);
+        if held != 0 {
+            violation(&format!("{held} completion block(s) never released {when}"));
+        }
     }
 
     /// The DOS path `C:\x` in device form, with its volume and instance.
@@ -921,11 +1133,23 @@ impl Sim {
             p = unsafe { p.add(1) };
         }
         let paging = irp_flags & crate::ops::IRP_PAGING_IO != 0;
+        if irql > APC_LEVEL {
+            // "Constraints on Dispatch Routines": no I/O, paging I/O
+            // included, is sent at DISPATCH_LEVEL, so FltMgr never calls a
+            // pre-operation callback there. Only post-ops reach DISPATCH.
+            std::panic::panic_any(format!(
+                "simulation misuse: a pre-operation callback at IRQL {irql} (FltMgr calls them at <= APC_LEVEL)"
+            ));
+        }
+        let mut info = info;
+        info.major = major;
+        info.fo = fo as usize;
+        let op_flags = info.op_flags;
         let iopb = Box::new(FLT_IO_PARAMETER_BLOCK {
             IrpFlags: irp_flags,
             MajorFunction: major,
             MinorFunction: 0,
-            OperationFlags: 0,
+            OperationFlags: op_flags,
             Reserved: 0,
             TargetFileObject: fo,
             TargetInstance: instance,
@@ -978,26 +1202,65 @@ impl Sim {
                 if pre_status != FLT_PREOP_SUCCESS_NO_CALLBACK && post.is_none() {
                     violation("post-operation requested for an operation without a post callback");
                 }
+                // Whatever a test wants to happen while the operation is
+                // in the file system (a policy swap, for instance).
+                let between = self.between.lock().unwrap().take();
+                if let Some(b) = between {
+                    b(self);
+                }
                 // SAFETY: the data box is ours.
                 let st = perform(unsafe { &mut *dp });
                 // SAFETY: the data box is ours.
                 let d = unsafe { &mut *dp };
                 d.IoStatus.Anonymous.Status = st;
+                let mut final_status = st;
                 if pre_status != FLT_PREOP_SUCCESS_NO_CALLBACK {
-                    let at = if pre_status == FLT_PREOP_SYNCHRONIZE {
+                    let at = if pre_status == FLT_PREOP_SYNCHRONIZE || major == 0 {
+                        // Post-create always runs at PASSIVE_LEVEL in the
+                        // requester's thread.
                         irql
                     } else {
                         post_irql
                     };
+                    let draining = self
+                        .drain_next_post
+                        .swap(false, std::sync::atomic::Ordering::Relaxed);
+                    let flags = if draining {
+                        FLTFL_POST_OPERATION_DRAINING
+                    } else {
+                        0
+                    };
+                    with_state(|s| {
+                        if let Some(o) = s.ops.get_mut(&(dp as usize)) {
+                            o.post = true;
+                        }
+                    });
                     if let Some(f) = post {
                         // SAFETY: the driver's post callback.
-                        let r = with_irql(at, true, || unsafe { f(dp, &objs, cc, 0) });
+                        let r = with_irql(at, true, || unsafe { f(dp, &objs, cc, flags) });
                         if r != FLT_POSTOP_FINISHED_PROCESSING {
                             violation("post-operation did not finish processing (pending paging I/O is forbidden)");
                         }
                     }
+                    // SAFETY: the data box is ours again.
+                    let d = unsafe { &*dp };
+                    // SAFETY: the I/O status union holds the NTSTATUS.
+                    let after = unsafe { d.IoStatus.Anonymous.Status };
+                    let cancelled =
+                        with_state(|s| s.ops.get(&(dp as usize)).is_some_and(|o| o.cancelled));
+                    if major == 0 {
+                        if cancelled && (nt_success(after) || !nt_success(st)) {
+                            violation("a cancelled open must be failed with an error status, after a successful create");
+                        }
+                        if !cancelled && nt_success(st) && !nt_success(after) {
+                            violation("post-create failed a successful create without FltCancelFileOpen (the file stays open below)");
+                        }
+                        final_status = after;
+                    } else if after != st {
+                        violation("post-operation changed the status of a completed operation");
+                    }
                 }
-                st
+                final_status
             }
             FLT_PREOP_PENDING if paging => violation("paging I/O pended in pre-operation"),
             other => violation(&format!(
@@ -1011,6 +1274,7 @@ impl Sim {
 
     /// Opens `dos_path` (`C:\Data\a.txt`) as `pid` with `access` and
     /// `disposition` ([`access`]). Creates and opens run at PASSIVE_LEVEL.
+    /// The path may use 8.3 short names ([`Sim::add_short_name`]).
     pub fn open(
         &self,
         pid: u64,
@@ -1018,7 +1282,50 @@ impl Sim {
         desired: u32,
         disposition: u32,
     ) -> Result<Handle, NTSTATUS> {
-        self.open_with(pid, dos_path, desired, disposition, 0, 0)
+        self.open_how(pid, dos_path, desired, disposition, Open::default())
+    }
+
+    /// Opens the file by its file ID (`FILE_OPEN_BY_FILE_ID`): FltMgr has
+    /// no name for it before the file system opened it.
+    pub fn open_by_id(&self, pid: u64, dos_path: &str, desired: u32) -> Result<Handle, NTSTATUS> {
+        self.open_how(
+            pid,
+            dos_path,
+            desired,
+            access::OPEN,
+            Open {
+                options: crate::ops::FILE_OPEN_BY_FILE_ID,
+                by_id: true,
+                ..Open::default()
+            },
+        )
+    }
+
+    /// The I/O manager's open of a rename or link target's parent
+    /// (`SL_OPEN_TARGET_DIRECTORY`) for `dos_target`; returns the status
+    /// (the directory handle is closed at once).
+    pub fn open_target_directory(&self, pid: u64, dos_target: &str) -> NTSTATUS {
+        let parent = &dos_target[..dos_target.rfind('\\').unwrap_or(dos_target.len())];
+        let dev = self.resolve(parent).0;
+        with_state(|s| {
+            s.files.entry(dev.to_uppercase()).or_default();
+        });
+        match self.open_how(
+            pid,
+            dos_target,
+            access::WRITE,
+            access::OPEN_IF,
+            Open {
+                op_flags: crate::ops::SL_OPEN_TARGET_DIRECTORY,
+                ..Open::default()
+            },
+        ) {
+            Ok(h) => {
+                self.close(h);
+                0
+            }
+            Err(st) => st,
+        }
     }
 
     /// [`Sim::open`] with create options (`FILE_DELETE_ON_CLOSE`, ...) and
@@ -1032,11 +1339,42 @@ impl Sim {
         options: u32,
         allocation: i64,
     ) -> Result<Handle, NTSTATUS> {
+        self.open_how(
+            pid,
+            dos_path,
+            desired,
+            disposition,
+            Open {
+                options,
+                allocation,
+                ..Open::default()
+            },
+        )
+    }
+
+    /// [`Sim::open`] with everything a create can say ([`Open`]).
+    pub fn open_how(
+        &self,
+        pid: u64,
+        dos_path: &str,
+        desired: u32,
+        disposition: u32,
+        how: Open,
+    ) -> Result<Handle, NTSTATUS> {
         let (device_path, volume_name, volume, instance) = self.resolve(dos_path);
         let fo = Box::into_raw(Box::<FILE_OBJECT>::default());
+        let token = with_state(|s| s.process_tokens.get(&pid).copied()).unwrap_or(0);
+        // SAFETY: all-zero is valid.
+        let mut state: Box<windows_sys::Wdk::Foundation::ACCESS_STATE> =
+            Box::new(unsafe { std::mem::zeroed() });
+        state.SubjectSecurityContext.PrimaryToken = token as *mut std::ffi::c_void;
+        state.SubjectSecurityContext.ClientToken = how
+            .impersonating
+            .map_or(std::ptr::null_mut(), |t| t as *mut std::ffi::c_void);
         // SAFETY: all-zero is valid.
         let mut sec: IO_SECURITY_CONTEXT = unsafe { std::mem::zeroed() };
         sec.DesiredAccess = desired;
+        sec.AccessState = &mut *state;
         // SAFETY: all-zero is valid.
         let mut params: FLT_PARAMETERS = unsafe { std::mem::zeroed() };
         // Filter Manager's layout (fltkernel.h, see [`wire`]).
@@ -1048,15 +1386,13 @@ impl Sim {
         put(
             &mut params,
             wire::CREATE_OPTIONS,
-            disposition << 24 | (options & 0x00FF_FFFF),
+            disposition << 24 | (how.options & 0x00FF_FFFF),
         );
-        put(&mut params, wire::CREATE_ALLOCATION_SIZE, allocation);
-        let key = device_path.to_uppercase();
-        let info = OpInfo {
-            pid,
-            device_path: device_path.clone(),
-            volume: volume_name,
-        };
+        put(&mut params, wire::CREATE_ALLOCATION_SIZE, how.allocation);
+        let key = with_state(|s| normalize(s, &device_path)).to_uppercase();
+        let mut info = OpInfo::new(pid, device_path.clone(), volume_name);
+        info.by_id = how.by_id;
+        info.op_flags = how.op_flags;
         let st = self.dispatch(
             0,
             fo,
@@ -1146,12 +1482,8 @@ impl Sim {
         } else {
             0
         };
-        let info = OpInfo {
-            pid: io.pid,
-            volume: self.volume_of(&path),
-            device_path: path.clone(),
-        };
-        let key = path.to_uppercase();
+        let info = OpInfo::new(io.pid, path.clone(), self.volume_of(&path));
+        let key = with_state(|s| normalize(s, &path)).to_uppercase();
         self.dispatch(
             major,
             fo,
@@ -1193,11 +1525,8 @@ impl Sim {
         put(&mut params, wire::SET_INFO_LENGTH, buf.len() as u32);
         put(&mut params, wire::SET_INFO_CLASS, class);
         put(&mut params, wire::SET_INFO_BUFFER, buf.as_mut_ptr());
-        let info = OpInfo {
-            pid,
-            volume: self.volume_of(&path),
-            device_path: path,
-        };
+        let vname = self.volume_of(&path);
+        let info = OpInfo::new(pid, path, vname);
         self.dispatch(
             0x06,
             fo,
@@ -1217,7 +1546,10 @@ impl Sim {
         let (_, path, ..) = self.file(h);
         let mut buf = [1u8];
         self.set_info(h, pid, 13, &mut buf, || {
-            with_state(|s| s.files.remove(&path.to_uppercase()));
+            with_state(|s| {
+                let k = normalize(s, &path).to_uppercase();
+                s.files.remove(&k)
+            });
             STATUS_SUCCESS
         })
     }
@@ -1229,7 +1561,10 @@ impl Sim {
         let mut buf = flags.to_le_bytes();
         self.set_info(h, pid, 64, &mut buf, || {
             if flags & 1 != 0 {
-                with_state(|s| s.files.remove(&path.to_uppercase()));
+                with_state(|s| {
+                    let k = normalize(s, &path).to_uppercase();
+                    s.files.remove(&k)
+                });
             }
             STATUS_SUCCESS
         })
@@ -1241,24 +1576,52 @@ impl Sim {
         let mut buf = eof.to_le_bytes();
         self.set_info(h, pid, 20, &mut buf, || {
             with_state(|s| {
-                s.files
-                    .entry(path.to_uppercase())
-                    .or_default()
-                    .resize(eof as usize, 0)
+                let k = normalize(s, &path).to_uppercase();
+                s.files.entry(k).or_default().resize(eof as usize, 0)
             });
             STATUS_SUCCESS
         })
     }
 
-    /// Renames the file to `new_dos_path` (FileRenameInformation).
+    /// A `FILE_RENAME_INFORMATION` / `FILE_LINK_INFORMATION` buffer (x64:
+    /// flags at 0, RootDirectory at 8, FileNameLength at 16, the name at
+    /// 20) naming `target` (`\??\C:\x`, or a bare name relative to the
+    /// file's directory), 8-aligned like a system buffer.
+    fn rename_buffer(target: &str) -> Vec<u64> {
+        let name: Vec<u16> = target.encode_utf16().collect();
+        let bytes = 20 + name.len() * 2;
+        let mut words = vec![0u64; bytes.div_ceil(8)];
+        // SAFETY: `words` holds at least `bytes` bytes.
+        let b = unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), bytes) };
+        b[0] = 1; // ReplaceIfExists
+        b[16..20].copy_from_slice(&((name.len() * 2) as u32).to_le_bytes());
+        for (i, u) in name.iter().enumerate() {
+            b[20 + 2 * i..22 + 2 * i].copy_from_slice(&u.to_le_bytes());
+        }
+        words
+    }
+
+    /// Renames the file to `new_dos_path` (FileRenameInformation with the
+    /// full NT name `\??\C:\…`, as Win32 MoveFileEx sends it).
     pub fn rename(&self, h: Handle, pid: u64, new_dos_path: &str) -> NTSTATUS {
+        self.rename_as(h, pid, new_dos_path, &format!(r"\??\{new_dos_path}"))
+    }
+
+    /// Renames the file to `new_dos_path`, spelling the target in the
+    /// request as `spelled` (for instance with short names).
+    pub fn rename_as(&self, h: Handle, pid: u64, new_dos_path: &str, spelled: &str) -> NTSTATUS {
         let (_, path, ..) = self.file(h);
         let (new_dev, ..) = self.resolve(new_dos_path);
-        let mut buf = vec![0u8; 64];
-        let st = self.set_info(h, pid, 10, &mut buf, || {
+        let mut words = Self::rename_buffer(spelled);
+        let len = 20 + spelled.encode_utf16().count() * 2;
+        // SAFETY: `words` holds at least `len` bytes.
+        let buf = unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), len) };
+        let st = self.set_info(h, pid, 10, buf, || {
             with_state(|s| {
-                if let Some(d) = s.files.remove(&path.to_uppercase()) {
-                    s.files.insert(new_dev.to_uppercase(), d);
+                let k = normalize(s, &path).to_uppercase();
+                let nk = normalize(s, &new_dev).to_uppercase();
+                if let Some(d) = s.files.remove(&k) {
+                    s.files.insert(nk, d);
                 }
             });
             STATUS_SUCCESS
@@ -1271,16 +1634,86 @@ impl Sim {
         st
     }
 
+    /// Creates a hard link `new_dos_path` to the file
+    /// (FileLinkInformation, full NT name).
+    pub fn link(&self, h: Handle, pid: u64, new_dos_path: &str) -> NTSTATUS {
+        let (_, path, ..) = self.file(h);
+        let (new_dev, ..) = self.resolve(new_dos_path);
+        let spelled = format!(r"\??\{new_dos_path}");
+        let mut words = Self::rename_buffer(&spelled);
+        let len = 20 + spelled.encode_utf16().count() * 2;
+        // SAFETY: `words` holds at least `len` bytes.
+        let buf = unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), len) };
+        self.set_info(h, pid, 11, buf, || {
+            with_state(|s| {
+                let k = normalize(s, &path).to_uppercase();
+                let nk = normalize(s, &new_dev).to_uppercase();
+                let d = s.files.get(&k).cloned().unwrap_or_default();
+                s.files.insert(nk, d);
+            });
+            STATUS_SUCCESS
+        })
+    }
+
+    /// Gives `dos_long` (`C:\Finance`) the 8.3 short name `short`
+    /// (`FINANC~1`) in its directory, as NTFS would.
+    pub fn add_short_name(&self, dos_long: &str, short: &str) {
+        let (dev, ..) = self.resolve(dos_long);
+        let parent = &dev[..dev.rfind('\\').expect("a path with a directory")];
+        let key = format!("{parent}\\{short}").to_uppercase();
+        with_state(|s| {
+            let long = normalize(s, &dev);
+            s.short_names.insert(key, long)
+        });
+    }
+
+    /// Makes every name query fail (or work again).
+    pub fn fail_name_queries(&self, fail: bool) {
+        with_state(|s| s.fail_names = fail);
+    }
+
+    /// Gives process `pid` a primary token whose user is `sid`
+    /// (`S-1-5-21-…`).
+    pub fn set_user(&self, pid: u64, sid: &str) {
+        let token = self.token_for(sid);
+        with_state(|s| s.process_tokens.insert(pid, token));
+    }
+
+    /// A token (its address) for the user `sid`, e.g. for impersonation.
+    pub fn token_for(&self, sid: &str) -> usize {
+        let bin = sid_from_str(sid);
+        with_state(|s| {
+            let t = 0x5000_0000 + 0x10 * (s.tokens.len() + 1);
+            s.tokens.insert(t, bin);
+            t
+        })
+    }
+
+    /// Policy evaluations so far (every simulation in this process).
+    pub fn evaluations() -> u64 {
+        EVALUATIONS.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Runs `f` once, during the next operation, after its pre-operation
+    /// callback and before the file system performs it.
+    pub fn between_pre_and_post(&self, f: impl FnOnce(&Sim) + Send + 'static) {
+        *self.between.lock().unwrap() = Some(Box::new(f));
+    }
+
+    /// Calls the next post-operation callback with
+    /// FLTFL_POST_OPERATION_DRAINING, as FltMgr does while detaching.
+    pub fn drain_next_post(&self) {
+        self.drain_next_post
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// IRP_MJ_CLEANUP then close: the handle's contexts go away.
     pub fn close(&self, h: Handle) {
         let (fo, path, inst, vol, pid) = self.file(h);
         // SAFETY: all-zero is valid.
         let params: FLT_PARAMETERS = unsafe { std::mem::zeroed() };
-        let info = OpInfo {
-            pid,
-            volume: self.volume_of(&path),
-            device_path: path,
-        };
+        let vname = self.volume_of(&path);
+        let info = OpInfo::new(pid, path, vname);
         self.dispatch(
             0x12,
             fo,

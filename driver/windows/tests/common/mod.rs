@@ -65,6 +65,8 @@ pub enum Rec {
         paging: bool,
         tag: String,
         generation: u64,
+        user: String,
+        rule: Option<u32>,
     },
     Dropped {
         seq: u64,
@@ -98,6 +100,8 @@ pub fn records_of(bytes: &[u8]) -> Vec<Rec> {
                 paging: e.data.flags & fltpolicy_core::record::flags::PAGING != 0,
                 tag: e.data.tag.to_string(),
                 generation: e.data.policy.generation,
+                user: e.data.user.to_string(),
+                rule: e.data.rule,
             },
             Record::Dropped(d) => Rec::Dropped {
                 seq: d.seq,
