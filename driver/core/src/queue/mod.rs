@@ -31,11 +31,16 @@
 //!   `tail` with `Acquire`, copies entries out, and publishes `head` with
 //!   `Release` so producers can reuse the space.
 //!
-//! The Windows driver raises to DISPATCH_LEVEL and passes the current
-//! processor number as the hint: nothing else can run on that CPU, and
-//! another CPU starts at that ring only when its own is full (a spill), so
-//! the claim almost always succeeds at the first try — the ring is then a
-//! plain SPSC ring (the design of heapless' `spsc::Queue`, per CPU); a
+//! The Windows driver does not raise the IRQL to push: a producer runs at
+//! whatever IRQL its callback has (PASSIVE_LEVEL to DISPATCH_LEVEL) and
+//! passes the current processor number as the hint. A producer at
+//! DISPATCH_LEVEL cannot be preempted, so its claim on its CPU's ring
+//! succeeds at the first try unless another CPU spilled into it; a
+//! producer below DISPATCH_LEVEL can be preempted (or moved to another
+//! CPU) while holding the claim, and whoever then runs on that CPU finds
+//! the ring claimed and moves on to the next one — a fall-over, never a
+//! wait. The ring is then, most of the time, a plain SPSC ring (the design
+//! of heapless' `spsc::Queue`, per CPU); a
 //! spilling CPU that finds it claimed simply moves on. Linux user-mode producers
 //! (threads that can be preempted or migrated mid-push) pass a per-thread
 //! hint; the claim flag is what keeps them from ever sharing a ring, and
