@@ -32,6 +32,19 @@ struct Report {
     rule_count: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     linux: Option<LinuxExtra>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    windows: Option<WindowsExtra>,
+}
+
+/// The driver's log writer: `writing`, or why it is not (`squatted`: a
+/// directory, file or reparse point a user planted occupies the log's
+/// path; `no-volume`; `open-failed`; `starting`).
+#[derive(Debug, Default, Serialize)]
+struct WindowsExtra {
+    log_state: String,
+    /// NTSTATUS of the last failed open, hex; empty while writing.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    log_error: String,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -109,6 +122,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
         println!("watching     {}", l.watching.join(", "));
     }
+    if let Some(w) = &r.windows {
+        if w.log_error.is_empty() {
+            println!("log          {}", w.log_state);
+        } else {
+            println!("log          {} ({})", w.log_state, w.log_error);
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -145,6 +165,7 @@ fn query(args: &Args) -> Result<Report> {
             blocking: s.blocking,
             watching: s.watching,
         }),
+        windows: None,
     })
 }
 
@@ -162,6 +183,17 @@ fn query(_args: &Args) -> Result<Report> {
         generation: s.generation,
         rule_count: s.rule_count,
         linux: None,
+        windows: Some(WindowsExtra {
+            log_state: fltpolicy_core::control::LogState::from_u32(s.log_state).map_or_else(
+                || format!("unknown ({})", s.log_state),
+                |l| l.name().to_string(),
+            ),
+            log_error: if s.log_error == 0 {
+                String::new()
+            } else {
+                format!("{:#010x}", s.log_error as u32)
+            },
+        }),
     })
 }
 

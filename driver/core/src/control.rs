@@ -64,7 +64,7 @@ pub const MAX_IMAGE_LEN: usize = 1 << 20;
 /// non-paged copy the driver keeps.
 pub const MAX_LOG_PATH_LEN: usize = 1024;
 /// Size of an encoded [`Status`].
-pub const STATUS_LEN: usize = HEADER_LEN + 8 * 7 + 4 + 4 + 32;
+pub const STATUS_LEN: usize = HEADER_LEN + 8 * 7 + 4 + 4 + 32 + 4 + 4;
 /// Size of an encoded [`LoadReply`].
 pub const LOAD_REPLY_LEN: usize = HEADER_LEN + 8 + 4 + 4 + 32;
 
@@ -360,6 +360,54 @@ pub struct Status {
     pub policy_loaded: u32,
     /// SHA-256 of the active image body (zero when none).
     pub policy_hash: [u8; 32],
+    /// Whether the audit log is being written ([`LogState`] as a number).
+    pub log_state: u32,
+    /// The NTSTATUS (errno on Linux) of the last failed attempt to open the
+    /// log; 0 while it is written.
+    pub log_error: i32,
+}
+
+/// What the enforcement point's log writer is doing ([`Status::log_state`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum LogState {
+    /// Not opened yet (start-up, or a new path just set).
+    Starting = 0,
+    /// Records are being written.
+    Writing = 1,
+    /// Something a user could have planted occupies the log's path: a
+    /// directory with the log file's name, a file with its directory's
+    /// name, or a reparse point as its directory. Not used until removed;
+    /// records wait in the queue (overflow is counted and recorded).
+    Squatted = 2,
+    /// The log's volume is gone (detached, dismounted, no instance).
+    NoVolume = 3,
+    /// Opening failed otherwise (see `log_error`).
+    OpenFailed = 4,
+}
+
+impl LogState {
+    /// The state a status reply carries, if known.
+    pub fn from_u32(v: u32) -> Option<LogState> {
+        Some(match v {
+            0 => LogState::Starting,
+            1 => LogState::Writing,
+            2 => LogState::Squatted,
+            3 => LogState::NoVolume,
+            4 => LogState::OpenFailed,
+            _ => return None,
+        })
+    }
+    /// Lower-case name for humans and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogState::Starting => "starting",
+            LogState::Writing => "writing",
+            LogState::Squatted => "squatted",
+            LogState::NoVolume => "no-volume",
+            LogState::OpenFailed => "open-failed",
+        }
+    }
 }
 
 /// Little-endian cursor over a fixed-size reply.
@@ -427,6 +475,8 @@ impl Status {
         put(out, &mut at, &self.rule_count.to_le_bytes());
         put(out, &mut at, &self.policy_loaded.to_le_bytes());
         put(out, &mut at, &self.policy_hash);
+        put(out, &mut at, &self.log_state.to_le_bytes());
+        put(out, &mut at, &self.log_error.to_le_bytes());
         Ok(at)
     }
 
@@ -451,6 +501,8 @@ impl Status {
             rule_count: r.u32(),
             policy_loaded: r.u32(),
             policy_hash: r.hash(),
+            log_state: r.u32(),
+            log_error: r.u32() as i32,
         })
     }
 }
@@ -579,6 +631,8 @@ mod tests {
             rule_count: 8,
             policy_loaded: 1,
             policy_hash: [9; 32],
+            log_state: LogState::Squatted as u32,
+            log_error: 0xC000_00BA_u32 as i32,
         };
         let mut buf = [0u8; STATUS_LEN];
         assert_eq!(s.encode(&mut buf), Ok(STATUS_LEN));

@@ -71,6 +71,8 @@ abi_types! {
     PostOp / post / from_post: (*mut FLT_CALLBACK_DATA, *const FLT_RELATED_OBJECTS, *const c_void, u32) -> FLT_POSTOP_CALLBACK_STATUS => PFLT_POST_OPERATION_CALLBACK;
     InstanceSetup / instance_setup / from_instance_setup: (*const FLT_RELATED_OBJECTS, u32, u32, FLT_FILESYSTEM_TYPE) -> NTSTATUS => PFLT_INSTANCE_SETUP_CALLBACK;
     Unload / unload / from_unload: (u32) -> NTSTATUS => PFLT_FILTER_UNLOAD_CALLBACK;
+    QueryTeardown / query_teardown / from_query_teardown: (*const FLT_RELATED_OBJECTS, u32) -> NTSTATUS => PFLT_INSTANCE_QUERY_TEARDOWN_CALLBACK;
+    Teardown / teardown / from_teardown: (*const FLT_RELATED_OBJECTS, u32) -> () => PFLT_INSTANCE_TEARDOWN_CALLBACK;
     Dispatch / dispatch / from_dispatch: (*const DEVICE_OBJECT, *mut IRP) -> NTSTATUS => windows_sys::Wdk::Foundation::DRIVER_DISPATCH;
     ProcessNotify / process_notify / from_process_notify: (PEPROCESS, HANDLE, *mut PS_CREATE_NOTIFY_INFO) -> () => windows_sys::Wdk::System::SystemServices::PCREATE_PROCESS_NOTIFY_ROUTINE_EX;
 }

@@ -263,6 +263,7 @@ fn load(g: &Globals, input: &[u8]) -> Result<LoadReply, NTSTATUS> {
     result
 }
 
+#[inline(never)] // the verifier's frame stays apart from the dispatch path's
 fn install(g: &Globals, image: &[u8]) -> Result<LoadReply, NTSTATUS> {
     let block = PolicyBlock::create(image, 0).map_err(|e| match e {
         BlockError::NoMemory => STATUS_INSUFFICIENT_RESOURCES,
@@ -303,6 +304,8 @@ pub fn status(g: &Globals) -> Status {
         dropped,
         generation: g.policy.generation(),
         queued: queued.saturating_sub(logged),
+        log_state: g.flush.log_state.load(Ordering::Acquire),
+        log_error: g.flush.log_error.load(Ordering::Relaxed),
         ..Status::default()
     };
     if let Some(p) = g.policy.read() {

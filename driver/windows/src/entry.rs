@@ -31,6 +31,8 @@ use crate::kernel::{self, status::*, ThreadObject};
 use crate::policy::PolicySlot;
 use crate::process::ProcessTable;
 
+/// `STATUS_INVALID_PARAMETER`.
+const STATUS_INVALID_PARAMETER: NTSTATUS = 0xC000_000D_u32 as i32;
 /// `STATUS_FLT_DO_NOT_DETACH`: refuse a non-mandatory unload.
 pub const STATUS_FLT_DO_NOT_DETACH: NTSTATUS = 0xC01C_0010_u32 as i32;
 
@@ -91,8 +93,15 @@ unsafe fn start(g: &Globals, driver: *mut DRIVER_OBJECT) -> NTSTATUS {
     }
     g.steps.fetch_or(step::FILTER_REGISTERED, Ordering::AcqRel);
 
+    // The device's protected DACL, as a 4-byte aligned self-relative
+    // descriptor (the kernel reads it as 32-bit fields).
+    let Ok(dacl) = crate::sddl::parse(crate::control::CONTROL_SDDL) else {
+        return STATUS_INVALID_PARAMETER;
+    };
+    let mut sd = crate::sddl::SdBuf::new();
+    dacl.to_self_relative(&mut sd);
     // SAFETY: PASSIVE_LEVEL; the dispatch routines live as long as the image.
-    match unsafe { kernel::create_control_device(driver, crate::control::CONTROL_SDDL) } {
+    match unsafe { kernel::create_control_device(driver, &sd) } {
         Ok(dev) => {
             // SAFETY: Globals is only written here during DriverEntry, before
             // any path that reads `control_device` can run.
@@ -111,10 +120,13 @@ unsafe fn start(g: &Globals, driver: *mut DRIVER_OBJECT) -> NTSTATUS {
     }
     g.steps.fetch_or(step::CONTROL_DEVICE, Ordering::AcqRel);
 
-    // SAFETY: Globals outlives the thread (teardown joins it before freeing).
+    // SAFETY: Globals outlives the thread: teardown joins it before
+    // freeing, and if the thread cannot be tracked `abandon_flush_thread`
+    // stops it and the kernel layer waits for it before returning.
     match unsafe {
         kernel::start_system_thread(
             crate::flush::flush_thread,
+            crate::flush::abandon_flush_thread,
             (g as *const Globals).cast_mut().cast(),
         )
     } {
@@ -245,12 +257,19 @@ fn create_globals() -> Option<*mut Globals> {
         unsafe { crate::audit::free_storage(words) };
         return None;
     }
+    let flush_mem = crate::flush::FlushMem::create().unwrap_or(core::ptr::null_mut());
     let raw = crate::pool::alloc_for::<Globals>();
-    if raw.is_null() {
+    if raw.is_null() || flush_mem.is_null() {
         // SAFETY: nothing else refers to these fresh allocations.
         unsafe { kernel::free_pool(table) };
         // SAFETY: as above.
         unsafe { crate::audit::free_storage(words) };
+        // SAFETY: as above (null is ignored).
+        unsafe { crate::flush::FlushMem::destroy(flush_mem) };
+        if !raw.is_null() {
+            // SAFETY: as above.
+            unsafe { crate::pool::free_for(raw) };
+        }
         return None;
     }
     // SAFETY: `table` is a zeroed allocation of a ProcessTable, whose
@@ -281,6 +300,8 @@ fn create_globals() -> Option<*mut Globals> {
         // SAFETY: as above.
         unsafe { crate::audit::free_storage(words) };
         // SAFETY: as above.
+        unsafe { crate::flush::FlushMem::destroy(flush_mem) };
+        // SAFETY: as above.
         unsafe { crate::pool::free_for(raw) };
         return None;
     }
@@ -305,8 +326,14 @@ fn create_globals() -> Option<*mut Globals> {
         pending_path: Default::default(),
         paused: Default::default(),
         max_file_bytes: core::sync::atomic::AtomicU64::new(crate::flush::MAX_FILE_BYTES),
+        log_instance: Default::default(),
+        detach: Default::default(),
+        abandoned: Default::default(),
+        log_state: Default::default(),
+        log_error: Default::default(),
     };
     init!(raw.flush = flush);
+    init!(raw.flush_mem = flush_mem);
     init!(raw.loading = Default::default());
     init!(raw.producers = Rundown::default());
     // SAFETY: initialised just above.
@@ -332,6 +359,7 @@ fn all_fields_written(g: &Globals) {
         queue_storage: _,
         processes: _,
         flush: _,
+        flush_mem: _,
         loading: _,
         producers: _,
     } = g;
@@ -349,11 +377,15 @@ unsafe fn destroy_globals(raw: *mut Globals) {
     let g = unsafe { &*raw };
     let words = g.queue_storage;
     let table = (g.processes as *const ProcessTable).cast_mut().cast::<u8>();
+    let flush_mem = g.flush_mem;
     // SAFETY: dropping in place; Globals owns no resources with Drop impls
     // beyond plain data (the queue only borrows its storage).
     unsafe { core::ptr::drop_in_place(raw) };
-    // SAFETY: nothing refers to these allocations any more.
+    // SAFETY: nothing refers to these allocations any more (the flush
+    // thread, the only user of `flush_mem`, was joined).
     unsafe { kernel::free_pool(table) };
+    // SAFETY: as above.
+    unsafe { crate::flush::FlushMem::destroy(flush_mem) };
     // SAFETY: as above.
     unsafe { crate::audit::free_storage(words) };
     // SAFETY: as above.

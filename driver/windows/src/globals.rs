@@ -10,13 +10,15 @@
 //! thread or a control request can run.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, Ordering,
+};
 
 use windows_sys::Wdk::Foundation::{DEVICE_OBJECT, KEVENT};
 use windows_sys::Wdk::Storage::FileSystem::Minifilters::PFLT_FILTER;
 
 use crate::audit::AuditQueue;
-use crate::flush::LogPath;
+use crate::flush::{FlushMem, LogPath};
 use crate::kernel::ThreadObject;
 use crate::policy::PolicySlot;
 use crate::process::ProcessTable;
@@ -127,6 +129,28 @@ pub struct FlushShared {
     /// ([`crate::flush::MAX_FILE_BYTES`]; the simulation lowers it to test
     /// rotation).
     pub max_file_bytes: AtomicU64,
+    /// The instance the open log is written through (0: no log open).
+    /// Written by the flush thread, read by InstanceTeardownStart.
+    pub log_instance: AtomicIsize,
+    /// An instance being torn down (InstanceTeardownStart until
+    /// InstanceTeardownComplete): the flush thread lets go of it.
+    pub detach: AtomicIsize,
+    /// DriverEntry could not keep track of the started thread: it must
+    /// return at once without touching anything (see
+    /// `kernel::start_system_thread`).
+    pub abandoned: AtomicBool,
+    /// [`fltpolicy_core::control::LogState`] for `status`.
+    pub log_state: AtomicU32,
+    /// NTSTATUS of the last failed log open (0 while writing).
+    pub log_error: AtomicI32,
+}
+
+impl FlushShared {
+    /// Publishes what the log writer is doing (flush thread).
+    pub fn set_log_state(&self, state: fltpolicy_core::control::LogState, status: i32) {
+        self.log_error.store(status, Ordering::Relaxed);
+        self.log_state.store(state as u32, Ordering::Release);
+    }
 }
 
 /// Which DriverEntry steps succeeded, so that the one cleanup path undoes
@@ -160,6 +184,9 @@ pub struct Globals {
     pub queue_storage: &'static [QueueWord],
     pub processes: &'static ProcessTable,
     pub flush: FlushShared,
+    /// The flush thread's buffers and writer (non-paged, freed at unload
+    /// after the thread is joined).
+    pub flush_mem: *mut FlushMem,
     /// One policy load at a time; a second concurrent load gets
     /// STATUS_DEVICE_BUSY rather than waiting.
     pub loading: AtomicBool,

@@ -105,6 +105,55 @@ pub unsafe fn instance_setup(
 }
 }
 
+crate::kernel_callback! {
+/// FLT_REGISTRATION::InstanceQueryTeardownCallback. PASSIVE_LEVEL.
+///
+/// Allows a manual detach (`fltmc detach`, FltDetachVolume): without this
+/// callback FltMgr refuses it. Nothing to refuse for: the flush thread
+/// lets go of a log on the volume in InstanceTeardownStart.
+///
+/// # Safety
+/// Called by FltMgr.
+pub unsafe fn instance_query_teardown(_objs: *const FLT_RELATED_OBJECTS, _flags: u32) -> NTSTATUS {
+    STATUS_SUCCESS
+}
+}
+
+crate::kernel_callback! {
+/// FLT_REGISTRATION::InstanceTeardownStartCallback. PASSIVE_LEVEL.
+///
+/// The volume is going away (manual detach, dismount, lock, removal, or
+/// our own unregister). If the audit log is on it, the flush thread ends
+/// the log and closes its file, its directory and its instance reference
+/// before this returns: FltMgr waits for every reference on the instance,
+/// and the volume cannot dismount under an open file. Records meanwhile
+/// stay queued; the thread reopens the log when the volume is back.
+///
+/// # Safety
+/// Called by FltMgr with valid related objects.
+pub unsafe fn instance_teardown_start(objs: *const FLT_RELATED_OBJECTS, _reason: u32) {
+    // SAFETY: FltMgr passes valid related objects for the call.
+    let instance = unsafe { (*objs).Instance };
+    if let Some(g) = crate::globals::get() {
+        crate::flush::release_instance(g, instance);
+    }
+}
+}
+
+crate::kernel_callback! {
+/// FLT_REGISTRATION::InstanceTeardownCompleteCallback. PASSIVE_LEVEL.
+///
+/// # Safety
+/// Called by FltMgr with valid related objects.
+pub unsafe fn instance_teardown_complete(objs: *const FLT_RELATED_OBJECTS, _reason: u32) {
+    // SAFETY: FltMgr passes valid related objects for the call.
+    let instance = unsafe { (*objs).Instance };
+    if let Some(g) = crate::globals::get() {
+        crate::flush::instance_gone(g, instance);
+    }
+}
+}
+
 /// A held reference to an instance context; released on drop.
 #[derive(Debug)]
 pub struct InstanceRef(PFLT_CONTEXT);

@@ -66,6 +66,12 @@ pub struct PolicyBlock {
     len: usize,
 }
 
+/// The verifier, in a frame of its own.
+#[inline(never)]
+fn verify(bytes: &'static [u8]) -> Result<Policy<'static>, fltpolicy_core::image::VerifyError> {
+    Policy::from_bytes(bytes)
+}
+
 impl PolicyBlock {
     /// Copies `image` into a fresh non-paged block and verifies the copy (so
     /// that user mode cannot change the bytes between check and use).
@@ -89,7 +95,7 @@ impl PolicyBlock {
             unsafe { core::slice::from_raw_parts_mut(raw.wrapping_add(header), image.len()) };
         bytes.copy_from_slice(image);
         let bytes: &'static [u8] = bytes;
-        let policy = match Policy::from_bytes(bytes) {
+        let policy = match verify(bytes) {
             Ok(p) => p,
             Err(_) => {
                 // SAFETY: `raw` came from alloc_nonpaged above and nothing

@@ -3,9 +3,10 @@
 //! `IoCreateDeviceSecure` (which takes SDDL) lives in the static library
 //! `wdmsec.lib`, not in any kernel export, so a `raw-dylib` driver cannot
 //! call it. Instead the driver parses its SDDL constant with this module and
-//! builds the same protected DACL with the Rtl* security functions. Only
-//! what the driver needs is accepted: `D:P` followed by access-allowed ACEs
-//! granting GA/GR/GW/GX/FA to SY (LocalSystem) or BA (Administrators);
+//! builds the same protected DACL byte by byte. Only what the driver needs
+//! is accepted: `D:P` followed by access-allowed ACEs granting GA/GR/GW/GX/FA
+//! to SY (LocalSystem) or BA (Administrators), with no inheritance flags or
+//! `OICI` (inherited by files and subdirectories, for the log directory);
 //! anything else is an error, so a typo cannot silently widen access.
 
 /// A principal an ACE can name.
@@ -33,6 +34,28 @@ impl Principal {
 pub struct Ace {
     pub mask: u32,
     pub who: Principal,
+    /// ACE flags: `OBJECT_INHERIT_ACE` (1) | `CONTAINER_INHERIT_ACE` (2).
+    pub flags: u8,
+}
+
+/// A buffer for a self-relative security descriptor. The kernel reads
+/// `SECURITY_DESCRIPTOR_RELATIVE`, the ACL and the SIDs as 32-bit fields,
+/// so the buffer must be at least 4-byte aligned; a `[u8; N]` on the stack
+/// is only 1-byte aligned (issue 9, item 11).
+#[repr(C, align(8))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SdBuf(pub [u8; MAX_DESCRIPTOR]);
+
+impl SdBuf {
+    pub const fn new() -> SdBuf {
+        SdBuf([0; MAX_DESCRIPTOR])
+    }
+}
+
+impl Default for SdBuf {
+    fn default() -> Self {
+        SdBuf::new()
+    }
 }
 
 /// Most ACEs a descriptor may hold (the driver's has two).
@@ -69,10 +92,11 @@ impl Dacl {
     /// ACCESS_ALLOWED_ACE (type 0) per entry. Built by hand because the Rtl*
     /// builders are declared by windows-sys against ntdll.dll, which a
     /// driver must not import (see `kernel/ffi.rs`).
-    pub fn to_self_relative(&self, out: &mut [u8; MAX_DESCRIPTOR]) -> usize {
+    pub fn to_self_relative(&self, out: &mut SdBuf) -> usize {
         const SE_DACL_PRESENT: u16 = 0x0004;
         const SE_DACL_PROTECTED: u16 = 0x1000;
         const SE_SELF_RELATIVE: u16 = 0x8000;
+        let out = &mut out.0;
         *out = [0; MAX_DESCRIPTOR];
         out[0] = 1;
         out[2..4].copy_from_slice(
@@ -85,7 +109,7 @@ impl Dacl {
             let sid = ace.who.sid();
             let size = 8 + sid.len();
             out[at] = 0; // ACCESS_ALLOWED_ACE_TYPE
-            out[at + 1] = 0; // ACE flags
+            out[at + 1] = ace.flags; // inheritance
             out[at + 2..at + 4].copy_from_slice(&(size as u16).to_le_bytes());
             out[at + 4..at + 8].copy_from_slice(&ace.mask.to_le_bytes());
             out[at + 8..at + size].copy_from_slice(sid);
@@ -120,7 +144,7 @@ pub fn parse(sddl: &str) -> Result<Dacl, SddlError> {
         let body = rest.strip_prefix('(').ok_or(SddlError)?;
         let end = body.find(')').ok_or(SddlError)?;
         let mut f = body[..end].split(';');
-        let (Some("A"), Some(""), Some(rights), Some(""), Some(""), Some(sid), None) = (
+        let (Some("A"), Some(flags), Some(rights), Some(""), Some(""), Some(sid), None) = (
             f.next(),
             f.next(),
             f.next(),
@@ -130,6 +154,13 @@ pub fn parse(sddl: &str) -> Result<Dacl, SddlError> {
             f.next(),
         ) else {
             return Err(SddlError);
+        };
+        let flags = match flags {
+            "" => 0,
+            "OI" => 1,
+            "CI" => 2,
+            "OICI" | "CIOI" => 3,
+            _ => return Err(SddlError),
         };
         let mask = match rights {
             "GA" => GENERIC_ALL,
@@ -144,7 +175,7 @@ pub fn parse(sddl: &str) -> Result<Dacl, SddlError> {
             "BA" => Principal::Administrators,
             _ => return Err(SddlError),
         };
-        *dacl.aces.get_mut(n).ok_or(SddlError)? = Some(Ace { mask, who });
+        *dacl.aces.get_mut(n).ok_or(SddlError)? = Some(Ace { mask, who, flags });
         n += 1;
         rest = &body[end + 1..];
     }
@@ -159,12 +190,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn descriptor_buffers_are_aligned_for_the_kernels_32_bit_reads() {
+        assert!(core::mem::align_of::<SdBuf>() >= 4);
+        // Wherever it lands (stack, static, inside another struct), the
+        // descriptor and its ACL (offset 20) and ACEs (4-byte multiples)
+        // are 4-byte aligned.
+        #[repr(C)]
+        struct Odd {
+            _b: u8,
+            sd: SdBuf,
+        }
+        let o = Odd {
+            _b: 0,
+            sd: SdBuf::new(),
+        };
+        assert_eq!(o.sd.0.as_ptr() as usize % 4, 0);
+        let d = parse(crate::flush::LOG_SDDL).unwrap();
+        let mut b = SdBuf::new();
+        let n = d.to_self_relative(&mut b);
+        assert_eq!(n % 4, 0);
+        // The log directory's ACEs are inherited by files and directories.
+        assert_eq!(b.0[28 + 1], 3);
+    }
+
+    #[test]
     fn parses_the_control_device_sddl_and_rejects_others() {
         let d = parse(crate::control::CONTROL_SDDL).unwrap();
         assert!(d.allows(Principal::LocalSystem));
         assert!(d.allows(Principal::Administrators));
-        let mut sd = [0u8; MAX_DESCRIPTOR];
-        let n = d.to_self_relative(&mut sd);
+        let mut buf = SdBuf::new();
+        let n = d.to_self_relative(&mut buf);
+        let sd = buf.0;
         // Header, ACL header, then SY (12-byte SID) and BA (16-byte SID) ACEs.
         assert_eq!(n, 20 + 8 + (8 + 12) + (8 + 16));
         assert_eq!(&sd[..4], &[1, 0, 0x04, 0x90]);
@@ -180,6 +236,7 @@ mod tests {
             "D:P(D;;GA;;;SY)",
             "D:P(A;;GA;;;SY",
             "D:P(A;;XX;;;SY)",
+            "D:P(A;ID;GA;;;SY)",
         ] {
             assert_eq!(parse(bad), Err(SddlError), "{bad}");
         }

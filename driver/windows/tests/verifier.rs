@@ -59,7 +59,11 @@ fn a_create_from_a_callback_is_a_violation() {
     with_irql(PASSIVE_LEVEL, true, || {
         let p: Vec<u16> = r"\??\C:\x".encode_utf16().collect();
         // SAFETY: test only; the callback check fires first.
-        let _ = unsafe { kernel::create_file(0, 0, &p, kernel::CreateMode::New) };
+        let sd = fltpolicy_driver::sddl::SdBuf::new();
+        // SAFETY: test only; the callback check fires first.
+        let _ = unsafe {
+            kernel::create_file(0, 0, std::ptr::null_mut(), &p, kernel::CreateMode::New, &sd)
+        };
     });
 }
 

@@ -159,6 +159,32 @@ pub struct WriterStats {
     pub files_lost: u32,
 }
 
+/// What a log continued in another file needs from the writer that ended
+/// the previous one ([`LogWriter::end`] → [`LogWriter::continue_from`]): where the
+/// sequence continues, the losses not yet written as drop records, and the
+/// queue drop totals already accounted (so they are not reported twice).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Carry {
+    /// Sequence number of the next record (the new file's `first_seq`).
+    pub next_seq: u64,
+    /// Losses per reason not yet in a durable drop record.
+    pub pending: [u64; DropReason::COUNT],
+    /// When the oldest of each reason's pending losses happened.
+    pub pending_since: [u64; DropReason::COUNT],
+    /// The queue's drop totals already accounted, per reason.
+    pub seen_queue_drops: [u64; DropReason::COUNT],
+}
+
+/// A writer's end ([`LogWriter::end`]).
+#[derive(Debug)]
+pub struct Ended<S: Sink> {
+    pub sink: S,
+    pub stats: WriterStats,
+    /// The sink error that kept the end (or the last batch) from the disk.
+    pub error: Option<S::Error>,
+    pub carry: Carry,
+}
+
 /// What has reached the sink.
 #[derive(Clone, Debug)]
 struct Durable {
@@ -257,13 +283,59 @@ impl<'b, S: Sink> LogWriter<'b, S> {
         if let Err(e) = Self::check(buf.len(), cfg) {
             return Err((e, sink));
         }
+        let mut w = Self::fresh(sink, buf, cfg, at, now_ns);
+        w.first_file(at, now_ns);
+        Ok(w)
+    }
+
+    /// [`LogWriter::new`] into `slot` (whatever it held is dropped). For
+    /// callers with a small stack (a kernel thread): the writer is built
+    /// once, in place, instead of being returned through the stack.
+    pub fn new_in(
+        slot: &mut Option<Self>,
+        sink: S,
+        buf: &'b mut [u8],
+        cfg: &WriterConfig<'_>,
+        now_ns: u64,
+    ) -> Result<(), (ConfigError, S)> {
+        if let Err(e) = Self::check(buf.len(), cfg) {
+            return Err((e, sink));
+        }
+        let w = slot.insert(Self::fresh(sink, buf, cfg, None, now_ns));
+        w.first_file(None, now_ns);
+        Ok(())
+    }
+
+    /// Writes the first file's header (and a known loss before it).
+    fn first_file(&mut self, at: Option<ResumeAt>, now_ns: u64) {
+        self.begin_file(now_ns);
+        if let Some((after, count)) = at.and_then(|a| a.lost) {
+            self.lost_after = after;
+            self.add_pending(DropReason::LogLost as usize, count, now_ns);
+            self.emit_pending_drops(now_ns);
+        }
+        // A failure here is accounted like any other; the header is
+        // rebuilt and retried with the next batch.
+        let _ = self.flush(now_ns);
+    }
+
+    /// The writer's initial state (checked configuration), built in the
+    /// caller's slot rather than on a large frame.
+    #[inline(never)]
+    fn fresh(
+        sink: S,
+        buf: &'b mut [u8],
+        cfg: &WriterConfig<'_>,
+        at: Option<ResumeAt>,
+        now_ns: u64,
+    ) -> Self {
         let split = buf.len() - SCRATCH;
         let (buf, scratch) = buf.split_at_mut(split);
         let mut host = heapless::String::new();
         // Cannot fail: clamped to the capacity.
         let _ = host.push_str(clamp_str(cfg.host, MAX_HOST_BYTES).0);
         let chain = Chain::start(&[], cfg.key.as_ref());
-        let mut w = LogWriter {
+        LogWriter {
             sink,
             buf,
             scratch,
@@ -297,17 +369,7 @@ impl<'b, S: Sink> LogWriter<'b, S> {
                 ..WriterStats::default()
             },
             last_error: None,
-        };
-        w.begin_file(now_ns);
-        if let Some((after, count)) = at.and_then(|a| a.lost) {
-            w.lost_after = after;
-            w.add_pending(DropReason::LogLost as usize, count, now_ns);
-            w.emit_pending_drops(now_ns);
         }
-        // A failure here is accounted like any other; the header is
-        // rebuilt and retried with the next batch.
-        let _ = w.flush(now_ns);
-        Ok(w)
     }
 
     /// Counters so far.
@@ -733,6 +795,69 @@ impl<'b, S: Sink> LogWriter<'b, S> {
         // ends, and nothing queued before the shutdown is left behind.
         while self.drain(consumer, now_ns) > 0 {}
         self.close(now_ns)
+    }
+
+    /// Ends the current file like [`LogWriter::close`] (pending drop
+    /// records, `End(Shutdown)`, flush, sync) *without* draining the queue,
+    /// and hands over what the next writer needs ([`Carry`]): whatever could
+    /// not be written — the final batch on a failing sink included — is in
+    /// `carry.pending`, never forgotten. Bounded work: used to switch files
+    /// while producers keep producing.
+    pub fn end(mut self, now_ns: u64) -> Ended<S> {
+        let (stats, error, carry) = self.end_in_place(now_ns);
+        Ended {
+            sink: self.sink,
+            stats,
+            error,
+            carry,
+        }
+    }
+
+    /// [`LogWriter::end`] without giving up the writer (so a caller that
+    /// keeps it in place need not move it); afterwards only
+    /// [`LogWriter::sink`] and dropping it are meaningful.
+    pub fn end_in_place(&mut self, now_ns: u64) -> (WriterStats, Option<S::Error>, Carry) {
+        let mut error = None;
+        if self.rotate_pending {
+            if let Err(e) = self.try_rotate(now_ns) {
+                error = Some(e);
+            }
+        }
+        if error.is_none() {
+            self.emit_pending_drops(now_ns);
+            self.append_small(&Record::End(EndRecord {
+                seq: self.next_seq,
+                time_ns: now_ns,
+                reason: EndReason::Shutdown,
+            }));
+            self.next_seq += 1;
+            if let Err(e) = self.flush(now_ns).and_then(|()| self.sink.sync()) {
+                error = Some(e);
+            }
+        }
+        let carry = Carry {
+            next_seq: self.next_seq,
+            pending: self.pending,
+            pending_since: self.pending_since,
+            seen_queue_drops: self.seen_queue_drops,
+        };
+        (self.stats, error, carry)
+    }
+
+    /// Continues a log ended by [`LogWriter::end`]: takes over its pending
+    /// losses (written as drop records with the next batch) and its queue
+    /// drop accounting. Call right after [`LogWriter::new`] with
+    /// `first_seq = carry.next_seq`.
+    pub fn continue_from(&mut self, carry: &Carry) {
+        for r in 0..DropReason::COUNT {
+            if carry.pending[r] != 0 {
+                if self.pending[r] == 0 {
+                    self.pending_since[r] = carry.pending_since[r];
+                }
+                self.pending[r] += carry.pending[r];
+            }
+        }
+        self.seen_queue_drops = carry.seen_queue_drops;
     }
 
     /// Like [`LogWriter::finish`] without a queue.

@@ -42,9 +42,7 @@ use windows_sys::Win32::System::Kernel::SynchronizationEvent;
 use windows_sys::Win32::System::IO::IO_STATUS_BLOCK;
 
 use super::status::*;
-use super::{
-    CreateMode, Irql, OwnFile, SpinLock, ThreadObject, POOL_TAG, STATUS_OBJECT_NAME_COLLISION,
-};
+use super::{CreateMode, Irql, OwnFile, SpinLock, ThreadObject, POOL_TAG};
 use crate::abi;
 
 /// ntoskrnl.exe exports that windows-sys declares with another signature
@@ -73,6 +71,7 @@ mod nt {
         unsafe extern "system" fn(HANDLE, *mut UNICODE_STRING, *mut u32) -> NTSTATUS;
     pub type ZwSetSecurityObject =
         unsafe extern "system" fn(HANDLE, u32, *const c_void) -> NTSTATUS;
+    pub type ZwWaitForSingleObject = unsafe extern "system" fn(HANDLE, u8, *const i64) -> NTSTATUS;
 
     /// `ZwQuerySystemInformation` (ntoskrnl; windows-sys maps it to ntdll).
     pub type ZwQuerySystemInformation =
@@ -163,12 +162,13 @@ struct Zw {
     open_link: nt::ZwOpenSymbolicLinkObject,
     query_link: nt::ZwQuerySymbolicLinkObject,
     set_security: nt::ZwSetSecurityObject,
+    wait: nt::ZwWaitForSingleObject,
 }
 
 /// Written once by [`init`] (DriverEntry, PASSIVE_LEVEL, before anything
 /// that uses them can run); read-only afterwards.
-static ZW: [core::sync::atomic::AtomicUsize; 3] =
-    [const { core::sync::atomic::AtomicUsize::new(0) }; 3];
+static ZW: [core::sync::atomic::AtomicUsize; 4] =
+    [const { core::sync::atomic::AtomicUsize::new(0) }; 4];
 
 fn zw() -> Zw {
     use core::sync::atomic::Ordering::Acquire;
@@ -185,19 +185,24 @@ fn zw() -> Zw {
     // SAFETY: as above.
     let set_security =
         unsafe { core::mem::transmute::<usize, nt::ZwSetSecurityObject>(ZW[2].load(Acquire)) };
+    // SAFETY: as above.
+    let wait =
+        unsafe { core::mem::transmute::<usize, nt::ZwWaitForSingleObject>(ZW[3].load(Acquire)) };
     Zw {
         open_link,
         query_link,
         set_security,
+        wait,
     }
 }
 
 /// Resolves the routines of [`Zw`]. PASSIVE_LEVEL (DriverEntry).
 pub fn init() -> NTSTATUS {
-    const NAMES: [&str; 3] = [
+    const NAMES: [&str; 4] = [
         "ZwOpenSymbolicLinkObject",
         "ZwQuerySymbolicLinkObject",
         "ZwSetSecurityObject",
+        "ZwWaitForSingleObject",
     ];
     for (slot, name) in ZW.iter().zip(NAMES) {
         let (w, n) = wide::<32>(name);
@@ -277,10 +282,20 @@ const FILE_WRITE_DATA: u32 = 0x2;
 const FILE_READ_ATTRIBUTES: u32 = 0x80;
 const FILE_WRITE_ATTRIBUTES: u32 = 0x100;
 const FILE_SHARE_READ: u32 = 0x1;
+const FILE_SHARE_WRITE: u32 = 0x2;
 const FILE_OPEN: u32 = 1;
 const FILE_CREATE: u32 = 2;
+const FILE_OPEN_IF: u32 = 3;
+const FILE_CREATED: usize = 2;
+const FILE_DIRECTORY_FILE: u32 = 0x1;
 const FILE_SYNCHRONOUS_IO_NONALERT: u32 = 0x20;
 const FILE_NON_DIRECTORY_FILE: u32 = 0x40;
+const FILE_OPEN_REPARSE_POINT: u32 = 0x0020_0000;
+const FILE_LIST_DIRECTORY: u32 = 0x1;
+const FILE_ADD_FILE: u32 = 0x2;
+const FILE_TRAVERSE: u32 = 0x20;
+/// `FileAttributeTagInformation` (FILE_INFORMATION_CLASS 35).
+const FILE_ATTRIBUTE_TAG_INFORMATION: i32 = 35;
 /// 100 ns intervals between 1601-01-01 and 1970-01-01.
 const EPOCH_DIFF_100NS: i64 = 116_444_736_000_000_000;
 
@@ -700,52 +715,114 @@ pub unsafe fn object_dereference(obj: *mut c_void) {
 }
 
 /// # Safety
-/// `filter` is registered and `instance` is its instance on the file's volume; PASSIVE_LEVEL, never from a callback.
+/// `filter` is registered and `instance` is its instance on the file's
+/// volume; `root` is null (then `path` is a full NT path) or a directory
+/// handle from `create_file` (then `path` is a name in it); PASSIVE_LEVEL,
+/// never from a callback.
 pub unsafe fn create_file(
     filter: PFLT_FILTER,
     instance: PFLT_INSTANCE,
+    root: HANDLE,
     path: &[u16],
     mode: CreateMode,
-) -> Result<OwnFile, NTSTATUS> {
+    sd: &crate::sddl::SdBuf,
+) -> Result<super::Opened, NTSTATUS> {
     let us = unicode(path);
-    let oa = attributes(&us);
+    let mut oa = attributes(&us);
+    oa.RootDirectory = root;
+    // Applied only when the object is created (FILE_CREATED).
+    oa.SecurityDescriptor = sd.0.as_ptr().cast();
     let mut handle: HANDLE = core::ptr::null_mut();
     let mut fo: *mut FILE_OBJECT = core::ptr::null_mut();
     // SAFETY: all-zero is a valid IO_STATUS_BLOCK.
     let mut iosb: IO_STATUS_BLOCK = unsafe { core::mem::zeroed() };
-    let disposition = match mode {
-        CreateMode::New => FILE_CREATE,
-        CreateMode::Existing => FILE_OPEN,
+    let (access, share, disposition, options) = match mode {
+        CreateMode::New | CreateMode::Existing => (
+            FILE_WRITE_DATA | FILE_READ_ATTRIBUTES | FILE_WRITE_ATTRIBUTES | DELETE | SYNCHRONIZE,
+            FILE_SHARE_READ,
+            if mode == CreateMode::New {
+                FILE_CREATE
+            } else {
+                FILE_OPEN
+            },
+            FILE_NON_DIRECTORY_FILE,
+        ),
+        // Kept open while the log is in it: without FILE_SHARE_DELETE
+        // nobody can rename or delete the directory meanwhile.
+        CreateMode::Directory => (
+            FILE_LIST_DIRECTORY
+                | FILE_ADD_FILE
+                | FILE_TRAVERSE
+                | FILE_READ_ATTRIBUTES
+                | SYNCHRONIZE,
+            FILE_SHARE_READ | FILE_SHARE_WRITE,
+            FILE_OPEN_IF,
+            FILE_DIRECTORY_FILE,
+        ),
     };
     // SAFETY: PASSIVE_LEVEL on the flush thread; the instance is this
-    // filter's on the file's volume, so the create goes below the filter.
+    // filter's on the file's volume, so the create goes below the filter;
+    // the descriptor is 4-byte aligned (SdBuf) and self-relative.
     let st = unsafe {
         FltCreateFileEx2(
             filter,
             instance,
             &mut handle,
             &mut fo,
-            FILE_WRITE_DATA | FILE_READ_ATTRIBUTES | FILE_WRITE_ATTRIBUTES | DELETE | SYNCHRONIZE,
+            access,
             &oa,
             &mut iosb,
             core::ptr::null(),
             0,
-            FILE_SHARE_READ,
+            share,
             disposition,
-            FILE_NON_DIRECTORY_FILE | FILE_SYNCHRONOUS_IO_NONALERT,
+            options | FILE_OPEN_REPARSE_POINT | FILE_SYNCHRONOUS_IO_NONALERT,
             core::ptr::null(),
             0,
             0,
             core::ptr::null(),
         )
     };
-    match st {
-        s if nt_success(s) => Ok(OwnFile {
-            handle,
-            file_object: fo,
-        }),
-        s if s == STATUS_OBJECT_NAME_COLLISION => Err(s),
-        s => Err(s),
+    if nt_success(st) {
+        Ok(super::Opened {
+            file: OwnFile {
+                handle,
+                file_object: fo,
+            },
+            created: iosb.Information == FILE_CREATED,
+        })
+    } else {
+        Err(st)
+    }
+}
+
+/// `FileAttributes` of an own file (FltQueryInformationFile,
+/// FileAttributeTagInformation).
+///
+/// # Safety
+/// `fo` was opened by `create_file` with `instance`; PASSIVE_LEVEL.
+pub unsafe fn query_attributes(
+    instance: PFLT_INSTANCE,
+    fo: *mut FILE_OBJECT,
+) -> Result<u32, NTSTATUS> {
+    // FILE_ATTRIBUTE_TAG_INFORMATION: FileAttributes, ReparseTag.
+    let mut info = [0u32; 2];
+    let mut got = 0u32;
+    // SAFETY: PASSIVE_LEVEL; our own file object; an 8-byte, 4-aligned buffer.
+    let st = unsafe {
+        FltQueryInformationFile(
+            instance,
+            fo,
+            info.as_mut_ptr().cast(),
+            8,
+            FILE_ATTRIBUTE_TAG_INFORMATION,
+            &mut got,
+        )
+    };
+    if nt_success(st) {
+        Ok(info[0])
+    } else {
+        Err(st)
     }
 }
 
@@ -824,31 +901,37 @@ pub unsafe fn flush_file(instance: PFLT_INSTANCE, fo: *mut FILE_OBJECT) -> NTSTA
 const RENAME_HEADER: usize = 20;
 
 /// # Safety
-/// as for `write_file`; `new_path` is a full NT path on the same volume.
+/// as for `write_file`; `root` is the directory handle `new_name` is
+/// relative to (a name in it).
 pub unsafe fn rename_file(
     instance: PFLT_INSTANCE,
     fo: *mut FILE_OBJECT,
-    new_path: &[u16],
+    root: HANDLE,
+    new_name: &[u16],
 ) -> NTSTATUS {
-    let bytes = new_path.len() * 2;
+    let bytes = new_name.len() * 2;
     let total = RENAME_HEADER + bytes;
     let buf = alloc_nonpaged(total + 8);
     if buf.is_null() {
         return STATUS_INSUFFICIENT_RESOURCES;
     }
     // SAFETY: `buf` holds total + 8 zeroed bytes: ReplaceIfExists = TRUE at
-    // 0, RootDirectory = NULL at 8, FileNameLength at 16, the name at 20.
+    // 0, RootDirectory at 8, FileNameLength at 16, the name at 20.
     unsafe {
         buf.write(1);
     }
-    // SAFETY: as above, in bounds and 4-aligned (pool alignment 16).
+    // SAFETY: as above, in bounds and 8-aligned (pool alignment 16).
+    unsafe {
+        buf.wrapping_add(8).cast::<HANDLE>().write(root);
+    }
+    // SAFETY: as above, in bounds and 4-aligned.
     unsafe {
         buf.wrapping_add(16).cast::<u32>().write(bytes as u32);
     }
     // SAFETY: as above; the name fits at offset 20.
     unsafe {
         core::ptr::copy_nonoverlapping(
-            new_path.as_ptr().cast::<u8>(),
+            new_name.as_ptr().cast::<u8>(),
             buf.wrapping_add(RENAME_HEADER),
             bytes,
         );
@@ -904,6 +987,7 @@ pub unsafe fn event_wait(e: *mut KEVENT, timeout_ms: u32) -> bool {
 /// `ctx` stays valid until the thread is joined; PASSIVE_LEVEL.
 pub unsafe fn start_system_thread(
     routine: abi::ThreadStart,
+    abandon: unsafe fn(*mut c_void),
     ctx: *mut c_void,
 ) -> Result<ThreadObject, NTSTATUS> {
     let mut h: HANDLE = core::ptr::null_mut();
@@ -943,14 +1027,23 @@ pub unsafe fn start_system_thread(
             core::ptr::null_mut(),
         )
     };
+    if !nt_success(st) {
+        // The thread runs but cannot be joined through an object: it must
+        // not outlive `ctx`, which the failing caller frees. Tell it to
+        // return and wait for it on the handle we still hold.
+        // SAFETY: `ctx` is still valid; `abandon` makes the thread return.
+        unsafe { abandon(ctx) };
+        // SAFETY: PASSIVE_LEVEL; our kernel handle; no timeout (the thread
+        // returns at once once abandoned).
+        unsafe { (zw().wait)(h, 0, core::ptr::null()) };
+        // SAFETY: our kernel handle.
+        unsafe { ObCloseHandle(h, KERNEL_MODE) };
+        return Err(st);
+    }
     // SAFETY: the handle is no longer needed (the reference keeps the
     // thread object alive).
     unsafe { ObCloseHandle(h, KERNEL_MODE) };
-    if nt_success(st) {
-        Ok(ThreadObject(obj))
-    } else {
-        Err(st)
-    }
+    Ok(ThreadObject(obj))
 }
 
 /// # Safety
@@ -990,9 +1083,8 @@ fn wide<const N: usize>(s: &str) -> ([u16; N], usize) {
 /// `driver` is this driver's object during DriverEntry; PASSIVE_LEVEL.
 pub unsafe fn create_control_device(
     driver: *mut DRIVER_OBJECT,
-    sddl: &str,
+    sd: &crate::sddl::SdBuf,
 ) -> Result<*mut DEVICE_OBJECT, NTSTATUS> {
-    let dacl = crate::sddl::parse(sddl).map_err(|_| STATUS_INVALID_PARAMETER_FFI)?;
     let (name, nn) = wide::<32>(fltpolicy_core::control::DEVICE_NT_NAME);
     let (link, ln) = wide::<32>(fltpolicy_core::control::DEVICE_DOS_LINK);
     let us_name = unicode(&name[..nn]);
@@ -1014,7 +1106,7 @@ pub unsafe fn create_control_device(
         return Err(st);
     }
     // SAFETY: `dev` was just created; PASSIVE_LEVEL.
-    let st = unsafe { secure(dev, &dacl) };
+    let st = unsafe { secure(dev, sd) };
     let st = if nt_success(st) {
         // SAFETY: PASSIVE_LEVEL.
         unsafe { IoCreateSymbolicLink(&us_link, &us_name) }
@@ -1031,15 +1123,11 @@ pub unsafe fn create_control_device(
     Ok(dev)
 }
 
-const STATUS_INVALID_PARAMETER_FFI: NTSTATUS = 0xC000_000D_u32 as i32;
-
 /// Applies the protected DACL to the device object.
 ///
 /// # Safety
 /// PASSIVE_LEVEL; `dev` is a device object this driver created.
-unsafe fn secure(dev: *mut DEVICE_OBJECT, dacl: &crate::sddl::Dacl) -> NTSTATUS {
-    let mut sd = [0u8; crate::sddl::MAX_DESCRIPTOR];
-    dacl.to_self_relative(&mut sd);
+unsafe fn secure(dev: *mut DEVICE_OBJECT, sd: &crate::sddl::SdBuf) -> NTSTATUS {
     let mut h: HANDLE = core::ptr::null_mut();
     // SAFETY: PASSIVE_LEVEL; kernel handle with WRITE_DAC on our device.
     let st = unsafe {
@@ -1056,9 +1144,9 @@ unsafe fn secure(dev: *mut DEVICE_OBJECT, dacl: &crate::sddl::Dacl) -> NTSTATUS 
     if !nt_success(st) {
         return st;
     }
-    // SAFETY: a valid handle and a well-formed self-relative descriptor
-    // (checked byte for byte by the sddl tests).
-    let st = unsafe { (zw().set_security)(h, DACL_SECURITY_INFORMATION, sd.as_ptr().cast()) };
+    // SAFETY: a valid handle and a well-formed, 4-byte aligned
+    // self-relative descriptor (checked byte for byte by the sddl tests).
+    let st = unsafe { (zw().set_security)(h, DACL_SECURITY_INFORMATION, sd.0.as_ptr().cast()) };
     // SAFETY: our kernel handle.
     unsafe { ObCloseHandle(h, KERNEL_MODE) };
     st

@@ -44,14 +44,29 @@ pub struct OwnFile {
 #[derive(Debug, Clone, Copy)]
 pub struct ThreadObject(pub *mut core::ffi::c_void);
 
-/// How [`create_file`] opens the driver's own files.
+/// How [`create_file`] opens the driver's own files. Every mode passes
+/// FILE_OPEN_REPARSE_POINT: a reparse point in the *last* component is
+/// opened itself, never followed (the caller checks the attributes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CreateMode {
-    /// FILE_CREATE: a new, empty file; fails with
-    /// [`STATUS_OBJECT_NAME_COLLISION`] if it exists.
+    /// FILE_CREATE | FILE_NON_DIRECTORY_FILE: a new, empty file; fails
+    /// with [`STATUS_OBJECT_NAME_COLLISION`] if the name exists.
     New,
-    /// FILE_OPEN: an existing file.
+    /// FILE_OPEN | FILE_NON_DIRECTORY_FILE: an existing file
+    /// (`STATUS_FILE_IS_A_DIRECTORY` for a directory).
     Existing,
+    /// FILE_OPEN_IF | FILE_DIRECTORY_FILE: the log directory, created with
+    /// the given security descriptor if missing (`STATUS_NOT_A_DIRECTORY`
+    /// for a file).
+    Directory,
+}
+
+/// A file or directory [`create_file`] opened.
+#[derive(Debug, Clone, Copy)]
+pub struct Opened {
+    pub file: OwnFile,
+    /// FILE_CREATED: it did not exist (it carries the given descriptor).
+    pub created: bool,
 }
 
 /// `STATUS_OBJECT_NAME_COLLISION`.

@@ -444,6 +444,10 @@ pub unsafe fn volume_instance_by_name(
             .ok_or(STATUS_OBJECT_NAME_NOT_FOUND)?;
         // STATUS_FLT_INSTANCE_NOT_FOUND
         let inst = v.instance.ok_or(0xC01C_0011_u32 as i32)?;
+        if s.tearing.contains(&inst) {
+            // FltMgr refuses new references once teardown started.
+            return Err(crate::flush::STATUS_FLT_DELETING_OBJECT);
+        }
         *s.object_refs.entry(inst).or_insert(0) += 1;
         Ok(inst)
     })
@@ -464,39 +468,81 @@ pub unsafe fn object_dereference(obj: *mut c_void) {
 /// FltCreateFileEx2 with this filter's instance: PASSIVE_LEVEL, never from
 /// a callback, and the instance must be ours on the file's volume.
 ///
+/// Models what the driver relies on: FILE_OPEN_REPARSE_POINT (a junction
+/// as the *last* component is opened itself; one earlier in a full path is
+/// followed, as NTFS does), opens relative to a directory handle, the
+/// dispositions, the kind of object (file or directory), and the security
+/// descriptor of what is created (read like the object manager would, see
+/// `acl`; it must be 4-byte aligned).
+///
 /// # Safety
 /// `filter` is registered and `instance` is its instance on the file's volume; PASSIVE_LEVEL, never from a callback.
 pub unsafe fn create_file(
     filter: PFLT_FILTER,
     instance: PFLT_INSTANCE,
+    root: HANDLE,
     path: &[u16],
     mode: CreateMode,
-) -> Result<OwnFile, NTSTATUS> {
+    sd: &crate::sddl::SdBuf,
+) -> Result<crate::kernel::Opened, NTSTATUS> {
     check_irql("FltCreateFileEx2", PASSIVE_LEVEL);
     check_not_in_callback("FltCreateFileEx2");
     if filter != super::FILTER {
         violation("FltCreateFileEx2 with a foreign filter handle");
     }
-    let path = String::from_utf16_lossy(path);
-    let device_path = super::nt_to_device(&path).ok_or(STATUS_OBJECT_NAME_NOT_FOUND)?;
+    // SAFETY: the driver passes a descriptor it built.
+    let security = unsafe { super::acl::read(sd.0.as_ptr()) }
+        .unwrap_or_else(|e| violation(&format!("FltCreateFileEx2: {e}")));
+    let name = String::from_utf16_lossy(path);
+    let key = if root.is_null() {
+        let device_path = super::nt_to_device(&name).ok_or(STATUS_OBJECT_NAME_NOT_FOUND)?;
+        super::follow_reparse(&device_path.to_uppercase())
+    } else {
+        if name.contains('\\') {
+            violation("FltCreateFileEx2 relative to a directory with a name that has a backslash");
+        }
+        let dir = with_state(|s| {
+            s.own_files
+                .values()
+                .find(|o| o.handle == root as usize && o.dir)
+                .map(|o| o.key.clone())
+        })
+        .unwrap_or_else(|| {
+            violation(
+                "FltCreateFileEx2 relative to a handle that is not an open directory of the filter",
+            )
+        });
+        format!("{}\\{}", dir.trim_end_matches('\\'), name.to_uppercase())
+    };
     with_state(|s| {
         let vol = s
             .volumes
             .iter()
-            .find(|v| super::starts_with_ci(&device_path, &v.device))
+            .find(|v| key.starts_with(&v.device.to_uppercase()))
             .ok_or(STATUS_OBJECT_NAME_NOT_FOUND)?;
         if vol.instance != Some(instance) {
             violation("FltCreateFileEx2 for a file on another volume than the instance passed (I/O would enter the stack at the top)");
         }
-        let key = device_path.to_uppercase();
-        let exists = s.files.contains_key(&key);
+        let is_file = s.files.contains_key(&key);
+        let is_dir = s.dirs.contains_key(&key);
+        let mut created = false;
         match mode {
-            CreateMode::New if exists => return Err(STATUS_OBJECT_NAME_COLLISION),
-            CreateMode::Existing if !exists => return Err(STATUS_OBJECT_NAME_NOT_FOUND),
+            CreateMode::New if is_file || is_dir => return Err(STATUS_OBJECT_NAME_COLLISION),
             CreateMode::New => {
                 s.files.insert(key.clone(), Vec::new());
+                s.security.insert(key.clone(), security);
+                created = true;
             }
+            CreateMode::Existing if is_dir => return Err(crate::flush::STATUS_FILE_IS_A_DIRECTORY),
+            CreateMode::Existing if !is_file => return Err(STATUS_OBJECT_NAME_NOT_FOUND),
             CreateMode::Existing => {}
+            CreateMode::Directory if is_file => return Err(crate::flush::STATUS_NOT_A_DIRECTORY),
+            CreateMode::Directory if is_dir => {}
+            CreateMode::Directory => {
+                s.dirs.insert(key.clone(), super::DirNode::default());
+                s.security.insert(key.clone(), security);
+                created = true;
+            }
         }
         let fo = Box::into_raw(Box::<FILE_OBJECT>::default());
         s.next_handle += 4;
@@ -507,12 +553,35 @@ pub unsafe fn create_file(
                 key,
                 instance,
                 handle: handle as usize,
+                dir: mode == CreateMode::Directory,
             },
         );
-        Ok(OwnFile {
-            handle,
-            file_object: fo,
+        Ok(crate::kernel::Opened {
+            file: OwnFile {
+                handle,
+                file_object: fo,
+            },
+            created,
         })
+    })
+}
+
+/// FltQueryInformationFile(FileAttributeTagInformation): PASSIVE_LEVEL.
+/// FILE_ATTRIBUTE_DIRECTORY (0x10), FILE_ATTRIBUTE_REPARSE_POINT (0x400),
+/// FILE_ATTRIBUTE_NORMAL (0x80).
+///
+/// # Safety
+/// `fo` was opened by `create_file` with `instance`; PASSIVE_LEVEL.
+pub unsafe fn query_attributes(
+    instance: PFLT_INSTANCE,
+    fo: *mut FILE_OBJECT,
+) -> Result<u32, NTSTATUS> {
+    own_file("FltQueryInformationFile", instance, fo, |s, key| {
+        if let Some(d) = s.dirs.get(&key) {
+            Ok(0x10 | if d.reparse_to.is_some() { 0x400 } else { 0 })
+        } else {
+            Ok(0x80)
+        }
     })
 }
 
@@ -549,6 +618,9 @@ pub unsafe fn write_file(
     bytes: &[u8],
 ) -> Result<(), NTSTATUS> {
     own_file("FltWriteFile", instance, fo, |s, key| {
+        if s.dirs.contains_key(&key) {
+            violation("FltWriteFile on a directory");
+        }
         if s.fail_writes {
             return Err(0xC000_007F_u32 as i32); // STATUS_DISK_FULL
         }
@@ -581,23 +653,38 @@ pub unsafe fn flush_file(instance: PFLT_INSTANCE, fo: *mut FILE_OBJECT) -> NTSTA
     own_file("FltFlushBuffers2", instance, fo, |_, _| STATUS_SUCCESS)
 }
 
-/// FltSetInformationFile(FileRenameInformation): PASSIVE_LEVEL.
+/// FltSetInformationFile(FileRenameInformation) with a RootDirectory:
+/// PASSIVE_LEVEL. The new name is relative to the directory handle `root`.
 ///
 /// # Safety
-/// as for `write_file`; `new_path` is a full NT path on the same volume.
+/// as for `write_file`; `root` is the directory handle `new_name` is relative to.
 pub unsafe fn rename_file(
     instance: PFLT_INSTANCE,
     fo: *mut FILE_OBJECT,
-    new_path: &[u16],
+    root: HANDLE,
+    new_name: &[u16],
 ) -> NTSTATUS {
-    let new_path = String::from_utf16_lossy(new_path);
-    let Some(new_dev) = super::nt_to_device(&new_path) else {
-        return STATUS_OBJECT_NAME_NOT_FOUND;
-    };
+    let new_name = String::from_utf16_lossy(new_name);
     own_file("FltSetInformationFile(Rename)", instance, fo, |s, key| {
-        let new_key = new_dev.to_uppercase();
-        let data = s.files.remove(&key).unwrap_or_default();
-        s.files.insert(new_key.clone(), data);
+        let Some(dir) = s
+            .own_files
+            .values()
+            .find(|o| o.handle == root as usize && o.dir)
+            .map(|o| o.key.clone())
+        else {
+            violation("rename relative to a handle that is not an open directory of the filter");
+        };
+        let new_key = format!(
+            "{}\\{}",
+            dir.trim_end_matches('\\'),
+            new_name.to_uppercase()
+        );
+        if let Some(data) = s.files.remove(&key) {
+            s.files.insert(new_key.clone(), data);
+        }
+        if let Some(sec) = s.security.remove(&key) {
+            s.security.insert(new_key.clone(), sec);
+        }
         if let Some(of) = s.own_files.get_mut(&(fo as usize)) {
             of.key = new_key;
         }
@@ -680,6 +767,7 @@ struct ThreadExit;
 /// `ctx` stays valid until the thread is joined; PASSIVE_LEVEL.
 pub unsafe fn start_system_thread(
     routine: crate::abi::ThreadStart,
+    abandon: unsafe fn(*mut c_void),
     ctx: *mut c_void,
 ) -> Result<ThreadObject, NTSTATUS> {
     check_irql("PsCreateSystemThread", PASSIVE_LEVEL);
@@ -716,6 +804,27 @@ pub unsafe fn start_system_thread(
             }
         })
         .map_err(|_| STATUS_INSUFFICIENT_RESOURCES)?;
+    if super::failing(super::Step::ThreadReference) {
+        // ObReferenceObjectByHandle failed after PsCreateSystemThread
+        // succeeded: the thread runs, and the caller is about to free its
+        // context. The driver's `abandon` must make it return; the real
+        // layer then waits on the thread handle. A thread still running
+        // after that would run on freed memory.
+        // SAFETY: the context is still valid (the caller has not failed yet).
+        unsafe { abandon(ctx as *mut c_void) };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !handle.is_finished() {
+            if std::time::Instant::now() > deadline {
+                violation("a system thread whose ObReferenceObjectByHandle failed is still running 10 s after it was abandoned: it would run on the state the failing DriverEntry frees");
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let _ = handle.join();
+        if let Some(msg) = panic_slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            std::panic::panic_any(msg);
+        }
+        return Err(STATUS_INSUFFICIENT_RESOURCES);
+    }
     let id = with_state(|s| {
         s.next_handle += 4;
         s.threads.insert(
@@ -782,15 +891,16 @@ pub unsafe fn set_process_notify(cb: crate::abi::ProcessNotify, remove: bool) ->
 /// `driver` is this driver's object during DriverEntry; PASSIVE_LEVEL.
 pub unsafe fn create_control_device(
     driver: *mut DRIVER_OBJECT,
-    sddl: &str,
+    sd: &crate::sddl::SdBuf,
 ) -> Result<*mut DEVICE_OBJECT, NTSTATUS> {
     check_irql("IoCreateDevice", PASSIVE_LEVEL);
     if super::failing(super::Step::ControlDevice) {
         // STATUS_OBJECT_NAME_COLLISION: another \Device\FltPolicy exists.
         return Err(STATUS_OBJECT_NAME_COLLISION);
     }
-    let acl = crate::sddl::parse(sddl)
-        .unwrap_or_else(|_| violation("control device SDDL does not parse"));
+    // SAFETY: the driver passes a descriptor it built.
+    let acl = unsafe { super::acl::read(sd.0.as_ptr()) }
+        .unwrap_or_else(|e| violation(&format!("control device security: {e}")));
     let dev = Box::into_raw(Box::<DEVICE_OBJECT>::default());
     // SAFETY: both valid.
     unsafe { (*dev).DriverObject = driver };

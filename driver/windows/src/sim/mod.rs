@@ -19,6 +19,7 @@ use std::prelude::rust_2021::*;
 #[allow(unused_imports)]
 use std::{format, thread_local, vec};
 
+pub mod acl;
 pub mod kernel;
 mod special_pool;
 
@@ -126,6 +127,15 @@ pub(crate) struct OwnFileState {
     pub key: String,
     pub instance: PFLT_INSTANCE,
     pub handle: usize,
+    /// Opened as a directory.
+    pub dir: bool,
+}
+
+/// A directory on a simulated volume.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct DirNode {
+    /// A reparse point (junction) to this device path (upper case).
+    pub reparse_to: Option<String>,
 }
 
 pub(crate) struct ThreadSlot {
@@ -216,6 +226,15 @@ pub(crate) struct State {
     pub volumes: Vec<Volume>,
     pub object_refs: HashMap<isize, u32>,
     pub files: HashMap<String, Vec<u8>>,
+    /// Directories (upper-case device paths); only those the driver
+    /// creates or a test plants are modelled.
+    pub dirs: HashMap<String, DirNode>,
+    /// Security descriptors of what the driver created.
+    pub security: HashMap<String, acl::SecurityInfo>,
+    /// Instances whose teardown has started.
+    pub tearing: HashSet<PFLT_INSTANCE>,
+    /// Instances handed out so far (new ones on remount).
+    pub instances_made: isize,
     pub own_files: HashMap<usize, OwnFileState>,
     pub next_handle: usize,
     pub events: HashMap<usize, Arc<(Mutex<bool>, Condvar)>>,
@@ -246,7 +265,7 @@ pub(crate) struct State {
 /// The control device object as the I/O manager keeps it.
 pub(crate) struct ControlDevice {
     pub dev: usize,
-    pub acl: crate::sddl::Dacl,
+    pub acl: acl::SecurityInfo,
     /// IoDeleteDevice was called; the object stays (delete-pending) until
     /// the last handle is closed and the last IRP completed.
     pub deleted: bool,
@@ -304,6 +323,8 @@ pub enum Step {
     RegisterFilter,
     ControlDevice,
     SystemThread,
+    /// PsCreateSystemThread succeeds, ObReferenceObjectByHandle fails.
+    ThreadReference,
     StartFiltering,
 }
 
@@ -339,6 +360,27 @@ pub(crate) fn starts_with_ci(s: &str, prefix: &str) -> bool {
     s.len() >= prefix.len()
         && s.is_char_boundary(prefix.len())
         && s[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+/// Follows junctions among the *intermediate* components of `key` (upper
+/// case device path), as NTFS does for a full-path open; the last
+/// component is opened itself (FILE_OPEN_REPARSE_POINT).
+pub(crate) fn follow_reparse(key: &str) -> String {
+    let mut key = key.to_string();
+    for _ in 0..8 {
+        let hit = with_state(|s| {
+            s.dirs.iter().find_map(|(d, n)| {
+                let t = n.reparse_to.as_ref()?;
+                let rest = key.strip_prefix(d.as_str())?;
+                rest.starts_with('\\').then(|| format!("{t}{rest}"))
+            })
+        });
+        match hit {
+            Some(k) => key = k,
+            None => break,
+        }
+    }
+    key
 }
 
 /// `\??\C:\x` or `\Device\HarddiskVolume3\x` → the device form.
@@ -649,9 +691,20 @@ pub fn note_evaluation() {
 /// FltStartFiltering: InstanceSetup for every mounted volume.
 pub(crate) fn attach_all() {
     let vols = with_state(|s| s.volumes.clone());
+    for i in 0..vols.len() {
+        attach(i);
+    }
+}
+
+/// InstanceSetup for volume `i` (mount, or FltStartFiltering).
+pub(crate) fn attach(i: usize) {
     let reg = registration();
-    for (i, v) in vols.iter().enumerate() {
-        let inst: PFLT_INSTANCE = 0x1000 + i as isize;
+    let v = with_state(|s| s.volumes[i].clone());
+    {
+        let inst: PFLT_INSTANCE = with_state(|s| {
+            s.instances_made += 1;
+            0x1000 + i as isize + 0x100 * (s.instances_made - 1)
+        });
         let objs = FLT_RELATED_OBJECTS {
             Size: std::mem::size_of::<FLT_RELATED_OBJECTS>() as u16,
             TransactionContext: 0,
@@ -678,8 +731,86 @@ pub(crate) fn attach_all() {
     }
 }
 
-/// FltUnregisterFilter: close our view of every open handle and instance.
+/// Instance teardown as FltMgr runs it: InstanceTeardownStart, then a wait
+/// until the filter holds no reference on the instance and no file opened
+/// through it (a volume cannot dismount under an open file; FltMgr waits
+/// for the instance's rundown), then InstanceTeardownComplete and the
+/// instance's contexts go. The wait is bounded here: a filter that never
+/// lets go gets an error instead of a hung machine.
+pub(crate) fn teardown_instance(i: usize, reason: u32) -> Result<(), String> {
+    let reg = registration();
+    let Some(inst) = with_state(|s| s.volumes[i].instance) else {
+        return Ok(());
+    };
+    let v = with_state(|s| {
+        s.tearing.insert(inst);
+        s.volumes[i].clone()
+    });
+    let objs = FLT_RELATED_OBJECTS {
+        Size: std::mem::size_of::<FLT_RELATED_OBJECTS>() as u16,
+        TransactionContext: 0,
+        Filter: FILTER,
+        Volume: v.handle,
+        Instance: inst,
+        FileObject: std::ptr::null(),
+        Transaction: std::ptr::null(),
+    };
+    if let Some(cb) = crate::abi::from_teardown(reg.InstanceTeardownStartCallback) {
+        // SAFETY: the driver's callback, at PASSIVE_LEVEL as FltMgr calls it.
+        with_irql(PASSIVE_LEVEL, false, || unsafe { cb(&objs, reason) });
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let held = with_state(|s| {
+            let refs = s.object_refs.get(&inst).copied().unwrap_or(0);
+            let files = s.own_files.values().filter(|o| o.instance == inst).count();
+            (refs, files)
+        });
+        if held == (0, 0) {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!(
+                "instance {inst:#x} teardown waited 10 s: the filter still holds {} reference(s) and {} open file(s) on the volume",
+                held.0, held.1
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    if let Some(cb) = crate::abi::from_teardown(reg.InstanceTeardownCompleteCallback) {
+        // SAFETY: as above.
+        with_irql(PASSIVE_LEVEL, false, || unsafe { cb(&objs, reason) });
+    }
+    let keys: Vec<CtxKey> = with_state(|s| {
+        s.attached
+            .keys()
+            .copied()
+            .filter(|k| match k {
+                CtxKey::Instance(x) | CtxKey::StreamHandle(x, _) => *x == inst,
+            })
+            .collect()
+    });
+    for k in keys {
+        context_detach(k);
+    }
+    with_state(|s| {
+        s.volumes[i].instance = None;
+        s.tearing.remove(&inst);
+        s.object_refs.remove(&inst);
+    });
+    Ok(())
+}
+
+/// FltUnregisterFilter: tear down every instance, close our view of every
+/// open handle.
 pub(crate) fn teardown_instances() {
+    let n = with_state(|s| s.volumes.len());
+    for i in 0..n {
+        // FLTFL_INSTANCE_TEARDOWN_FILTER_UNLOAD
+        if let Err(e) = teardown_instance(i, FLTFL_INSTANCE_TEARDOWN_FILTER_UNLOAD) {
+            violation(&format!("at FltUnregisterFilter: {e}"));
+        }
+    }
     let keys: Vec<CtxKey> = with_state(|s| s.attached.keys().copied().collect());
     for k in keys {
         context_detach(k);
@@ -1802,13 +1933,19 @@ impl Sim {
     /// deleted (delete-pending) device cannot be opened.
     pub fn open_control(&self, admin: bool) -> NTSTATUS {
         let acl = with_state(|s| match s.control_device.as_ref() {
-            Some(c) if !c.deleted => Some(c.acl),
+            Some(c) if !c.deleted => Some(c.acl.clone()),
             _ => None,
         });
         let Some(acl) = acl else {
             return STATUS_OBJECT_NAME_NOT_FOUND;
         };
-        let principal_ok = admin && acl.allows(crate::sddl::Principal::Administrators);
+        // The I/O manager's access check against the device's DACL.
+        let who = if admin {
+            acl::ADMINISTRATORS
+        } else {
+            acl::USERS
+        };
+        let principal_ok = acl.granted().iter().any(|s| s == who);
         if !principal_ok {
             return STATUS_ACCESS_DENIED;
         }
@@ -1861,6 +1998,11 @@ impl Sim {
     pub fn file_contents(&self, dos_path: &str) -> Option<Vec<u8>> {
         let (dev, ..) = self.resolve(dos_path);
         with_state(|s| s.files.get(&dev.to_uppercase()).cloned())
+    }
+
+    /// The bytes of a file by its device key (as [`Sim::files_under`] lists it).
+    pub fn file_contents_device(&self, key: &str) -> Option<Vec<u8>> {
+        with_state(|s| s.files.get(key).cloned())
     }
 
     /// Every file whose DOS path starts with `prefix`.
@@ -1926,6 +2068,122 @@ impl Drop for Sim {
 }
 
 impl Sim {
+    fn key_of(&self, dos_path: &str) -> String {
+        self.resolve(dos_path).0.to_uppercase()
+    }
+
+    /// A user plants a directory at `dos_path` (squatting a name).
+    pub fn plant_directory(&self, dos_path: &str) {
+        let k = self.key_of(dos_path);
+        with_state(|s| s.dirs.insert(k, DirNode::default()));
+    }
+
+    /// A user plants an (empty) file at `dos_path`.
+    pub fn plant_file(&self, dos_path: &str) {
+        let k = self.key_of(dos_path);
+        with_state(|s| s.files.insert(k, Vec::new()));
+    }
+
+    /// A user plants a junction at `dos_path` pointing to `target`.
+    pub fn plant_junction(&self, dos_path: &str, target: &str) {
+        let k = self.key_of(dos_path);
+        let t = self.key_of(target);
+        with_state(|s| {
+            s.dirs.insert(
+                k,
+                DirNode {
+                    reparse_to: Some(t.clone()),
+                },
+            );
+            s.dirs.entry(t).or_default();
+        });
+    }
+
+    /// Removes whatever is at `dos_path` (file or directory).
+    pub fn remove_path(&self, dos_path: &str) {
+        let k = self.key_of(dos_path);
+        with_state(|s| {
+            s.files.remove(&k);
+            s.dirs.remove(&k);
+            s.security.remove(&k);
+        });
+    }
+
+    /// Whether `dos_path` is a directory.
+    pub fn is_directory(&self, dos_path: &str) -> bool {
+        let k = self.key_of(dos_path);
+        with_state(|s| s.dirs.contains_key(&k))
+    }
+
+    /// The security descriptor the driver created `dos_path` with.
+    pub fn security_of(&self, dos_path: &str) -> Option<acl::SecurityInfo> {
+        let k = self.key_of(dos_path);
+        with_state(|s| s.security.get(&k).cloned())
+    }
+
+    /// The security descriptor of the control device.
+    pub fn control_security(&self) -> Option<acl::SecurityInfo> {
+        with_state(|s| s.control_device.as_ref().map(|c| c.acl.clone()))
+    }
+
+    fn volume_index(&self, drive: &str) -> usize {
+        with_state(|s| {
+            s.volumes.iter().position(|v| {
+                v.dos
+                    .as_deref()
+                    .is_some_and(|d| d.eq_ignore_ascii_case(drive))
+            })
+        })
+        .unwrap_or_else(|| std::panic::panic_any(format!("no volume {drive}")))
+    }
+
+    /// The volume `drive` (`C:`) is dismounted or removed: a mandatory
+    /// instance teardown (no InstanceQueryTeardown). Err if the filter does
+    /// not let go of the instance within 10 s.
+    pub fn dismount_volume(&self, drive: &str) -> Result<(), String> {
+        let i = self.volume_index(drive);
+        // FLTFL_INSTANCE_TEARDOWN_VOLUME_DISMOUNT
+        teardown_instance(i, FLTFL_INSTANCE_TEARDOWN_VOLUME_DISMOUNT)
+    }
+
+    /// `fltmc detach fltpolicy <drive>` (FltDetachVolume): refused unless
+    /// the filter registered InstanceQueryTeardown and it agrees.
+    pub fn detach_volume(&self, drive: &str) -> Result<(), String> {
+        let i = self.volume_index(drive);
+        let reg = registration();
+        let Some(q) = crate::abi::from_query_teardown(reg.InstanceQueryTeardownCallback) else {
+            return Err("FltDetachVolume refused: no InstanceQueryTeardown callback".into());
+        };
+        let v = with_state(|s| s.volumes[i].clone());
+        let Some(inst) = v.instance else {
+            return Err("not attached".into());
+        };
+        let objs = FLT_RELATED_OBJECTS {
+            Size: std::mem::size_of::<FLT_RELATED_OBJECTS>() as u16,
+            TransactionContext: 0,
+            Filter: FILTER,
+            Volume: v.handle,
+            Instance: inst,
+            FileObject: std::ptr::null(),
+            Transaction: std::ptr::null(),
+        };
+        // SAFETY: the driver's callback at PASSIVE_LEVEL.
+        let st = with_irql(PASSIVE_LEVEL, false, || unsafe {
+            q(&objs, FLTFL_INSTANCE_TEARDOWN_MANUAL)
+        });
+        if !nt_success(st) {
+            return Err(format!("InstanceQueryTeardown refused: {st:#x}"));
+        }
+        teardown_instance(i, FLTFL_INSTANCE_TEARDOWN_MANUAL)
+    }
+
+    /// The volume `drive` is mounted again: InstanceSetup gives the filter a
+    /// new instance on it.
+    pub fn mount_volume(&self, drive: &str) {
+        let i = self.volume_index(drive);
+        attach(i);
+    }
+
     /// The FILE_OBJECT behind a user handle (for tests that call kernel
     /// routines directly).
     pub fn file_object(&self, h: Handle) -> *const FILE_OBJECT {

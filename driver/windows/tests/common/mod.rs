@@ -13,7 +13,7 @@ use fltpolicy_core::record::frame::{decode_body, decode_header, parse_frame, Fra
 use fltpolicy_core::record::{DropReason, Record};
 use fltpolicy_driver::sim::Sim;
 
-pub const LOG: &str = r"C:\ProgramData\fltpolicy-audit.log";
+pub const LOG: &str = r"C:\ProgramData\fltpolicy\audit.log";
 
 pub fn compile(src: &str) -> Vec<u8> {
     match fltpolicy_compiler::compile(src, "x.pol", Target::Windows) {
