@@ -6,6 +6,7 @@
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -72,26 +73,34 @@ fn set_log_path_completes_under_a_steady_producer_and_loses_nothing() {
     let h = sim
         .open(1234, r"C:\Data\busy.bin", access::WRITE, access::OPEN_IF)
         .unwrap();
-    let stop = AtomicBool::new(false);
-    let written = AtomicU64::new(0);
-    let switched = std::thread::scope(|s| {
-        s.spawn(|| {
-            // A producer that never pauses (a busy server).
-            while !stop.load(Ordering::Acquire) {
-                sim.write(h, 1, Io::from(1234));
-                written.fetch_add(1, Ordering::Relaxed);
-            }
-        });
-        assert!(within(10, || status(&sim).logged > 0), "first records");
-        set_log_path(&sim, r"E:\logs\audit.log");
-        // The old writer drained "until empty", which never happens while
-        // the producer runs: the new file never appeared.
-        let ok = within(5, || sim.file_contents(r"E:\logs\audit.log").is_some());
-        // Keep producing a little into the new file, then stop.
-        std::thread::sleep(Duration::from_millis(50));
-        stop.store(true, Ordering::Release);
-        ok
-    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicU64::new(0));
+    // While each log write is in progress, other CPUs produce five more
+    // records: the queue is never found empty by a drain.
+    let simp = &sim as *const Sim as usize;
+    let (st, wr) = (stop.clone(), written.clone());
+    sim.on_log_write(Some(Box::new(move || {
+        if st.load(Ordering::Acquire) {
+            return;
+        }
+        // SAFETY: the test removes the hook before `sim` goes away.
+        let sim = unsafe { &*(simp as *const Sim) };
+        for _ in 0..5 {
+            sim.write(h, 1, Io::from(1234));
+            wr.fetch_add(1, Ordering::Relaxed);
+        }
+    })));
+    sim.write(h, 1, Io::from(1234));
+    written.fetch_add(1, Ordering::Relaxed);
+    assert!(within(10, || status(&sim).logged > 0), "first records");
+    set_log_path(&sim, r"E:\logs\audit.log");
+    // The old writer drained "until empty", which never happens while
+    // producers keep producing: the new file never appeared.
+    let switched = within(5, || sim.file_contents(r"E:\logs\audit.log").is_some());
+    // A little more into the new file, then the producers stop.
+    std::thread::sleep(Duration::from_millis(50));
+    stop.store(true, Ordering::Release);
+    sim.on_log_write(None);
     assert!(
         switched,
         "the new log was not opened within 5 s under a steady producer"

@@ -617,6 +617,13 @@ pub unsafe fn write_file(
     offset: u64,
     bytes: &[u8],
 ) -> Result<(), NTSTATUS> {
+    // A disk takes time: the latency a test set (outside the state lock),
+    // during which other CPUs keep producing (the test's hook).
+    let latency = with_state(|s| s.write_latency);
+    if !latency.is_zero() {
+        std::thread::sleep(latency);
+    }
+    super::run_log_write_hook();
     own_file("FltWriteFile", instance, fo, |s, key| {
         if s.dirs.contains_key(&key) {
             violation("FltWriteFile on a directory");

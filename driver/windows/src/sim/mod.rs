@@ -247,6 +247,8 @@ pub(crate) struct State {
     pub control_device: Option<ControlDevice>,
     pub completed_irps: HashSet<usize>,
     pub fail_writes: bool,
+    /// How long each FltWriteFile of the log takes.
+    pub write_latency: std::time::Duration,
     /// Freed pool blocks kept poisoned (see `kernel::free_pool`).
     pub quarantine: std::collections::VecDeque<(usize, std::alloc::Layout)>,
     /// A DriverEntry step the simulation makes fail (see [`Sim::fail_step`]).
@@ -287,6 +289,20 @@ impl ControlDevice {
             // nothing references it any more.
             drop(unsafe { Box::from_raw(c.dev as *mut DEVICE_OBJECT) });
         }
+    }
+}
+
+/// Runs on the flush thread during each log write (see [`Sim::on_log_write`]).
+type LogWriteHook = Box<dyn Fn() + Send + Sync>;
+static LOG_WRITE_HOOK: Mutex<Option<Arc<LogWriteHook>>> = Mutex::new(None);
+
+pub(crate) fn run_log_write_hook() {
+    let hook = LOG_WRITE_HOOK
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    if let Some(h) = hook {
+        h();
     }
 }
 
@@ -1007,6 +1023,7 @@ impl Sim {
             c.in_callback.set(0);
         });
         PERTURB_ON.store(false, std::sync::atomic::Ordering::Relaxed);
+        *LOG_WRITE_HOOK.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Sim {
             _exclusive: exclusive,
             driver: Box::default(),
@@ -2018,6 +2035,18 @@ impl Sim {
         });
         v.sort();
         v
+    }
+
+    /// Runs `f` during every write of the log (on the flush thread, outside
+    /// any lock): what other CPUs produce while the disk is busy. A steady
+    /// producer that no drain can outrun. `None` removes it.
+    pub fn on_log_write(&self, f: Option<LogWriteHook>) {
+        *LOG_WRITE_HOOK.lock().unwrap_or_else(|p| p.into_inner()) = f.map(Arc::new);
+    }
+
+    /// Makes each write of the log take `d` (a disk's latency).
+    pub fn set_write_latency(&self, d: std::time::Duration) {
+        with_state(|s| s.write_latency = d);
     }
 
     /// Makes the log's writes fail (disk full) or succeed again.
