@@ -248,7 +248,6 @@ macro_rules! init {
 }
 
 /// Step 1. PASSIVE_LEVEL.
-#[inline(never)]
 fn create_globals() -> Option<*mut Globals> {
     let words = crate::audit::alloc_storage()?;
     let table = kernel::alloc_nonpaged(core::mem::size_of::<ProcessTable>());

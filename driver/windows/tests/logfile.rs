@@ -218,7 +218,7 @@ fn a_directory_planted_with_the_logs_name_is_reported_and_its_losses_recorded() 
     let h = sim
         .open(1234, r"C:\Data\a.txt", access::WRITE, access::OPEN_IF)
         .unwrap();
-    let n = 3000u64;
+    let n = 20_000u64;
     for _ in 0..n {
         sim.write(h, 1, Io::from(1234));
     }

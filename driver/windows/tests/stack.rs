@@ -58,10 +58,7 @@ const ACCEPTED_CYCLES: &[&str] = &["core::str::slice_error_fail"];
 /// with the reason. Exempt from the frame and probe checks, and entry
 /// points whose worst chain runs through them from the chain check; the
 /// report still prints their figures. TEMPORARY: empty once the fixes land.
-const PENDING: &[(&str, &str)] = &[(
-    "flush::",
-    "issue 9: the flush thread's buffers move to non-paged memory allocated once",
-)];
+const PENDING: &[(&str, &str)] = &[];
 
 fn pending(name: &str) -> bool {
     PENDING.iter().any(|(p, _)| name.starts_with(p))

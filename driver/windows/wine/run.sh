@@ -47,7 +47,7 @@ if [[ ! -f $WINEPREFIX/system.reg ]]; then
   WINEDEBUG=-all wineserver -w
 fi
 c=$WINEPREFIX/drive_c
-rm -rf "$c/fltwine" "$c/fltlogs" "$c/ProgramData"/fltpolicy-audit.log* "$out"
+rm -rf "$c/fltwine" "$c/fltlogs" "$c/ProgramData"/fltpolicy "$out"
 mkdir -p "$c/fltwine/bin" "$c/fltwine/scenarios" "$c/fltlogs" "$out"
 cp "$sys" "$w/build/fltharness.sys" "$c/windows/system32/drivers/"
 cp "$w/build/bcryptprimitives.dll" "$c/windows/system32/"   # Rust's std imports ProcessPrng; Wine 8.0 lacks the DLL
@@ -120,7 +120,7 @@ grep -q '^NETSTOP-EXIT 0$' "$out/session.out" && pass "net stop fltharness (unlo
 
 # --- 3. the audit logs, record by record ---
 logs=()
-for f in "$c/ProgramData/fltpolicy-audit.log"* "$c/fltlogs/audit.log"*; do [[ -f $f ]] && logs+=("$f"); done
+for f in "$c/ProgramData/fltpolicy/audit.log"* "$c/fltlogs/audit.log"*; do [[ -f $f ]] && logs+=("$f"); done
 if ((${#logs[@]} == 0)); then fail "the driver wrote no audit log"; fi
 for f in "${logs[@]}"; do
   name=${f#"$c/"}

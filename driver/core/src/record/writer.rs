@@ -301,8 +301,10 @@ impl<'b, S: Sink> LogWriter<'b, S> {
         if let Err(e) = Self::check(buf.len(), cfg) {
             return Err((e, sink));
         }
-        let w = slot.insert(Self::fresh(sink, buf, cfg, None, now_ns));
-        w.first_file(None, now_ns);
+        Self::fresh_in(slot, sink, buf, cfg, now_ns);
+        if let Some(w) = slot.as_mut() {
+            w.first_file(None, now_ns);
+        }
         Ok(())
     }
 
@@ -319,9 +321,20 @@ impl<'b, S: Sink> LogWriter<'b, S> {
         let _ = self.flush(now_ns);
     }
 
-    /// The writer's initial state (checked configuration), built in the
-    /// caller's slot rather than on a large frame.
+    /// [`LogWriter::fresh`] written straight into `slot`.
     #[inline(never)]
+    fn fresh_in(
+        slot: &mut Option<Self>,
+        sink: S,
+        buf: &'b mut [u8],
+        cfg: &WriterConfig<'_>,
+        now_ns: u64,
+    ) {
+        *slot = Some(Self::fresh(sink, buf, cfg, None, now_ns));
+    }
+
+    /// The writer's initial state (checked configuration).
+    #[inline(always)]
     fn fresh(
         sink: S,
         buf: &'b mut [u8],
