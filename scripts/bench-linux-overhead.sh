@@ -6,13 +6,16 @@
 #   none     no watcher at all (baseline)
 #   log100   the engine on a log-only policy of 100 rules; the workload's
 #            create/write/delete events all match one of them and are logged
-#   deny     the same plus a deny rule (on another directory), so the engine
-#            also takes permission events: every open on the filesystem waits
-#            for the engine's answer
+#   deny     the same plus a deny rule on a directory the workload does not
+#            touch: the engine takes permission events, but answers once per
+#            directory outside the deny tree (ignore marks), so the workload's
+#            opens stop waiting for it
+#   denyin   the log-only policy plus a deny rule on the workload's own tree:
+#            every open of the workload waits for the engine's answer
 #   fatrace  fatrace (Debian package) logging the same filesystem to a file,
 #            as a peer using fanotify the same way
 #
-# Configurations are interleaved run by run (none, log100, deny, fatrace,
+# Configurations are interleaved run by run (none, log100, deny, denyin, fatrace,
 # none, ...) so that background load affects them alike; the table shows the
 # median of RUNS runs and the ratio of each median to the baseline's. Not a
 # test: nothing is asserted about the figures.
@@ -68,8 +71,12 @@ trap cleanup EXIT
   cat "$work/log100.pol"
   echo "deny open under $work/secret where process == \"cat\" as \"no-cat\""
 } > "$work/deny.pol"
+{
+  cat "$work/log100.pol"
+  echo "deny open under $work/w where process == \"cat\" as \"no-cat\""
+} > "$work/denyin.pol"
 
-configs=(none log100 deny)
+configs=(none log100 deny denyin)
 have_fatrace=0
 if command -v fatrace >/dev/null; then
   have_fatrace=1
@@ -123,11 +130,12 @@ for run in $(seq 1 "$RUNS"); do
     case $cfg in
       log100) start_engine "$work/log100.pol" ;;
       deny) start_engine "$work/deny.pol" ;;
+      denyin) start_engine "$work/denyin.pol" ;;
       fatrace) start_fatrace ;;
     esac
     ns=$("$workload" "$work/w" "$FILES" "$BYTES")
     case $cfg in
-      log100 | deny) stop_engine "$cfg" ;;
+      log100 | deny | denyin) stop_engine "$cfg" ;;
       fatrace) stop_fatrace ;;
     esac
     times[$cfg]+="$ns "
@@ -149,7 +157,7 @@ for cfg in "${configs[@]}"; do
 done
 echo
 hz=$(getconf CLK_TCK)
-for cfg in log100 deny; do
+for cfg in log100 deny denyin; do
   [[ -f "$work/last-$cfg.summary" ]] && echo "$cfg (last run): $(cat "$work/last-$cfg.summary")"
   med=$(echo "${cpu_ticks[$cfg]}" | median)
   awk -v c="$cfg" -v t="$med" -v hz="$hz" -v f="$FILES" \

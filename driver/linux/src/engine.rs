@@ -11,6 +11,7 @@
 //! * the control socket's thread ([`crate::control::server`]).
 use std::collections::HashMap;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -187,6 +188,8 @@ impl Engine {
             stop: AtomicBool::new(false),
             perm_ops: AtomicU8::new(0),
             mounts: RwLock::new(MountFds::default()),
+            ignore_epoch: std::sync::atomic::AtomicU64::new(0),
+            perm_fd: std::sync::atomic::AtomicI32::new(perm_group.as_raw_fd()),
         });
         let core = Arc::new(Core {
             shared: Arc::clone(&shared),

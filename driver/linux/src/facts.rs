@@ -29,6 +29,12 @@ pub struct PolicyFacts {
     /// Directories recording rules are anchored under (`under` clauses),
     /// normalized; `None` when some recording rule has no `under` (any path).
     pub roots: Option<Vec<String>>,
+    /// Roots of the recording rules that can match `open` or `read` — the
+    /// operations the permission group serves once a rule can deny them.
+    /// Outside these trees no permission event can change an answer or a
+    /// record, so the engine tells the kernel to stop asking (ignore
+    /// marks). `None`: some such rule has no `under`.
+    pub perm_roots: Option<Vec<String>>,
 }
 
 impl PolicyFacts {
@@ -44,6 +50,7 @@ impl PolicyFacts {
                 OpSet::EMPTY
             },
             roots: None,
+            perm_roots: None,
         }
     }
 
@@ -58,6 +65,7 @@ impl PolicyFacts {
             recording_ops: OpSet::EMPTY,
             deny_ops: OpSet::EMPTY,
             roots: Some(Vec::new()),
+            perm_roots: Some(Vec::new()),
         };
         for chunk in body.rules.chunks_exact(RULE_LEN) {
             let rule = RuleRec::decode(chunk.try_into().ok()?);
@@ -70,12 +78,23 @@ impl PolicyFacts {
             if action == Action::Deny {
                 facts.deny_ops = facts.deny_ops.union(ops);
             }
+            let perm_op = ops.contains(Op::Open) || ops.contains(Op::Read);
             if rule.anchor == 0 {
                 facts.roots = None;
-            } else if let Some(roots) = facts.roots.as_mut() {
+                if perm_op {
+                    facts.perm_roots = None;
+                }
+            } else {
                 let path = anchor_path(policy, rule.anchor)?;
-                if !roots.contains(&path) {
-                    roots.push(path);
+                if let Some(roots) = facts.roots.as_mut() {
+                    if !roots.contains(&path) {
+                        roots.push(path.clone());
+                    }
+                }
+                if let (true, Some(roots)) = (perm_op, facts.perm_roots.as_mut()) {
+                    if !roots.contains(&path) {
+                        roots.push(path);
+                    }
                 }
             }
         }
@@ -161,5 +180,19 @@ mod tests {
         assert_eq!(f.deny_ops, OpSet::single(Op::Open));
         assert_eq!(f.recording_ops, OpSet::single(Op::Open).with(Op::Write));
         assert_eq!(f.roots, None);
+        assert_eq!(f.perm_roots, Some(vec!["/srv/x".to_string()]));
+    }
+
+    #[test]
+    fn perm_roots_are_those_of_open_and_read_rules() {
+        let f = facts(
+            "deny open under /srv/secret where process == \"cat\"\nlog create, write under /srv/data as \"d\"\nlog read under /srv/r as \"r\"\n",
+        );
+        assert_eq!(
+            f.perm_roots,
+            Some(vec!["/srv/secret".to_string(), "/srv/r".to_string()])
+        );
+        let g = facts("deny open where process == \"cat\"\n");
+        assert_eq!(g.perm_roots, None);
     }
 }

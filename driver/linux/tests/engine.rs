@@ -344,3 +344,59 @@ fn events_in_vanished_directories_are_placed_where_they_happened() {
         assert!(r.path.starts_with(&t), "{r:?}");
     }
 }
+
+/// Deny that costs little: after the first open in a directory outside
+/// every deny tree, the kernel stops asking about that directory (an
+/// ignore mark), so 50 more opens there cost no permission event — and a
+/// directory moved into the deny tree is asked about again (the marks are
+/// dropped), so the deny still holds for the files it brought.
+#[test]
+fn opens_outside_deny_trees_stop_costing_permission_events_and_deny_still_holds() {
+    let s = Scratch::new("engine", "ignore");
+    std::fs::create_dir_all(s.path("secret")).unwrap();
+    std::fs::create_dir_all(s.path("pub")).unwrap();
+    std::fs::write(s.path("pub/f"), "public\n").unwrap();
+    let dir = p(&s.path("secret"));
+    let (engine, _sink) = start(
+        compile(&format!(
+            "deny open under {dir} where process == \"cat\" as \"no-cat\"\n"
+        )),
+        &s,
+    );
+    let f = p(&s.path("pub/f"));
+    let ok = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!(
+            "for i in $(seq 50); do cat {f} > /dev/null || exit 1; done"
+        ))
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "cat outside the deny tree is allowed");
+    let seen = engine.core().status().events_seen;
+    assert!(
+        seen < 25,
+        "{seen} permission events for 50 opens in one ignored directory"
+    );
+    // Move the ignored directory into the deny tree (another process: the
+    // engine's own operations are not evaluated): its file is protected.
+    assert!(Command::new("mv")
+        .arg(s.path("pub"))
+        .arg(s.path("secret/pub"))
+        .status()
+        .unwrap()
+        .success());
+    // The notification thread sees the rename within its read delay.
+    std::thread::sleep(Duration::from_millis(200));
+    let out = Command::new("cat")
+        .arg(s.path("secret/pub/f"))
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a directory moved into the deny tree is protected again: {:?}",
+        engine.core().status()
+    );
+    let status = engine.stop();
+    assert_eq!(status.denied, 1);
+}

@@ -47,6 +47,13 @@ pub struct Shared {
     pub perm_ops: AtomicU8,
     /// One descriptor per marked filesystem, for `open_by_handle_at`.
     pub mounts: RwLock<MountFds>,
+    /// Bumped when a directory moves into (or above) a permission tree: the
+    /// permission thread then drops its ignore marks (a directory it told
+    /// the kernel to stop asking about may now hold protected files).
+    pub ignore_epoch: std::sync::atomic::AtomicU64,
+    /// The permission group's descriptor (-1 before it exists), for the
+    /// notification thread to drop ignore marks at once.
+    pub perm_fd: std::sync::atomic::AtomicI32,
 }
 
 impl Shared {

@@ -349,6 +349,33 @@ pub fn run(group: Arc<Group>, shared: Arc<Shared>, wake: Arc<Wake>) {
                         }
                     }
                 }
+                // A directory moving into (or above) a permission tree may
+                // now hold files the permission thread stopped being asked
+                // about: it drops its ignore marks.
+                if ev.mask & mask::ONDIR != 0 && ev.mask & mask::RENAME != 0 {
+                    let into = match &policy.facts.perm_roots {
+                        None => false,
+                        Some(roots) => {
+                            new_place == Place::Unknown
+                                || roots.iter().any(|r| {
+                                    marks::is_under(&new_path, r) || marks::is_under(r, &new_path)
+                                })
+                        }
+                    };
+                    if into {
+                        // Dropped here, as the rename is processed: the
+                        // permission thread would only notice at its next
+                        // event, and the moved directory's opens produce
+                        // none while its mark stands.
+                        let fd = shared.perm_fd.load(std::sync::atomic::Ordering::Acquire);
+                        if fd >= 0 {
+                            let _ = crate::sys::fanotify::flush_inode_marks_of(fd);
+                        }
+                        shared
+                            .ignore_epoch
+                            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                    }
+                }
                 res.apply(&ev, place != Place::Unknown);
             }
         }

@@ -116,6 +116,7 @@ pub fn run(responder: Arc<Responder>, shared: Arc<Shared>, wake: Arc<Wake>) {
     let mut reader = PolicyReader::new(&shared.slot);
     let mut path = String::new();
     let group_fd = responder.group().as_raw_fd();
+    let mut ignores = Ignores::default();
     loop {
         let stopping = shared.stopping();
         loop {
@@ -130,6 +131,7 @@ pub fn run(responder: Arc<Responder>, shared: Arc<Shared>, wake: Arc<Wake>) {
             responder.register(Events::new(&buf[..n]).filter_map(|e| e.fd));
             procs.new_batch();
             let policy = Arc::clone(reader.refresh(&shared.slot));
+            ignores.refresh(&responder, &shared, policy.generation);
             for ev in Events::new(&buf[..n]) {
                 if ev.mask & mask::Q_OVERFLOW != 0 {
                     Counters::inc(&shared.counters.kernel_overflows);
@@ -139,10 +141,13 @@ pub fn run(responder: Arc<Responder>, shared: Arc<Shared>, wake: Arc<Wake>) {
                 let Ok(event_fd) = fd::owned(raw) else {
                     continue;
                 };
-                handle_one(
+                let outcome = handle_one(
                     &responder, &shared, &policy, &mut procs, &mut path, read_ns, ev.mask, ev.pid,
                     &event_fd,
                 );
+                if outcome == Outcome::AllowedOutside {
+                    ignores.ignore_parent_of(&responder, &policy.facts, &path);
+                }
                 // `event_fd` closes here, after its answer.
             }
         }
@@ -150,6 +155,86 @@ pub fn run(responder: Arc<Responder>, shared: Arc<Shared>, wake: Arc<Wake>) {
             return;
         }
         let _ = fd::poll_readable(&[group_fd, wake.as_raw_fd()], -1);
+    }
+}
+
+/// What became of one permission event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Allowed, and its path lies outside every permission tree (no rule
+    /// could have matched it: a candidate for an ignore mark).
+    AllowedOutside,
+    /// Anything else.
+    Other,
+}
+
+/// The ignore marks the permission thread placed: directories outside
+/// every permission tree ([`crate::facts::PolicyFacts::perm_roots`]) whose
+/// files the kernel no longer asks about — "answer once per directory".
+/// Cleared on reload and when a directory moves into a permission tree.
+#[derive(Debug, Default)]
+struct Ignores {
+    dirs: std::collections::HashSet<String>,
+    epoch: u64,
+    generation: u64,
+}
+
+/// Most ignore marks placed before the set is flushed and rebuilt.
+const MAX_IGNORED_DIRS: usize = 16_384;
+
+impl Ignores {
+    fn refresh(&mut self, responder: &Responder, shared: &Shared, generation: u64) {
+        let epoch = shared
+            .ignore_epoch
+            .load(std::sync::atomic::Ordering::Acquire);
+        if epoch != self.epoch
+            || generation != self.generation
+            || self.dirs.len() >= MAX_IGNORED_DIRS
+        {
+            if !self.dirs.is_empty() {
+                let _ = responder.group().flush_inode_marks();
+                self.dirs.clear();
+            }
+            self.epoch = epoch;
+            self.generation = generation;
+        }
+    }
+
+    fn ignore_parent_of(
+        &mut self,
+        responder: &Responder,
+        facts: &crate::facts::PolicyFacts,
+        path: &str,
+    ) {
+        let Some(roots) = &facts.perm_roots else {
+            return;
+        };
+        let Some((dir, _)) = path.rsplit_once('/') else {
+            return;
+        };
+        let dir = if dir.is_empty() { "/" } else { dir };
+        // Not in a tree, and no tree in or below it (a tree's root may be
+        // a file directly in `dir`).
+        if roots
+            .iter()
+            .any(|r| marks::is_under(dir, r) || marks::is_under(r, dir))
+        {
+            return;
+        }
+        if self.dirs.contains(dir) {
+            return;
+        }
+        // The escaped form of a non-UTF-8 path is not its real name: skip.
+        if dir.contains('\\') {
+            return;
+        }
+        let Ok(c) = std::ffi::CString::new(dir) else {
+            return;
+        };
+        let mask = mask::OPEN_PERM | mask::ACCESS_PERM;
+        if responder.group().ignore_dir(&c, mask).is_ok() {
+            self.dirs.insert(dir.to_string());
+        }
     }
 }
 
@@ -164,17 +249,17 @@ fn handle_one(
     ev_mask: u64,
     pid: i32,
     event_fd: &OwnedFd,
-) {
+) -> Outcome {
     let raw = event_fd.as_raw_fd();
     if pid as u32 == shared.own_pid {
         Counters::inc(&shared.counters.own_events);
         responder.answer(raw, true);
-        return;
+        return Outcome::Other;
     }
     Counters::inc(&shared.counters.events_seen);
     let Some(op) = marks::op_of_permission(ev_mask) else {
         responder.answer(raw, true);
-        return;
+        return Outcome::Other;
     };
     let mut bytes = Vec::new();
     if fd::proc_fd_path_bytes(raw, &mut bytes).is_err() {
@@ -192,9 +277,22 @@ fn handle_one(
     }
     crate::path::normalize_bytes(&mut bytes);
     let escaped = crate::path::from_bytes(&bytes, path);
+    // Outside every tree of a rule that can match open or read, no rule
+    // can match this event: after answering, the directory can be ignored.
+    let outside = !bytes.is_empty()
+        && policy
+            .facts
+            .perm_roots
+            .as_ref()
+            .is_some_and(|roots| !roots.iter().any(|r| marks::is_under(path, r)));
+    let outcome = if outside {
+        Outcome::AllowedOutside
+    } else {
+        Outcome::Other
+    };
     if !may_record(&policy.facts, op, path) {
         responder.answer(raw, true);
-        return;
+        return outcome;
     }
     let size = fd::file_size(raw);
     decide_and_record(
@@ -211,6 +309,7 @@ fn handle_one(
         None,
         |a| enforce(responder, shared, raw, a),
     );
+    outcome
 }
 
 /// Answers the kernel for `action`; returns the status the caller sees.

@@ -153,6 +153,34 @@ impl Group {
         Ok(())
     }
 
+    /// Tells the kernel to stop reporting `mask` (permission events) for
+    /// the directory `dir` and the files directly in it: an evictable
+    /// ignore mark (`FAN_MARK_IGNORE_SURV | FAN_MARK_EVICTABLE`, Linux 6.0),
+    /// so it pins no inode and the kernel may drop it under memory
+    /// pressure (events then come back, never the reverse).
+    pub fn ignore_dir(&self, dir: &std::ffi::CStr, mask: u64) -> io::Result<()> {
+        // SAFETY: `dir` is NUL-terminated and outlives the call.
+        let ret = unsafe {
+            libc::fanotify_mark(
+                self.fd.as_raw_fd(),
+                libc::FAN_MARK_ADD | libc::FAN_MARK_IGNORE_SURV | libc::FAN_MARK_EVICTABLE,
+                mask | libc::FAN_EVENT_ON_CHILD | libc::FAN_ONDIR,
+                libc::AT_FDCWD,
+                dir.as_ptr(),
+            )
+        };
+        if ret < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Removes every inode mark of the group (the ignore marks); the
+    /// filesystem marks stay.
+    pub fn flush_inode_marks(&self) -> io::Result<()> {
+        flush_inode_marks_of(self.fd.as_raw_fd())
+    }
+
     /// Reads whatever events are queued into `buf` (`Ok(0)`: none now).
     pub fn read_events(&self, buf: &mut [u8]) -> io::Result<usize> {
         match fd::read(self.fd.as_raw_fd(), buf) {
@@ -175,6 +203,27 @@ impl Group {
         bytes[4..].copy_from_slice(&response.to_ne_bytes());
         fd::write_all_once(self.fd.as_raw_fd(), &bytes)
     }
+}
+
+/// [`Group::flush_inode_marks`] on a group's raw descriptor (another thread
+/// than the group's owner may need it: the notification thread, when a
+/// directory moves into a permission tree). A descriptor that is no longer
+/// a fanotify group makes the call fail harmlessly.
+pub fn flush_inode_marks_of(group_fd: RawFd) -> io::Result<()> {
+    // SAFETY: FAN_MARK_FLUSH takes no path; a null pathname is allowed.
+    let ret = unsafe {
+        libc::fanotify_mark(
+            group_fd,
+            libc::FAN_MARK_FLUSH,
+            0,
+            libc::AT_FDCWD,
+            std::ptr::null(),
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 impl AsRawFd for Group {
