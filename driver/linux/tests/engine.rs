@@ -400,3 +400,51 @@ fn opens_outside_deny_trees_stop_costing_permission_events_and_deny_still_holds(
     let status = engine.stop();
     assert_eq!(status.denied, 1);
 }
+
+/// Deny that holds: a bind mount of the protected directory (here and in
+/// a private mount namespace made by `unshare -m`) is another spelling of
+/// the same files; the engine resolves the opened file through its handle
+/// on the marked mount, so `cat` is denied there too.
+#[test]
+fn deny_holds_through_bind_mounts_and_mount_namespaces() {
+    let s = Scratch::new("engine", "bind");
+    std::fs::create_dir_all(s.path("secret")).unwrap();
+    std::fs::create_dir_all(s.path("b")).unwrap();
+    std::fs::write(s.path("secret/key"), "k\n").unwrap();
+    let dir = p(&s.path("secret"));
+    let (engine, _sink) = start(
+        compile(&format!(
+            "deny open under {dir} where process == \"cat\" as \"no-cat\"\n"
+        )),
+        &s,
+    );
+    assert!(Command::new("mount")
+        .arg("--bind")
+        .arg(s.path("secret"))
+        .arg(s.path("b"))
+        .status()
+        .unwrap()
+        .success());
+    let via_bind = Command::new("cat").arg(s.path("b/key")).output().unwrap();
+    let in_ns = Command::new("unshare")
+        .args(["-m", "sh", "-c"])
+        .arg(format!(
+            "mkdir -p {m} && mount --bind {d} {m} && cat {m}/key",
+            m = p(&s.path("nsb")),
+            d = dir
+        ))
+        .output()
+        .unwrap();
+    let _ = Command::new("umount").arg(s.path("b")).status();
+    let status = engine.stop();
+    assert!(
+        !via_bind.status.success(),
+        "cat through a bind mount is denied"
+    );
+    assert!(
+        !in_ns.status.success(),
+        "cat through a bind mount in another mount namespace is denied: {}",
+        String::from_utf8_lossy(&in_ns.stderr)
+    );
+    assert_eq!(status.denied, 2);
+}

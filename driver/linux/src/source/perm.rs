@@ -276,7 +276,38 @@ fn handle_one(
         crate::path::strip_deleted_bytes(&mut bytes);
     }
     crate::path::normalize_bytes(&mut bytes);
-    let escaped = crate::path::from_bytes(&bytes, path);
+    let mut escaped = crate::path::from_bytes(&bytes, path);
+    // A path outside every tree may be another spelling of a protected
+    // file: through a bind mount, another mount namespace's mount, or the
+    // same filesystem mounted twice. Seen through the marked mount (by its
+    // handle), the file has the path the policy is written in.
+    if !bytes.is_empty()
+        && policy
+            .facts
+            .perm_roots
+            .as_ref()
+            .is_none_or(|roots| !roots.iter().any(|r| marks::is_under(path, r)))
+    {
+        let mut via = Vec::new();
+        // `try_read`: a reload holds the write lock while it opens mark
+        // points, which may itself wait on this thread.
+        let ok = match shared.mounts.try_read() {
+            Ok(mounts) => {
+                crate::sys::handle::path_via_marked_mount(&mounts, event_fd, &mut via).is_ok()
+            }
+            Err(_) => false,
+        };
+        if ok {
+            if fd::link_count(raw) == Some(0) {
+                crate::path::strip_deleted_bytes(&mut via);
+            }
+            crate::path::normalize_bytes(&mut via);
+            if via != bytes {
+                bytes = via;
+                escaped = crate::path::from_bytes(&bytes, path);
+            }
+        }
+    }
     // Outside every tree of a rule that can match open or read, no rule
     // can match this event: after answering, the directory can be ignored.
     let outside = !bytes.is_empty()

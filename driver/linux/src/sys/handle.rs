@@ -197,3 +197,41 @@ pub fn resolve_dir_checked(
     fd::proc_fd_path_bytes(opened.as_raw_fd(), out)?;
     Ok(gone)
 }
+
+/// The path of the open file `fd` as seen through the marked mount of its
+/// filesystem (the one in `mounts`), into `out`: `name_to_handle_at` on
+/// the descriptor, then `open_by_handle_at` on the marked mount. A file
+/// opened through a bind mount, another mount namespace's mount or any
+/// other spelling of the same filesystem gets the path the policy's trees
+/// are written in. Fails for a filesystem not marked or without exportable
+/// handles.
+pub fn path_via_marked_mount(
+    mounts: &MountFds,
+    file: &OwnedFd,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    let fd = file.as_raw_fd();
+    let fsid = fsid_of(file)?;
+    let mount = mounts
+        .get(fsid)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "file on an unmarked filesystem"))?;
+    let mut words = [0u32; 2 + MAX_HANDLE_SZ / 4];
+    words[0] = MAX_HANDLE_SZ as u32;
+    let fh: *mut libc::file_handle = words.as_mut_ptr().cast();
+    let mut mount_id: libc::c_int = 0;
+    // SAFETY: `fh` points to an aligned buffer of 8 + MAX_HANDLE_SZ bytes
+    // whose `handle_bytes` says MAX_HANDLE_SZ; the empty path is a valid
+    // NUL-terminated string; AT_EMPTY_PATH makes `fd` itself the object.
+    let ret = unsafe {
+        libc::name_to_handle_at(fd, c"".as_ptr(), fh, &mut mount_id, libc::AT_EMPTY_PATH)
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the handle was just filled in by the kernel; `mount` is an
+    // open descriptor on the same filesystem.
+    let ret =
+        unsafe { libc::open_by_handle_at(mount.as_raw_fd(), fh, libc::O_PATH | libc::O_CLOEXEC) };
+    let opened = fd::owned(ret)?;
+    fd::proc_fd_path_bytes(opened.as_raw_fd(), out)
+}
