@@ -1014,13 +1014,28 @@ impl LogReader {
 /// (the reader that found the offset did). For the viewer, which keeps
 /// offsets rather than records.
 pub fn read_record_at(path: &Path, file: usize, offset: u64) -> Result<DecodedRecord, ReadError> {
+    let f = fs::File::open(path).map_err(|source| ReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    read_record_in(&f, path, file, offset)
+}
+
+/// Like [`read_record_at`] on a file already open (`path` names it in
+/// errors): a seek and a read, for readers that fetch many records.
+pub fn read_record_in(
+    f: &fs::File,
+    path: &Path,
+    file: usize,
+    offset: u64,
+) -> Result<DecodedRecord, ReadError> {
     let io = |source| ReadError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let mut f = fs::File::open(path).map_err(io)?;
+    let mut f = f;
     f.seek(SeekFrom::Start(offset)).map_err(io)?;
-    let mut buf = vec![0u8; fltpolicy_core::record::frame::MAX_FRAME];
+    let mut buf = [0u8; fltpolicy_core::record::frame::MAX_FRAME];
     let n = read_up_to(&mut f, &mut buf).map_err(io)?;
     let corrupt = |error| ReadError::Corrupt {
         path: path.to_path_buf(),
@@ -1043,7 +1058,7 @@ pub fn read_record_at(path: &Path, file: usize, offset: u64) -> Result<DecodedRe
     }
 }
 
-fn read_up_to(f: &mut fs::File, buf: &mut [u8]) -> io::Result<usize> {
+fn read_up_to(f: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match f.read(&mut buf[n..]) {

@@ -11,8 +11,10 @@
 //! filtered view is a vector of indices, so a filter change costs one pass
 //! and no copies.
 
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use fltpolicy_core::event::{EventView, Op, Target};
@@ -100,6 +102,7 @@ impl Row {
         }
     }
 
+    #[cfg(test)]
     pub fn is_drop(&self) -> bool {
         matches!(self.body, RowBody::Dropped(_))
     }
@@ -138,6 +141,99 @@ impl DropRow {
             "{} records dropped between seq {} and {}, {}",
             self.count, self.after_seq, self.seq, self.reason
         )
+    }
+}
+
+/// Reads a row back from the log by where it was read (file index in the
+/// reader's order, byte offset of its frame).
+pub trait RowLoader {
+    fn load(&self, file: usize, offset: u64) -> Option<Row>;
+}
+
+/// What the index keeps per row: 24 bytes, whatever the row holds.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    time_ns: u64,
+    /// File index << 48 | byte offset: increases in reading order.
+    pos: u64,
+    kind: u8,
+}
+
+const KIND_EVENT: u8 = 0;
+const KIND_DROP: u8 = 1;
+const KIND_END: u8 = 2;
+/// Decoded rows kept for the screen (and the selection's neighbours).
+const CACHE_ROWS: usize = 4096;
+
+/// The rows: a compact index, and either every row in memory (no loader:
+/// rows handed in directly, as in tests) or a bounded cache of rows read
+/// back through a [`RowLoader`] (the viewer on real logs).
+#[derive(Default)]
+struct RowStore {
+    slots: Vec<Slot>,
+    mem: Vec<Rc<Row>>,
+    loader: Option<Box<dyn RowLoader>>,
+    cache: RefCell<HashMap<usize, Rc<Row>>>,
+}
+
+impl RowStore {
+    fn set_loader(&mut self, loader: Box<dyn RowLoader>) {
+        self.loader = Some(loader);
+        self.mem.clear();
+    }
+
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn push(&mut self, row: Row) {
+        let kind = match row.body {
+            RowBody::Event(_) => KIND_EVENT,
+            RowBody::Dropped(_) => KIND_DROP,
+            RowBody::End(_) => KIND_END,
+        };
+        self.slots.push(Slot {
+            time_ns: row.time_ns,
+            pos: (row.file as u64) << 48 | (row.offset & ((1 << 48) - 1)),
+            kind,
+        });
+        if self.loader.is_none() {
+            self.mem.push(Rc::new(row));
+        }
+    }
+
+    fn row(&self, i: usize) -> Option<Rc<Row>> {
+        if self.loader.is_none() {
+            return self.mem.get(i).cloned();
+        }
+        if let Some(r) = self.cache.borrow().get(&i) {
+            return Some(Rc::clone(r));
+        }
+        let slot = self.slots.get(i)?;
+        let loaded = self
+            .loader
+            .as_ref()?
+            .load((slot.pos >> 48) as usize, slot.pos & ((1 << 48) - 1))?;
+        let r = Rc::new(loaded);
+        let mut cache = self.cache.borrow_mut();
+        if cache.len() >= CACHE_ROWS {
+            cache.clear();
+        }
+        cache.insert(i, Rc::clone(&r));
+        Some(r)
+    }
+
+    fn pos(&self, i: usize) -> u64 {
+        self.slots.get(i).map_or(u64::MAX, |s| s.pos)
+    }
+    fn time_ns(&self, i: usize) -> u64 {
+        self.slots.get(i).map_or(0, |s| s.time_ns)
+    }
+    fn is_event(&self, i: usize) -> bool {
+        self.slots.get(i).is_some_and(|s| s.kind == KIND_EVENT)
+    }
+    fn is_drop(&self, i: usize) -> bool {
+        self.slots.get(i).is_some_and(|s| s.kind == KIND_DROP)
     }
 }
 
@@ -297,7 +393,7 @@ struct FilterBar {
 
 /// The whole viewer state.
 pub struct App {
-    rows: Vec<Row>,
+    rows: RowStore,
     /// Indices into `rows` of the rows that pass the filter, in order.
     visible: Vec<usize>,
     /// Index into `visible` of the selected row.
@@ -372,7 +468,7 @@ impl App {
     /// `None` infers it from the first event record.
     pub fn new(parse: ParseFilter, target: Option<Target>, follow: bool) -> App {
         App {
-            rows: Vec::new(),
+            rows: RowStore::default(),
             visible: Vec::new(),
             selected: None,
             offset: 0,
@@ -410,14 +506,21 @@ impl App {
         self.visible.len()
     }
     /// The visible row at position `i` of the filtered list.
-    pub fn visible_row(&self, i: usize) -> Option<&Row> {
-        self.visible.get(i).map(|&r| &self.rows[r])
+    pub fn visible_row(&self, i: usize) -> Option<Rc<Row>> {
+        self.visible.get(i).and_then(|&r| self.rows.row(r))
     }
     pub fn selected(&self) -> Option<usize> {
         self.selected
     }
-    pub fn selected_row(&self) -> Option<&Row> {
+    pub fn selected_row(&self) -> Option<Rc<Row>> {
         self.selected.and_then(|i| self.visible_row(i))
+    }
+
+    /// Keeps only a compact index of the rows in memory and reads rows
+    /// back through `loader` when they are shown, filtered or searched
+    /// (the viewer on real logs: memory stays bounded whatever their size).
+    pub fn set_loader(&mut self, loader: Box<dyn RowLoader>) {
+        self.rows.set_loader(loader);
     }
     pub fn offset(&self) -> usize {
         self.offset
@@ -480,17 +583,20 @@ impl App {
                 self.drop_rows += 1;
             }
         }
-        self.rows.extend(new);
-        if self.maybe_infer_target(first_new) {
+        let retarget = self.maybe_infer_target(&new);
+        if retarget {
             // The filter was compiled for the wrong syntax: start over.
             self.recompile_applied();
-            self.rebuild_visible();
-        } else {
-            for i in first_new..self.rows.len() {
-                if self.passes(&self.rows[i]) {
-                    self.visible.push(i);
-                }
+        }
+        for (k, row) in new.into_iter().enumerate() {
+            // Judged now, while the whole row is at hand.
+            if !retarget && self.passes(&row) {
+                self.visible.push(first_new + k);
             }
+            self.rows.push(row);
+        }
+        if retarget {
+            self.rebuild_visible();
         }
         if self.visible.is_empty() {
             self.selected = None;
@@ -504,13 +610,13 @@ impl App {
         self.keep_selection_on_screen();
     }
 
-    /// Infers the target from the first event among `rows[from..]`, once.
+    /// Infers the target from the first event among `new`, once.
     /// Returns whether the target changed.
-    fn maybe_infer_target(&mut self, from: usize) -> bool {
+    fn maybe_infer_target(&mut self, new: &[Row]) -> bool {
         if self.target_forced || self.target_inferred {
             return false;
         }
-        let Some(ev) = self.rows[from..].iter().find_map(Row::event) else {
+        let Some(ev) = new.iter().find_map(Row::event) else {
             return false;
         };
         self.target_inferred = true;
@@ -547,9 +653,18 @@ impl App {
     }
 
     fn rebuild_visible(&mut self) {
-        let keep = self.selected_row().map(|r| (r.file, r.offset));
+        let keep = self
+            .selected
+            .and_then(|i| self.visible.get(i))
+            .map(|&r| self.rows.pos(r));
         let visible: Vec<usize> = (0..self.rows.len())
-            .filter(|&i| self.passes(&self.rows[i]))
+            .filter(|&i| {
+                // Drop and end rows always pass; without a filter, all do.
+                if !self.rows.is_event(i) || self.filter.compiled.is_none() {
+                    return true;
+                }
+                self.rows.row(i).is_some_and(|r| self.passes(&r))
+            })
             .collect();
         self.visible = visible;
         self.filter_epoch += 1;
@@ -558,9 +673,7 @@ impl App {
         self.selected = if self.visible.is_empty() {
             None
         } else if let Some(key) = keep {
-            let pos = self
-                .visible
-                .partition_point(|&i| (self.rows[i].file, self.rows[i].offset) < key);
+            let pos = self.visible.partition_point(|&i| self.rows.pos(i) < key);
             Some(pos.min(self.visible.len() - 1))
         } else {
             Some(0)
@@ -720,7 +833,11 @@ impl App {
             } else {
                 (start + n - k % n) % n
             };
-            if row_text(&self.rows[self.visible[i]]).contains(&needle) {
+            if self
+                .rows
+                .row(self.visible[i])
+                .is_some_and(|r| row_text(&r).contains(&needle))
+            {
                 self.select(i);
                 return true;
             }
@@ -804,7 +921,7 @@ impl App {
         let start = self.selected.map(|s| s + 1).unwrap_or(0);
         if let Some(k) = (0..n)
             .map(|k| (start + k) % n)
-            .find(|&i| self.rows[self.visible[i]].is_drop())
+            .find(|&i| self.rows.is_drop(self.visible[i]))
         {
             self.select(k);
         }
@@ -838,12 +955,12 @@ impl App {
                 return Some(h.clone());
             }
         }
+        let rows = &self.rows;
         let h = histogram(
             self.visible
                 .iter()
-                .map(|&i| &self.rows[i])
-                .filter(|r| r.event().is_some())
-                .map(|r| r.time_ns),
+                .filter(|&&i| rows.is_event(i))
+                .map(|&i| rows.time_ns(i)),
             buckets,
         )?;
         self.hist_cache = Some((key, h.clone()));

@@ -176,6 +176,8 @@ pub fn run(args: ViewArgs) -> anyhow::Result<()> {
         bail!("log view needs a terminal; use `fltpolicy log export` to read a log from a script");
     }
     let mut app = App::new(parse_filter, args.target.map(Target::from), args.follow);
+    // Only a compact index stays in memory; rows are read back when shown.
+    app.set_loader(Box::new(source.loader()));
 
     let mut terminal = ratatui::init();
     let result = event_loop(&mut terminal, &mut app, &mut source, args.filter.as_deref());

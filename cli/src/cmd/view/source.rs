@@ -15,11 +15,18 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use fltpolicy_audit::reader::{DecodedRecord, LogReader, ReadError, ReadOptions, RecordBody};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use fltpolicy_audit::reader::{
+    read_record_in, DecodedRecord, LogReader, ReadError, ReadOptions, RecordBody,
+};
 use fltpolicy_core::record::chain::{Sealing, KEY_BYTES};
 use fltpolicy_core::record::{flags, EndReason};
 
-use super::app::{ChainState, DropRow, EndRow, EventRow, Interner, Row, RowBody, SourceStatus};
+use super::app::{
+    ChainState, DropRow, EndRow, EventRow, Interner, Row, RowBody, RowLoader, SourceStatus,
+};
 
 /// Bytes of log decoded per poll at most: bounds the work between two
 /// frames drawn while a large log loads (about 20k records per MiB... a
@@ -39,6 +46,33 @@ pub struct Source {
     pending_at_last_poll: Option<(usize, u64, u64)>,
     /// Offset of the last record returned, per file (to count bytes).
     last_offset: Option<(usize, u64)>,
+    /// The reader's files, in its order (shared with [`DiskRows`]).
+    paths: Rc<RefCell<Vec<PathBuf>>>,
+}
+
+/// Reads rows back from the log files by file index and offset, for an
+/// [`App`](super::app::App) that keeps only its compact index in memory.
+#[derive(Debug)]
+pub struct DiskRows {
+    paths: Rc<RefCell<Vec<PathBuf>>>,
+    open: RefCell<Vec<Option<fs::File>>>,
+    interner: RefCell<Interner>,
+}
+
+impl RowLoader for DiskRows {
+    fn load(&self, file: usize, offset: u64) -> Option<Row> {
+        let path = self.paths.borrow().get(file)?.clone();
+        let mut open = self.open.borrow_mut();
+        if open.len() <= file {
+            open.resize_with(file + 1, || None);
+        }
+        if open[file].is_none() {
+            open[file] = fs::File::open(&path).ok();
+        }
+        let f = open[file].as_ref()?;
+        let rec = read_record_in(f, &path, file, offset).ok()?;
+        Some(to_row(&rec, &mut self.interner.borrow_mut()))
+    }
 }
 
 /// Display name of a path: the file name as given.
@@ -73,7 +107,24 @@ impl Source {
             errors: Vec::new(),
             pending_at_last_poll: None,
             last_offset: None,
+            paths: Rc::default(),
         })
+    }
+
+    /// A loader that reads this source's rows back by offset.
+    pub fn loader(&self) -> DiskRows {
+        DiskRows {
+            paths: Rc::clone(&self.paths),
+            open: RefCell::default(),
+            interner: RefCell::default(),
+        }
+    }
+
+    fn share_paths(&self) {
+        let files = self.reader.files();
+        if self.paths.borrow().len() != files.len() {
+            *self.paths.borrow_mut() = files.iter().map(|f| f.path.clone()).collect();
+        }
     }
 
     /// Reads what the files gained since the last poll (about
@@ -84,6 +135,7 @@ impl Source {
         let mut bytes = 0u64;
         while bytes < READ_CHUNK as u64 {
             let Some(item) = self.reader.next() else {
+                self.share_paths();
                 return (rows, false);
             };
             match item {
@@ -98,6 +150,7 @@ impl Source {
                 Err(e) => self.finding(e),
             }
         }
+        self.share_paths();
         (rows, true)
     }
 

@@ -243,7 +243,7 @@ fn draw_table(frame: &mut Frame<'_>, app: &mut App, area: Rect) {
     let end = (start + page).min(app.visible_len());
     let rows: Vec<TableRow<'static>> = (start..end)
         .filter_map(|i| app.visible_row(i))
-        .map(|row: &Row| {
+        .map(|row| {
             let (cells, style) = match &row.body {
                 RowBody::Event(e) => event_cells(e, row.time_ns),
                 RowBody::Dropped(d) => drop_cells(d, row.time_ns),
@@ -485,7 +485,7 @@ fn hard_wrap(line: Line<'static>, width: usize) -> Vec<Line<'static>> {
 /// The detail pane's lines for the selection, wrapped to `width`.
 fn detail_text(app: &App, width: usize) -> Vec<Line<'static>> {
     match app.selected_row() {
-        Some(row) => detail_lines(app, row)
+        Some(row) => detail_lines(app, &row)
             .into_iter()
             .flat_map(|l| hard_wrap(l, width))
             .collect(),
