@@ -25,3 +25,8 @@ PANE=$(tmux -L "$SOCK" display -p -t m '#{pane_pid}')
 PID=$(pgrep -P "$PANE" -x fltpolicy)
 echo "loaded in $(echo "$END - $START" | bc) s (including tmux start and screen polling, 50 ms granularity)"
 grep -E "VmHWM|VmRSS" "/proc/$PID/status"
+# CPU time the viewer used to get there (wall time moves with the load of
+# a shared machine; this does not).
+TICKS=$(getconf CLK_TCK)
+awk -v t="$TICKS" '{ printf "CPU: %.2f s user, %.2f s system\n", $14 / t, $15 / t }' "/proc/$PID/stat"
+uptime

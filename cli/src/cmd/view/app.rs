@@ -951,7 +951,12 @@ impl App {
         }
         let key = (self.visible.len(), buckets, self.filter_epoch);
         if let Some((k, h)) = &self.hist_cache {
-            if *k == key {
+            // While a large log loads, the rows grow on every slice: a
+            // full recount each time would cost O(rows) per frame, so the
+            // cached one serves (above 65,536 rows) until the rows have
+            // grown by an eighth.
+            let grown = key.0.saturating_sub(k.0);
+            if *k == key || (k.1 == key.1 && k.2 == key.2 && k.0 >= 1 << 16 && grown * 8 < k.0) {
                 return Some(h.clone());
             }
         }

@@ -71,7 +71,7 @@ impl RowLoader for DiskRows {
         }
         let f = open[file].as_ref()?;
         let rec = read_record_in(f, &path, file, offset).ok()?;
-        Some(to_row(&rec, &mut self.interner.borrow_mut()))
+        Some(to_row(rec, &mut self.interner.borrow_mut()))
     }
 }
 
@@ -145,7 +145,7 @@ impl Source {
                         _ => rec.offset.max(1),
                     };
                     self.last_offset = Some((rec.file, rec.offset));
-                    rows.push(to_row(&rec, &mut self.interner));
+                    rows.push(to_row(rec, &mut self.interner));
                 }
                 Err(e) => self.finding(e),
             }
@@ -256,11 +256,11 @@ impl Source {
 }
 
 /// Turns one record into a row.
-pub fn to_row(rec: &DecodedRecord, interner: &mut Interner) -> Row {
-    let body = match &rec.body {
+pub fn to_row(rec: DecodedRecord, interner: &mut Interner) -> Row {
+    let body = match rec.body {
         RecordBody::Event(d) => RowBody::Event(EventRow {
             op: d.op,
-            path: d.path.clone(),
+            path: d.path,
             pid: d.pid,
             ppid: d.ppid,
             image: interner.intern(&d.image),
