@@ -14,6 +14,8 @@
 //! | pool | freeing an unknown block (double free) panics; leaks are reported at unload |
 //! | contexts | reference counts are tracked; a release of a dead context panics; leaks at unload |
 //! | IRPs | each IRP must be completed exactly once |
+//! | spin locks | a queued spin lock is taken at ≤ DISPATCH_LEVEL and its section runs at DISPATCH_LEVEL, so every call inside is checked at that IRQL |
+//! | running processes | the snapshot (ZwQuerySystemInformation) and SeLocateProcessImageName at PASSIVE_LEVEL outside callbacks, PsLookupProcessByProcessId ≤ APC_LEVEL; a process can exit between snapshot and lookup |
 
 #[allow(unused_imports)]
 use std::prelude::rust_2021::*;
