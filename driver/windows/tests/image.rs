@@ -343,7 +343,6 @@ const KNOWN_IMPORTS: &[(&str, &str, u32)] = &[
     ("ntoskrnl.exe", "SeQueryInformationToken", 2195),
     ("ntoskrnl.exe", "SeReleaseSubjectContext", 2195),
     ("ntoskrnl.exe", "SeTokenIsAdmin", 2600), // Windows XP
-    ("ntoskrnl.exe", "__chkstk", 2195),
     ("ntoskrnl.exe", "memcmp", 2195),
     ("ntoskrnl.exe", "memcpy", 2195),
     ("ntoskrnl.exe", "memmove", 2195),

@@ -789,9 +789,6 @@ fn driver_stack_budget() {
 #[test]
 fn driver_image_does_not_import_chkstk() {
     let img = load();
-    if PENDING.iter().any(|(p, _)| *p == "flush::") {
-        return; // TEMPORARY: the flush thread still needs probes (see PENDING).
-    }
     assert!(
         !img.imports.values().any(|n| n == "__chkstk"),
         "__chkstk imported: some function needs a stack probe, or the import is dead weight"

@@ -114,17 +114,17 @@ mod nt {
         pub fn memmove(dst: *mut c_void, src: *const c_void, n: usize) -> *mut c_void;
         pub fn memset(dst: *mut c_void, c: i32, n: usize) -> *mut c_void;
         pub fn memcmp(a: *const c_void, b: *const c_void, n: usize) -> i32;
-        /// Stack probe the compiler emits for frames over one page (the
-        /// flush thread's path buffers); ntoskrnl exports it.
-        pub fn __chkstk();
     }
+    // Deliberately not declared: `__chkstk`, the stack probe the compiler
+    // emits for a frame over one page. No frame may be that large (1 KiB
+    // budget, tests/stack.rs), and without the declaration such a frame
+    // fails the link instead of reaching a kernel stack.
 }
 
 /// Keeps the CRT imports referenced so the linker resolves compiler-emitted
 /// calls against them (they are otherwise only named by codegen).
 #[used]
-static CRT: [unsafe extern "C" fn(); 5] = [
-    nt::__chkstk,
+static CRT: [unsafe extern "C" fn(); 4] = [
     // SAFETY: only the addresses are taken; never called through these
     // pointers with this signature.
     unsafe {
