@@ -41,6 +41,8 @@ enum Command {
     Bench(cmd::bench::Args),
     /// Run recorded events through policy, queue and writer into a log.
     Replay(cmd::replay::Args),
+    /// Convert other tools' configurations (Sysmon) into a policy.
+    Import(cmd::import::Args),
     /// Read audit logs: view, export, verify, stats.
     Log(cmd::log::Args),
     // Enforcement point: run, load, status (issues 4, 5) go here.
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
         Command::SetLogPath(a) => cmd::set_log_path::run(a),
         Command::Replay(a) => cmd::replay::run(a),
         Command::Log(a) => cmd::log::run(a),
+        Command::Import(a) => cmd::import::run(a),
     };
     match result {
         Ok(code) => code,

@@ -7,6 +7,7 @@ pub mod control_windows;
 pub mod disasm;
 pub mod eval;
 pub mod fmt;
+pub mod import;
 pub mod load;
 pub mod log;
 pub mod replay;
