@@ -168,8 +168,9 @@ unsafe fn set_info_op(p: &FltSetInformationParameters) -> (Op, u64) {
     if class == FileRenameInformation || class == FileRenameInformationEx {
         (Op::Rename, 0)
     } else if class == FileLinkInformation || class == FileLinkInformationEx {
-        // A hard link is a new name for the file: a create where it lands.
-        (Op::Create, 0)
+        // On the file itself a hard link changes metadata; where the new
+        // name lands it is a create ([`destination_op`]).
+        (Op::SetInfo, 0)
     } else if class == FileDispositionInformation {
         // FILE_DISPOSITION_INFORMATION { BOOLEAN DeleteFile; }
         // SAFETY: InfoBuffer holds Length >= 1 bytes for this class (the I/O
@@ -450,6 +451,25 @@ unsafe fn check_destination(
     denied
 }
 
+/// For a rename (`Op::Rename`) or hard link (`Op::Create`) request, what
+/// its destination is checked as ([`check_destination`]).
+///
+/// # Safety
+/// `data` is a set-information request's callback data.
+unsafe fn destination_op(data: *const FLT_CALLBACK_DATA) -> Option<Op> {
+    // SAFETY: per the caller.
+    let params = unsafe { iopb(data) };
+    // SAFETY: a set-information request's block, per the caller.
+    let (class, ..) = unsafe { set_info_params(params) };
+    if class == FileRenameInformation || class == FileRenameInformationEx {
+        Some(Op::Rename)
+    } else if class == FileLinkInformation || class == FileLinkInformationEx {
+        Some(Op::Create)
+    } else {
+        None
+    }
+}
+
 /// `(class, Length, InfoBuffer)` of a set-information request.
 ///
 /// # Safety
@@ -506,10 +526,12 @@ pub unsafe fn pre_io(
     Counters::bump(&g.counters.events_seen);
     // SAFETY: `data` is this operation's.
     let major = u32::from(unsafe { iopb(data) }.MajorFunction);
-    if major == IRP_MJ_SET_INFORMATION && (op == Op::Rename || op == Op::Create) {
+    // SAFETY: `data` is this operation's.
+    let dest = if major == IRP_MJ_SET_INFORMATION { unsafe { destination_op(data) } } else { None };
+    if let Some(dest_op) = dest {
         // A rename or hard link: its destination is a rename/create there.
         // SAFETY: this set-information pre-op's arguments.
-        if let Some(st) = unsafe { check_destination(g, &guard, data, objs, op, &f, name.user()) } {
+        if let Some(st) = unsafe { check_destination(g, &guard, data, objs, dest_op, &f, name.user()) } {
             // SAFETY: completing in pre-op: we own IoStatus now.
             unsafe { complete_with(data, st) };
             return FLT_PREOP_COMPLETE;
@@ -940,24 +962,8 @@ unsafe fn decide_in_post_create(
     };
     // SAFETY: the fresh context's reference is ours.
     let name = unsafe { NameRef::from_raw(ctx) };
-    let ops = [Some(primary), None, None, None];
-    let mut all = [None; 4];
-    let mut k = 0;
-    for op in Op::ALL {
-        if mask & op_bit(op) != 0 && k < 4 {
-            all[k] = Some(op);
-            k += 1;
-        }
-    }
-    // The primary operation first, then the implied ones.
-    let mut list = ops;
-    let mut n = 1;
-    for op in all.into_iter().flatten() {
-        if op != primary && n < 4 {
-            list[n] = Some(op);
-            n += 1;
-        }
-    }
+    // The same operations pre-create would have decided (same request).
+    let (list, _) = create_ops(&req);
     let (op, v) = decide_create(&guard, &list, name.path(), name.user(), &f);
     if v.action != Action::None {
         Counters::bump(&g.counters.matched);
