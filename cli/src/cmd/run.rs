@@ -19,6 +19,15 @@ pub struct Args {
     /// power of two of at least 8 KiB). Bigger absorbs longer bursts.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=4096))]
     queue_mib: u32,
+    /// Forward every record, as it is written, to syslog (RFC 5424 with the
+    /// record's fields as structured data) on this Unix datagram socket.
+    #[arg(long, value_name = "SOCKET", num_args = 0..=1, default_missing_value = "/dev/log")]
+    syslog: Option<PathBuf>,
+    /// With --syslog: send an anchor (`seq:chain`, for `log verify
+    /// --anchor`) this often, in seconds, so a remote store can prove the
+    /// local log was not cut or rewritten.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    anchor_every: u64,
     /// Control socket for `fltpolicy load` and `fltpolicy status` (root only).
     #[arg(long)]
     control: Option<PathBuf>,
@@ -128,11 +137,40 @@ pub fn run(args: Args) -> Result<ExitCode> {
             c.display()
         );
     }
+    let forwarder = match &args.syslog {
+        None => None,
+        Some(sock) => {
+            let f = fltpolicy_audit::forward::Forwarder::start(
+                pipeline.log_file(),
+                fltpolicy_audit::forward::ForwardConfig {
+                    socket: sock.clone(),
+                    hostname: fltpolicy_audit::writer::host_name(),
+                    anchor_every: std::time::Duration::from_secs(args.anchor_every),
+                    poll: std::time::Duration::from_millis(200),
+                    key: None,
+                },
+            )
+            .with_context(|| format!("cannot forward to syslog at {}", sock.display()))?;
+            eprintln!(
+                "fltpolicy: forwarding records to syslog at {} (anchor every {} s)",
+                sock.display(),
+                args.anchor_every
+            );
+            Some(f)
+        }
+    };
     eprintln!("fltpolicy: running; stop with Ctrl-C or SIGTERM");
     let sig = signals.wait().context("waiting for SIGINT/SIGTERM")?;
     let name = if sig == 2 { "SIGINT" } else { "SIGTERM" };
     eprintln!("fltpolicy: {name}: draining events and closing the log");
     let summary = pipeline.stop();
+    if let Some(f) = forwarder {
+        let st = f.stop();
+        eprintln!(
+            "fltpolicy: syslog: {} messages sent ({} anchors), {} refused by the socket",
+            st.sent, st.anchors, st.send_failed
+        );
+    }
     let s = &summary.status;
     eprintln!(
         "fltpolicy: stopped: {} events seen, {} matched, {} records queued, {} denied, {} dropped, {} kernel overflows",

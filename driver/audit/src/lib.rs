@@ -7,6 +7,8 @@
 //! code; see docs/audit-log.md.
 #![forbid(unsafe_code)]
 
+#[cfg(unix)]
+pub mod forward;
 pub mod reader;
 pub mod verify;
 pub mod writer;

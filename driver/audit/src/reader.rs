@@ -1143,6 +1143,12 @@ impl Follower {
             .map_or(&self.base, |f| &f.path)
     }
 
+    /// The chain value after the last record whose chain verified (an
+    /// anchor to send off the machine).
+    pub fn head(&self) -> Option<Anchor> {
+        self.reader.as_ref().and_then(LogReader::head)
+    }
+
     /// Reads what was appended since the last call. Problems are returned
     /// in the vector, in order with the records; `Err` only when the log
     /// cannot be opened.
