@@ -49,7 +49,23 @@ pub struct Args {
     /// starts with '/', else windows).
     #[arg(long, value_enum)]
     target: Option<TargetArg>,
+    /// Order of the output: `log` (as written) or `time` (by the time each
+    /// operation happened: records of producers that spilled into another
+    /// queue ring are written out of order; sorted within a window of
+    /// ORDER_WINDOW records, bounded memory).
+    #[arg(long, value_enum, default_value = "log")]
+    order: Order,
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Order {
+    Log,
+    Time,
+}
+
+/// Records held back to sort by time: far more than the queue can reorder
+/// (records are written within a drain of their push), bounded memory.
+pub const ORDER_WINDOW: usize = 65_536;
 
 /// The CSV columns, in order.
 pub const CSV_COLUMNS: [&str; 23] = [
@@ -188,6 +204,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let mut damaged = false;
     let mut reader = reader;
+    // --order time: (time, seq, line), earliest first.
+    let mut held = std::collections::BinaryHeap::new();
     while let Some(item) = reader.next() {
         let rec = match item {
             Ok(r) => r,
@@ -229,8 +247,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Format::Cef => super::siem::record_cef(&rec, origin),
         };
         if let Some(line) = line {
-            writeln!(out, "{line}").context("writing the export")?;
+            if args.order == Order::Time {
+                held.push(std::cmp::Reverse((rec.time_ns, rec.seq, line)));
+                if held.len() > ORDER_WINDOW {
+                    if let Some(std::cmp::Reverse((_, _, l))) = held.pop() {
+                        writeln!(out, "{l}").context("writing the export")?;
+                    }
+                }
+            } else {
+                writeln!(out, "{line}").context("writing the export")?;
+            }
         }
+    }
+    while let Some(std::cmp::Reverse((_, _, l))) = held.pop() {
+        writeln!(out, "{l}").context("writing the export")?;
     }
     // A filter that never met an event is still checked, so typos are
     // reported even on empty logs.
