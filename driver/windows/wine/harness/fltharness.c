@@ -273,7 +273,14 @@ static PDEVICE_OBJECT g_hdev, g_diskdev;
 static PDRIVER_DISPATCH g_target_mj[IRP_MJ_MAXIMUM_FUNCTION + 1];
 static PCREATE_PROCESS_NOTIFY_ROUTINE_EX g_notify;
 static BOOLEAN g_caller_admin = TRUE, g_ioctl_compat;
-static ULONG g_token = 0x6e6b6f54;
+/* Tokens. Wine's Se* token routines are stubs and IRPs reach the driver on
+ * winedevice's threads, so the harness keeps its own token objects: the
+ * control-device caller's (administrator or not, per `config`) and the
+ * requester's of each synthetic create (its SID from the scenario). */
+typedef struct { ULONG magic; BOOLEAN admin; UCHAR sid[SECURITY_MAX_SID_SIZE]; } HTOKEN;
+#define TOKEN_MAGIC 0x6e6b6f54
+static HTOKEN g_token = { TOKEN_MAGIC, TRUE, { 1, 2, 0, 0, 0, 0, 0, 5, 32, 0, 0, 0, 0x20, 2, 0, 0 } }; /* S-1-5-32-544 */
+static HTOKEN g_file_token = { TOKEN_MAGIC, FALSE };
 static volatile LONG g_ctx_live, g_ctx_allocs, g_names_live, g_names_total;
 static ULONG g_threads_before, g_handles_before;
 
@@ -730,17 +737,57 @@ static NTSTATUS WINAPI h_FltFlushBuffers(PFLT_INSTANCE inst, PFILE_OBJECT fo) { 
 
 /* ---- ntoskrnl routines Wine 8.0 lacks or only stubs ---- */
 static void WINAPI h_KeQuerySystemTimePrecise(PLARGE_INTEGER t) { GetSystemTimePreciseAsFileTime(t); }
-static void WINAPI h_SeCaptureSubjectContext(PSECURITY_SUBJECT_CONTEXT c) { bset(c, 0, sizeof(*c)); c->PrimaryToken = &g_token; }
+static void WINAPI h_SeCaptureSubjectContext(PSECURITY_SUBJECT_CONTEXT c) { bset(c, 0, sizeof(*c)); g_token.admin = g_caller_admin; c->PrimaryToken = &g_token; }
 static void WINAPI h_SeReleaseSubjectContext(PSECURITY_SUBJECT_CONTEXT c)
 {
     if (c->PrimaryToken != &g_token) FAIL("SeReleaseSubjectContext of a context SeCaptureSubjectContext did not fill");
     c->PrimaryToken = NULL;
 }
 static PVOID WINAPI h_SeQuerySubjectContextToken(PSECURITY_SUBJECT_CONTEXT c) { return c->ClientToken ? c->ClientToken : c->PrimaryToken; }
+static HTOKEN *as_token(PVOID t, const char *who)
+{
+    HTOKEN *k = t;
+    if (k != &g_token && k != &g_file_token) { FAIL("%s(%p): not a token a subject context held", who, t); return NULL; }
+    return k;
+}
 static BOOLEAN WINAPI h_SeTokenIsAdmin(PVOID token)
 {
-    if (token != &g_token) FAIL("SeTokenIsAdmin(%p): not a token the subject context held", token);
-    return token == &g_token && g_caller_admin;
+    HTOKEN *k = as_token(token, "SeTokenIsAdmin");
+    return k && k->admin;
+}
+/* TokenUser only (the one class the driver has a use for); the caller frees the block with ExFreePool. */
+static NTSTATUS WINAPI h_SeQueryInformationToken(PVOID token, TOKEN_INFORMATION_CLASS cls, PVOID *out)
+{
+    HTOKEN *k = as_token(token, "SeQueryInformationToken");
+    TOKEN_USER *tu;
+    ULONG n;
+    if (!k) return STATUS_INVALID_PARAMETER;
+    if (cls != TokenUser) { FAIL("SeQueryInformationToken(class %d): not modelled", cls); return STATUS_NOT_IMPLEMENTED; }
+    n = 8 + 4 * k->sid[1];
+    tu = h_ExAllocatePoolWithTag(PagedPool, sizeof(*tu) + n, 'kTHH');
+    if (!tu) return STATUS_INSUFFICIENT_RESOURCES;
+    tu->User.Sid = tu + 1; tu->User.Attributes = 0;
+    bcopy_(tu + 1, k->sid, n);
+    *out = tu;
+    return STATUS_SUCCESS;
+}
+/* "S-1-5-21-a-b-c-d" -> a binary SID (revision 1, authority < 2^32). */
+static BOOLEAN parse_sid(const char *s, UCHAR *sid)
+{
+    ULONG64 v;
+    int n = 0;
+    if (s[0] != 'S' || s[1] != '-' || s[2] != '1' || s[3] != '-') return FALSE;
+    s += 4;
+    for (v = 0; *s >= '0' && *s <= '9'; s++) v = v * 10 + (*s - '0');
+    sid[0] = 1; sid[2] = sid[3] = 0;
+    sid[4] = (UCHAR)(v >> 24); sid[5] = (UCHAR)(v >> 16); sid[6] = (UCHAR)(v >> 8); sid[7] = (UCHAR)v;
+    while (*s == '-' && n < 15) {
+        ULONG x = 0;
+        for (s++; *s >= '0' && *s <= '9'; s++) x = x * 10 + (*s - '0');
+        bcopy_(sid + 8 + 4 * n, &x, 4); n++;
+    }
+    sid[1] = (UCHAR)n;
+    return *s == 0 && n > 0;
 }
 static NTSTATUS WINAPI h_ObCloseHandle(HANDLE h, KPROCESSOR_MODE mode)
 {
@@ -792,7 +839,7 @@ static const struct entry { const char *name; void *fn; enum kind kind; } table[
 #undef F
 #define L(n) { #n, (void *)h_##n, K_LACKS }
     L(ExAllocatePool2), L(KeQuerySystemTimePrecise), L(SeCaptureSubjectContext), L(SeReleaseSubjectContext),
-    L(SeQuerySubjectContextToken), L(SeTokenIsAdmin), L(ObCloseHandle), L(IoVolumeDeviceToDosName),
+    L(SeQuerySubjectContextToken), L(SeTokenIsAdmin), L(SeQueryInformationToken), L(ObCloseHandle), L(IoVolumeDeviceToDosName),
 #undef L
     { "ExAllocatePoolWithTag", (void *)h_ExAllocatePoolWithTag, K_COUNT },
     { "ExFreePoolWithTag", (void *)h_ExFreePoolWithTag, K_COUNT },
@@ -1015,6 +1062,7 @@ static NTSTATUS do_op(const struct harness_op *in, struct harness_result *r)
     struct simfile *f = NULL;
     UCHAR info[640];
     IO_SECURITY_CONTEXT sec;
+    ACCESS_STATE as;
     NTSTATUS fs = (in->flags & HF_FS_STATUS) ? in->fs_status : STATUS_SUCCESS;
     bset(&p, 0, sizeof(p)); bset(info, 0, sizeof(info)); bset(r, 0, sizeof(*r));
     if (in->kind == HK_CONFIG) {
@@ -1072,6 +1120,11 @@ static NTSTATUS do_op(const struct harness_op *in, struct harness_result *r)
         f->noname = (in->flags & HF_NO_NAME) != 0;
         if (in->norm[0]) { bcopy_(f->norm, in->norm, sizeof(f->norm)); f->norm[259] = 0; }
         bset(&sec, 0, sizeof(sec)); sec.DesiredAccess = in->access;
+        bset(&as, 0, sizeof(as));
+        as.OriginalDesiredAccess = as.RemainingDesiredAccess = in->access;
+        if (!parse_sid(in->user[0] ? in->user : HARNESS_DEFAULT_USER, g_file_token.sid)) { FAIL("bad SID %s", in->user); return STATUS_INVALID_PARAMETER; }
+        as.SubjectSecurityContext.PrimaryToken = &g_file_token;
+        sec.AccessState = &as;
         p.Create.SecurityContext = &sec; p.Create.Options = in->options;
         p.Create.AllocationSize.QuadPart = (LONGLONG)in->length;
         p.Create.ShareAccess = FILE_SHARE_READ;

@@ -45,7 +45,11 @@ struct harness_op {
     unsigned long long length;/* read/write length, EOF, create AllocationSize */
     unsigned short path[260]; /* UTF-16, NUL-terminated: \Device\HarddiskVolume1\dir\file (the opened name); rename/link target; process image */
     unsigned short norm[260]; /* create: the normalized name when it differs from the opened one (8.3 names); else empty */
+    char user[96];            /* create: the requester's SID (S-1-5-21-...); empty: HARNESS_DEFAULT_USER */
 };
+
+/* The user of every synthetic create that names none (a local account). */
+#define HARNESS_DEFAULT_USER "S-1-5-21-1004336348-1177238915-682003330-1001"
 
 struct harness_result {
     int pre_status;           /* FLT_PREOP_CALLBACK_STATUS (-1: no pre callback ran) */

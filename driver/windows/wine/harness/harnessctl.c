@@ -12,6 +12,7 @@
  *   workaround STEP                 STEP only while the workaround is active
  *   ops FILE                        run a scenario file (path relative to the session file)
  *   sleep MS
+ *   wait-file PATH MS               until PATH exists and is not empty, at most MS ms
  * A scenario file holds operations (and may hold the steps above), each
  * operation with the status the requester must see:
  *   process PID PPID IMAGE [=> EXPECT]        process creation (IMAGE C:\...)
@@ -20,6 +21,7 @@
  *       access=HEX  disp=supersede|open|create|open-if|overwrite|overwrite-if
  *       options=HEX (create options)  alloc=N  opflags=HEX  norm=PATH (normalized name)
  *       noname  fs=STATUS (the file system's answer)  as=NAME (names the file)
+ *       user=SID (the requester's token; default HARNESS_DEFAULT_USER)
  *   read|write PID [len=N] [paging] [nocache] [fs=STATUS] [file=NAME] => EXPECT
  *   setinfo PID class=basic|rename|rename-ex|link|disposition|disposition-ex|eof
  *       [delete] [size=N] [target=PATH] [paging] [fs=STATUS] [file=NAME] => EXPECT
@@ -179,6 +181,7 @@ static void scenario_line(char *line, const char *where)
         else if (!strcmp(k, "norm")) to_wide(op.norm, v, 1);
         else if (!strcmp(k, "target")) to_wide(op.path, v, 0);
         else if (!strcmp(k, "as")) asname = v;
+        else if (!strcmp(k, "user")) snprintf(op.user, sizeof(op.user), "%s", v);
         else if (!strcmp(k, "file")) { fileref = file_named(v); if (!fileref) { printf("FAIL %s: no open file named %s\n", where, v); g_failures++; return; } }
         else if (!strcmp(k, "fs")) { unsigned s; if (!parse_status(v, &s)) { printf("FAIL %s: bad status %s\n", where, v); g_failures++; return; } op.flags |= HF_FS_STATUS; op.fs_status = (int)s; }
         else if (!strcmp(k, "disp")) {
@@ -303,6 +306,21 @@ static void session_line(char *line, const char *where, const wchar_t *base_dir)
         /* only while the workaround is active */
         if (g_compat) session_line(line + 11, where, base_dir);
         else printf("INFO %s: no workaround active: step skipped (remove it)\n", where);
+    } else if (!strncmp(line, "wait-file ", 10)) {
+        /* wait-file PATH MS: until PATH exists and is not empty (e.g. the
+         * flush thread has opened and written the log), at most MS ms */
+        char path[MAX_PATH], got[64];
+        unsigned ms = 0, waited = 0;
+        WIN32_FILE_ATTRIBUTE_DATA fa;
+        int found = 0;
+        if (sscanf(line + 10, "%259s %u", path, &ms) != 2) { printf("FAIL %s: wait-file PATH MS\n", where); g_failures++; return; }
+        for (;;) {
+            if (GetFileAttributesExA(path, GetFileExInfoStandard, &fa) && (fa.nFileSizeLow || fa.nFileSizeHigh)) { found = 1; break; }
+            if (waited >= ms) break;
+            Sleep(50); waited += 50;
+        }
+        snprintf(got, sizeof(got), found ? "there after %u ms" : "absent or empty after %u ms", waited);
+        verdict(where, "wait-file", found, NULL, "a non-empty file", got);
     } else if (!strncmp(line, "ops ", 4)) {
         wchar_t path[MAX_PATH];
         swprintf(path, MAX_PATH, L"%ls\\%hs", base_dir, line + 4);
