@@ -54,6 +54,8 @@ __declspec(dllimport) BOOL WINAPI VirtualFree(void *, SIZE_T, ULONG);
 __declspec(dllimport) void WINAPI GetSystemTimePreciseAsFileTime(LARGE_INTEGER *);
 __declspec(dllimport) void WINAPI Sleep(DWORD);
 __declspec(dllimport) DWORD WINAPI GetCurrentProcessId(void);
+__declspec(dllimport) PVOID WINAPI AddVectoredExceptionHandler(ULONG, PVECTORED_EXCEPTION_HANDLER);
+__declspec(dllimport) ULONG WINAPI RemoveVectoredExceptionHandler(PVOID);
 /* ntoskrnl.exe exports Wine's headers do not declare */
 __declspec(dllimport) extern POBJECT_TYPE IoFileObjectType;
 NTSTATUS WINAPI ZwFlushBuffersFile(HANDLE, IO_STATUS_BLOCK *);
@@ -212,6 +214,34 @@ static void WINAPI h_ExFreePool(PVOID p) { if (track_free(p, 0, FALSE, "ExFreePo
 static UCHAR *g_base;
 static SIZE_T g_image_size;
 static BOOLEAN in_image(const void *p) { return (const UCHAR *)p >= g_base && (const UCHAR *)p < g_base + g_image_size; }
+
+/* ---- exceptions in this process ----
+ * The only exception the driver may raise under Wine is its read of the IRQL:
+ * KeGetCurrentIrql is inline on x64 (`mov reg, cr8`), a privileged
+ * instruction in Wine's user-mode "kernel", which Wine's ntoskrnl emulates
+ * (its own vectored handler, after this one). Every other exception is a
+ * failure, wherever it comes from. */
+static volatile LONG g_cr8_reads, g_exceptions;
+static BOOLEAN is_cr8_read(const UCHAR *ip)
+{
+    /* mov r64, cr8: REX with R set (0x44..0x4f, even W not required), 0F 20, ModRM mod=11 reg=000 */
+    return ip[0] >= 0x44 && ip[0] <= 0x4f && (ip[0] & 0x4) && ip[1] == 0x0f && ip[2] == 0x20 && (ip[3] & 0xf8) == 0xc0;
+}
+static LONG WINAPI h_exception(EXCEPTION_POINTERS *ep)
+{
+    EXCEPTION_RECORD *er = ep->ExceptionRecord;
+    const UCHAR *ip = er->ExceptionAddress;
+    if (er->ExceptionCode == (DWORD)STATUS_PRIVILEGED_INSTRUCTION && in_image(ip) && is_cr8_read(ip)) {
+        InterlockedIncrement(&g_cr8_reads);
+        return EXCEPTION_CONTINUE_SEARCH;   /* Wine emulates it */
+    }
+    /* C++/RPC-style notifications Wine's own code raises and handles (not errors) */
+    if (er->ExceptionCode == 0x6ba /* RPC_S_SERVER_UNAVAILABLE */ || er->ExceptionCode == 0x406D1388 /* thread name */)
+        return EXCEPTION_CONTINUE_SEARCH;
+    InterlockedIncrement(&g_exceptions);
+    FAIL("exception 0x%08lx at %p (%s the driver image)", er->ExceptionCode, ip, in_image(ip) ? "in" : "outside");
+    return EXCEPTION_CONTINUE_SEARCH;
+}
 
 /* ---- handle accounting: every kernel handle the driver obtains ---- */
 /* (Wine's per-process HandleCount is its handle table's size, not a count.) */
@@ -1293,6 +1323,7 @@ static void WINAPI h_unload(PDRIVER_OBJECT drv)
     if (g_hdev) IoDeleteDevice(g_hdev);
     if (g_diskdev) IoDeleteDevice(g_diskdev);
     if (g_base) FreeLibrary((HMODULE)g_base);
+    rpt("UNLOAD exceptions: %ld reads of CR8 (the IRQL) emulated by Wine, %ld other", g_cr8_reads, g_exceptions);
     rpt("DONE failures %ld", g_failures);
     if (g_report) ZwClose(g_report);
 }
@@ -1338,6 +1369,7 @@ NTSTATUS WINAPI DriverEntry(PDRIVER_OBJECT drv, PUNICODE_STRING reg)
 
     KeInitializeSpinLock(&g_blocks_lock);
     open_report();
+    AddVectoredExceptionHandler(1, h_exception);
     rpt("START fltharness pid %lu", GetCurrentProcessId());
     if (!image_header(L"\\??\\C:\\windows\\system32\\drivers\\fltpolicy.sys", &preferred, &size)) { FAIL("cannot read %ls", target); return STATUS_DLL_NOT_FOUND; }
     /* Occupy the preferred range so the loader must relocate the image. */
