@@ -122,6 +122,9 @@ pub enum Value {
     List(Vec<Spanned<Value>>),
     /// `$name`
     Var(String),
+    /// A condition given a name: `let noisy = image under C:\Updater or
+    /// pid == 4`, used as `$noisy` where a condition goes.
+    Cond(Box<Spanned<Expr>>),
 }
 
 /// The action keyword of a rule.
@@ -193,6 +196,8 @@ pub enum Expr {
     },
     /// A field used alone as a boolean (`paging`): same as `FIELD == true`.
     Flag(Spanned<String>),
+    /// `$name` of a named condition (`let NAME = CONDITION`).
+    Ref(Spanned<String>),
 }
 
 /// A comparison operator.

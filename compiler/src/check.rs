@@ -159,6 +159,8 @@ enum Resolved {
     Bool(bool),
     /// De-duplicated, in first-occurrence order.
     List(Rc<[(Resolved, Span)]>),
+    /// A named condition, with its size in nodes (what each use costs).
+    Cond(Rc<Cond>, usize),
 }
 
 /// Identity of a list item for de-duplication (strings are interned).
@@ -168,6 +170,7 @@ enum ItemKey {
     Num(u64),
     Bool(bool),
     List(usize),
+    Cond(usize),
 }
 
 fn item_key(r: &Resolved) -> ItemKey {
@@ -176,6 +179,7 @@ fn item_key(r: &Resolved) -> ItemKey {
         Resolved::Num(n) => ItemKey::Num(*n),
         Resolved::Bool(b) => ItemKey::Bool(*b),
         Resolved::List(l) => ItemKey::List(Rc::as_ptr(l) as *const (Resolved, Span) as usize),
+        Resolved::Cond(c, ..) => ItemKey::Cond(Rc::as_ptr(c) as usize),
     }
 }
 
@@ -186,6 +190,7 @@ impl Resolved {
             Resolved::Num(_) => "a number",
             Resolved::Bool(_) => "a boolean",
             Resolved::List(_) => "a list",
+            Resolved::Cond(..) => "a condition",
         }
     }
 }
@@ -542,6 +547,26 @@ impl Checker {
                     None
                 }
             },
+            Value::Cond(e) => {
+                let c = self.expr(e)?;
+                let (size, depth) = cond_measure(&c);
+                if depth > crate::parse::MAX_NESTING {
+                    self.error(
+                        Diagnostic::error(
+                            "pol::too-large",
+                            v.span,
+                            format!(
+                                "named conditions nested more than {} deep",
+                                crate::parse::MAX_NESTING
+                            ),
+                        )
+                        .with_label("too deep")
+                        .with_help("simplify: refer to fewer named conditions inside each other"),
+                    );
+                    return None;
+                }
+                Some(Resolved::Cond(Rc::new(c), size))
+            }
             Value::List(items) => {
                 let mut out: Vec<(Resolved, Span)> = Vec::new();
                 let mut seen: HashSet<ItemKey> = HashSet::new();
@@ -868,6 +893,29 @@ impl Checker {
             }
             Expr::Not(a) => Some(Cond::Not(Box::new(self.expr(a)?))),
             Expr::Paren(a) => self.expr(a),
+            Expr::Ref(n) => {
+                let r = self.resolve(&Spanned::new(Value::Var(n.node.clone()), e.span))?;
+                match r {
+                    Resolved::Cond(c, size) => {
+                        if !self.charge(size, 0, e.span) {
+                            return None;
+                        }
+                        Some((*c).clone())
+                    }
+                    other => {
+                        self.type_error(
+                            e.span,
+                            format!("`${}` is {}, not a condition", n.node, other.kind()),
+                            other.kind().into(),
+                            format!(
+                                "compare a field with it (`name == ${0}`), or define a condition: let {0} = FIELD OP VALUE ...",
+                                n.node
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
             Expr::Flag(f) => {
                 let ty = self.field(f)?;
                 match ty {
@@ -1146,6 +1194,15 @@ impl Checker {
                             format!("`{name}` is a string, found a boolean"),
                             "a boolean".into(),
                             format!("quote it to compare it as text: \"{b}\""),
+                        );
+                        return None;
+                    }
+                    Resolved::Cond(..) => {
+                        self.type_error(
+                            vspan,
+                            format!("`{name}` is a string, found a condition"),
+                            "a named condition".into(),
+                            "use a named condition where a condition goes: `where $name`, `unless $name`",
                         );
                         return None;
                     }
@@ -1660,6 +1717,22 @@ fn code_points(chars: impl Iterator<Item = char>) -> String {
         out.push("and more".to_string());
     }
     out.join(" ")
+}
+
+/// Nodes and depth of a condition (each named condition is measured once,
+/// when defined, and its depth is bounded then, so this recursion is too).
+fn cond_measure(c: &Cond) -> (usize, usize) {
+    match c {
+        Cond::Test(_) => (1, 1),
+        Cond::Not(inner) => {
+            let (n, d) = cond_measure(inner);
+            (n + 1, d + 1)
+        }
+        Cond::And(cs) | Cond::Or(cs) => cs
+            .iter()
+            .map(cond_measure)
+            .fold((1, 1), |(n, d), (cn, cd)| (n + cn, d.max(cd + 1))),
+    }
 }
 
 /// `and` of `parts`, flattened; `None` for no parts.

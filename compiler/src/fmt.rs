@@ -170,6 +170,7 @@ fn value(out: &mut String, v: &Value) {
             out.push('$');
             out.push_str(n);
         }
+        Value::Cond(e) => expr(out, &e.node),
         Value::List(items) => {
             out.push('[');
             for (k, item) in items.iter().enumerate() {
@@ -189,7 +190,7 @@ fn prec(e: &Expr) -> u8 {
         Expr::Or(..) => 0,
         Expr::And(..) => 1,
         Expr::Not(_) => 2,
-        Expr::Paren(_) | Expr::Compare { .. } | Expr::Flag(_) => 3,
+        Expr::Paren(_) | Expr::Compare { .. } | Expr::Flag(_) | Expr::Ref(_) => 3,
     }
 }
 
@@ -239,5 +240,9 @@ fn expr(out: &mut String, e: &Expr) {
             value(out, &v.node);
         }
         Expr::Flag(f) => out.push_str(&f.node),
+        Expr::Ref(n) => {
+            out.push('$');
+            out.push_str(&n.node);
+        }
     }
 }

@@ -12,7 +12,7 @@
 //! file       = { statement } ;                    one statement per logical line
 //! statement  = target | let | rule ;
 //! target     = "target" ( "linux" | "windows" ) ;   first statement only
-//! let        = "let" NAME "=" value ;
+//! let        = "let" NAME "=" ( value | or ) ;      a lone value, else a named condition
 //! rule       = ACTION ops { clause } ;            each clause at most once, any order
 //! ACTION     = "log" | "deny" | "allow" ;
 //! ops        = "any" | op { "," op } ;            op: create open read write rename
@@ -22,7 +22,7 @@
 //! or         = and { "or" and } ;
 //! and        = not { "and" not } ;
 //! not        = "not" not | primary ;
-//! primary    = "(" or ")" | FIELD [ CMPOP [ "any" ] value ] | FIELD "not" WORDOP [ "any" ] value ;
+//! primary    = "(" or ")" | "$" NAME | FIELD [ CMPOP [ "any" ] value ] | FIELD "not" WORDOP [ "any" ] value ;
 //!                                                 a list after a word operator
 //!                                                 other than `in` means "any item";
 //!                                                 a field alone is a flag;
@@ -793,8 +793,27 @@ impl<'s> P<'s> {
             return fail(PError::expected(i, "`=`").help("write `let NAME = VALUE`"));
         };
         let i = ws(i);
-        let (rest, value) =
-            nom::combinator::cut(nom::error::context("value", |i| self.value(i, 0))).parse(i)?;
+        // A value, or else a condition (`let noisy = image under X or pid == 4`).
+        let as_value = self.value(i, 0);
+        if !matches!(&as_value, Ok((rest, _)) if ws(rest).is_empty()) {
+            self.terms.set(0);
+            if let Ok((rest, e)) = self.or_expr(i, 0) {
+                if ws(rest).is_empty() && !matches!(e.node, Expr::Flag(_)) {
+                    let span = self.span(start, rest);
+                    let value = Spanned::new(Value::Cond(Box::new(e)), self.span(i, rest));
+                    return Ok((rest, ast::Let { name, value, span }));
+                }
+            }
+        }
+        let (rest, value) = match as_value {
+            Ok(v) => v,
+            Err(nom::Err::Error(e)) => {
+                let mut e = e;
+                e.context = e.context.or(Some("value"));
+                return fail(e);
+            }
+            Err(e) => return Err(e),
+        };
         let rest_ws = ws(rest);
         if !rest_ws.is_empty() {
             let mut e = PError::expected(rest_ws, "end of line");
@@ -1197,6 +1216,21 @@ impl<'s> P<'s> {
     }
 
     fn primary<'a>(&self, i: &'a str, depth: usize) -> PResult<'a, Spanned<Expr>> {
+        if let Some(body) = i.strip_prefix('$') {
+            return match word(body) {
+                Some((rest, name)) => Ok((
+                    rest,
+                    Spanned::new(
+                        Expr::Ref(Spanned::new(name.to_string(), self.span(body, rest))),
+                        self.span(i, rest),
+                    ),
+                )),
+                None => fail(
+                    PError::expected(body, "a name")
+                        .help("write `$` directly followed by the name of a `let`: $noisy"),
+                ),
+            };
+        }
         if let Some(body) = i.strip_prefix('(') {
             if depth >= MAX_NESTING {
                 return fail(
