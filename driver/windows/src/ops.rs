@@ -342,16 +342,24 @@ struct Destination<'a> {
 /// # Safety
 /// `buf` holds `len` bytes of the request's system buffer.
 unsafe fn destination<'a>(buf: *const c_void, len: u32) -> Option<Destination<'a>> {
-    const HEADER: usize = 20;
+    const HEADER: usize = crate::wdk::RENAME_FILE_NAME;
     let len = len as usize;
     if buf.is_null() || len < HEADER {
         return None;
     }
     let b = buf.cast::<u8>();
     // SAFETY: len >= HEADER bytes are readable; unaligned reads.
-    let root = unsafe { b.wrapping_add(8).cast::<usize>().read_unaligned() };
+    let root = unsafe {
+        b.wrapping_add(crate::wdk::RENAME_ROOT_DIRECTORY)
+            .cast::<usize>()
+            .read_unaligned()
+    };
     // SAFETY: as above.
-    let name_len = unsafe { b.wrapping_add(16).cast::<u32>().read_unaligned() } as usize;
+    let name_len = unsafe {
+        b.wrapping_add(crate::wdk::RENAME_FILE_NAME_LENGTH)
+            .cast::<u32>()
+            .read_unaligned()
+    } as usize;
     if name_len % 2 != 0 || name_len > len - HEADER || b.wrapping_add(HEADER) as usize % 2 != 0 {
         return None;
     }

@@ -239,6 +239,26 @@ impl IoStackLocation {
     }
 }
 
+/// `FILE_RENAME_INFORMATION` and `FILE_LINK_INFORMATION` (x64, the same
+/// layout): byte offsets of `RootDirectory`, `FileNameLength` and
+/// `FileName` (`ReplaceIfExists` / `Flags` at 0).
+pub const RENAME_ROOT_DIRECTORY: usize = 8;
+pub const RENAME_FILE_NAME_LENGTH: usize = 16;
+pub const RENAME_FILE_NAME: usize = 20;
+
+/// `FileAttributeTagInformation` and the size of its record
+/// (`FILE_ATTRIBUTE_TAG_INFORMATION { FileAttributes; ReparseTag; }`).
+pub const FILE_ATTRIBUTE_TAG_INFORMATION_CLASS: i32 = 35;
+pub const FILE_ATTRIBUTE_TAG_INFORMATION_SIZE: usize = 8;
+
+/// `SYSTEM_PROCESS_INFORMATION` (x64): byte offsets of `NextEntryOffset`,
+/// `UniqueProcessId` and `InheritedFromUniqueProcessId`.
+pub const SPI_NEXT_ENTRY_OFFSET: usize = 0;
+pub const SPI_UNIQUE_PROCESS_ID: usize = 0x50;
+pub const SPI_INHERITED_FROM_UNIQUE_PROCESS_ID: usize = 0x58;
+
+// The constants above and the x64 layouts below are checked against a C
+// compiler's offsetof by tests/layout.rs.
 // x64 layouts from wdm.h / fltkernel.h (checked against the C compiler by
 // tests/layout.rs; these keep the definitions from drifting in between).
 const _: () = {

@@ -387,6 +387,24 @@ fn driver_rows() -> Vec<Row> {
     field!(r, "FILE_BASIC_INFORMATION"."ChangeTime" => FILE_BASIC_INFORMATION, ChangeTime);
     field!(r, "FILE_BASIC_INFORMATION"."FileAttributes" => FILE_BASIC_INFORMATION, FileAttributes);
     size!(r, "FILE_BASIC_INFORMATION" => FILE_BASIC_INFORMATION);
+    // Byte offsets the driver and the simulation use for rename and link
+    // buffers, the attribute-tag query of its own log, the process list.
+    offset!(r, "FILE_RENAME_INFORMATION"."RootDirectory" => wdk::RENAME_ROOT_DIRECTORY);
+    offset!(r, "FILE_RENAME_INFORMATION"."FileNameLength" => wdk::RENAME_FILE_NAME_LENGTH);
+    offset!(r, "FILE_RENAME_INFORMATION"."FileName" => wdk::RENAME_FILE_NAME);
+    offset!(r, "FILE_LINK_INFORMATION"."RootDirectory" => wdk::RENAME_ROOT_DIRECTORY);
+    offset!(r, "FILE_LINK_INFORMATION"."FileNameLength" => wdk::RENAME_FILE_NAME_LENGTH);
+    offset!(r, "FILE_LINK_INFORMATION"."FileName" => wdk::RENAME_FILE_NAME);
+    offset!(r, "FILE_RENAME_INFORMATION"."FileNameLength" => fltpolicy_driver::sim::wire::RENAME_FILE_NAME_LENGTH);
+    offset!(r, "FILE_RENAME_INFORMATION"."FileName" => fltpolicy_driver::sim::wire::RENAME_FILE_NAME);
+    value!(r, "FileAttributeTagInformation" => wdk::FILE_ATTRIBUTE_TAG_INFORMATION_CLASS);
+    value!(r, "sizeof(FILE_ATTRIBUTE_TAG_INFORMATION)" => wdk::FILE_ATTRIBUTE_TAG_INFORMATION_SIZE);
+    offset!(r, "SYSTEM_PROCESS_INFORMATION"."NextEntryOffset" => wdk::SPI_NEXT_ENTRY_OFFSET);
+    offset!(r, "SYSTEM_PROCESS_INFORMATION"."UniqueProcessId" => wdk::SPI_UNIQUE_PROCESS_ID);
+    offset!(r, "SYSTEM_PROCESS_INFORMATION"."InheritedFromUniqueProcessId" => wdk::SPI_INHERITED_FROM_UNIQUE_PROCESS_ID);
+    field!(r, "TOKEN_USER"."User.Sid" => windows_sys::Win32::Security::TOKEN_USER, User.Sid);
+    field!(r, "TOKEN_USER"."User.Attributes" => windows_sys::Win32::Security::TOKEN_USER, User.Attributes);
+    size!(r, "TOKEN_USER" => windows_sys::Win32::Security::TOKEN_USER);
     // Constants the driver hard-codes or takes from windows-sys.
     value!(r, "IRP_MJ_CREATE" => fltpolicy_driver::ops::IRP_MJ_CREATE);
     value!(r, "IRP_MJ_CLOSE" => 2);
@@ -515,6 +533,9 @@ struct Headers {
     prelude: String,
     include: &'static str,
     nostdinc: bool,
+    /// Whether `include` goes on the include path (the user-mode set only
+    /// checks it exists).
+    ddk_path: bool,
 }
 
 const WINE_PRELUDE: &str = "#include <ntstatus.h>\n#define WIN32_NO_STATUS\n#include <windef.h>\n#include <winternl.h>\n#include <ddk/ntifs.h>\n#include <ddk/fltkernel.h>\n";
@@ -525,6 +546,7 @@ fn wine() -> Headers {
         prelude: WINE_PRELUDE.into(),
         include: WINE_INCLUDE,
         nostdinc: true,
+        ddk_path: true,
     }
 }
 
@@ -534,6 +556,19 @@ fn mingw() -> Headers {
         prelude: "#include <ntifs.h>\n".into(),
         include: MINGW_DDK,
         nostdinc: false,
+        ddk_path: true,
+    }
+}
+
+/// mingw-w64's user-mode headers (`windows.h`, `winternl.h`), for what its
+/// DDK does not declare.
+fn mingw_user() -> Headers {
+    Headers {
+        name: "mingw-user",
+        prelude: "#include <windows.h>\n#include <winternl.h>\n".into(),
+        include: MINGW_DDK,
+        nostdinc: false,
+        ddk_path: false,
     }
 }
 
@@ -547,6 +582,7 @@ fn supplemented() -> Headers {
         prelude: format!("{WINE_PRELUDE}#include \"{}\"\n", sup.display()),
         include: WINE_INCLUDE,
         nostdinc: true,
+        ddk_path: true,
     }
 }
 
@@ -589,7 +625,7 @@ fn measure(h: &Headers, rows: &[Row], dir: &Path) -> Measured {
             cmd.arg("-nostdinc")
                 .arg(format!("-I{}", h.include))
                 .arg(format!("-I{}/../msvcrt", h.include));
-        } else {
+        } else if h.ddk_path {
             cmd.arg(format!("-I{}", h.include));
         }
         let out = cmd
@@ -662,7 +698,16 @@ fn kernel_structures_match_the_ddk_headers() {
     let sys = windows_sys_rows();
     let all: Vec<Row> = driver.iter().chain(sys.iter()).cloned().collect();
     let (wine, wine_missing) = measure(&wine(), &all, dir.path());
-    let (mingw, mingw_missing) = measure(&mingw(), &all, dir.path());
+    let (mut mingw, ddk_missing) = measure(&mingw(), &all, dir.path());
+    // What mingw-w64's DDK lacks, from its user-mode headers (winternl.h:
+    // SYSTEM_PROCESS_INFORMATION, TOKEN_USER).
+    let not_in_ddk: Vec<Row> = all
+        .iter()
+        .filter(|r| ddk_missing.contains(&r.key()))
+        .cloned()
+        .collect();
+    let (user, mingw_missing) = measure(&mingw_user(), &not_in_ddk, dir.path());
+    mingw.extend(user);
     // Only what neither header set declares is taken from the transcribed
     // WDK reference.
     let neither: Vec<Row> = all

@@ -302,7 +302,7 @@ const FILE_LIST_DIRECTORY: u32 = 0x1;
 const FILE_ADD_FILE: u32 = 0x2;
 const FILE_TRAVERSE: u32 = 0x20;
 /// `FileAttributeTagInformation` (FILE_INFORMATION_CLASS 35).
-const FILE_ATTRIBUTE_TAG_INFORMATION: i32 = 35;
+const FILE_ATTRIBUTE_TAG_INFORMATION: i32 = crate::wdk::FILE_ATTRIBUTE_TAG_INFORMATION_CLASS;
 /// 100 ns intervals between 1601-01-01 and 1970-01-01.
 const EPOCH_DIFF_100NS: i64 = 116_444_736_000_000_000;
 
@@ -911,7 +911,7 @@ pub unsafe fn flush_file(instance: PFLT_INSTANCE, fo: *mut FILE_OBJECT) -> NTSTA
 
 /// `FILE_RENAME_INFORMATION` header size on x64: flags (4) + padding (4) +
 /// RootDirectory (8) + FileNameLength (4).
-const RENAME_HEADER: usize = 20;
+const RENAME_HEADER: usize = crate::wdk::RENAME_FILE_NAME;
 
 /// # Safety
 /// as for `write_file`; `root` is the directory handle `new_name` is
@@ -935,11 +935,15 @@ pub unsafe fn rename_file(
     }
     // SAFETY: as above, in bounds and 8-aligned (pool alignment 16).
     unsafe {
-        buf.wrapping_add(8).cast::<HANDLE>().write(root);
+        buf.wrapping_add(crate::wdk::RENAME_ROOT_DIRECTORY)
+            .cast::<HANDLE>()
+            .write(root);
     }
     // SAFETY: as above, in bounds and 4-aligned.
     unsafe {
-        buf.wrapping_add(16).cast::<u32>().write(bytes as u32);
+        buf.wrapping_add(crate::wdk::RENAME_FILE_NAME_LENGTH)
+            .cast::<u32>()
+            .write(bytes as u32);
     }
     // SAFETY: as above; the name fits at offset 20.
     unsafe {
@@ -1231,8 +1235,8 @@ const SYSTEM_PROCESS_INFORMATION: u32 = 5;
 /// mingw-w64's `winternl.h` (`offsetof` of `UniqueProcessId` and
 /// `InheritedFromUniqueProcessId`) and Wine's (`UniqueProcessId`,
 /// `ParentProcessId`, annotated 0x50/0x58): NextEntryOffset at 0.
-const SPI_PID: usize = 0x50;
-const SPI_PPID: usize = 0x58;
+const SPI_PID: usize = crate::wdk::SPI_UNIQUE_PROCESS_ID;
+const SPI_PPID: usize = crate::wdk::SPI_INHERITED_FROM_UNIQUE_PROCESS_ID;
 /// Bytes of an entry this code reads.
 const SPI_READ: usize = 0x60;
 const STATUS_INFO_LENGTH_MISMATCH: NTSTATUS = 0xC000_0004_u32 as i32;

@@ -71,6 +71,10 @@ pub mod wire {
     pub const IOCTL_CODE: usize = 24;
     /// `sizeof(IO_STACK_LOCATION)`.
     pub const STACK_SIZE: usize = 72;
+    /// `FILE_RENAME_INFORMATION.FileNameLength` (= FILE_LINK_INFORMATION's).
+    pub const RENAME_FILE_NAME_LENGTH: usize = 16;
+    /// `FILE_RENAME_INFORMATION.FileName`.
+    pub const RENAME_FILE_NAME: usize = 20;
 }
 
 /// Writes `v` at byte `off` of `dst` (a request structure built here).
@@ -1737,14 +1741,16 @@ impl Sim {
     /// file's directory), 8-aligned like a system buffer.
     fn rename_buffer(target: &str) -> Vec<u64> {
         let name: Vec<u16> = target.encode_utf16().collect();
-        let bytes = 20 + name.len() * 2;
+        let bytes = wire::RENAME_FILE_NAME + name.len() * 2;
         let mut words = vec![0u64; bytes.div_ceil(8)];
         // SAFETY: `words` holds at least `bytes` bytes.
         let b = unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), bytes) };
         b[0] = 1; // ReplaceIfExists
-        b[16..20].copy_from_slice(&((name.len() * 2) as u32).to_le_bytes());
+        b[wire::RENAME_FILE_NAME_LENGTH..wire::RENAME_FILE_NAME_LENGTH + 4]
+            .copy_from_slice(&((name.len() * 2) as u32).to_le_bytes());
         for (i, u) in name.iter().enumerate() {
-            b[20 + 2 * i..22 + 2 * i].copy_from_slice(&u.to_le_bytes());
+            let at = wire::RENAME_FILE_NAME + 2 * i;
+            b[at..at + 2].copy_from_slice(&u.to_le_bytes());
         }
         words
     }
