@@ -839,6 +839,26 @@ fn filter_by_record_fields_and_search() {
     t.wait("next match", |s| s.contains("│path /srv/item1 "));
     t.typed("N");
     t.wait("previous match", |s| s.contains("│path /srv/item0 "));
+    // Jump to a time: a bad one is refused in the bar, a later one than
+    // every record selects the last.
+    t.typed("t");
+    t.wait_for("Jump to time");
+    t.typed("99:99");
+    t.keys(&["Enter"]);
+    t.wait_for("error: a time is");
+    t.keys(&["C-u"]);
+    for _ in 0..5 {
+        t.keys(&["BSpace"]);
+    }
+    t.typed("2999-01-01T00:00:00Z");
+    t.keys(&["Enter"]);
+    t.wait("the last record", |s| {
+        s.contains("end of file: the writer shut down")
+    });
+    t.typed("t");
+    t.typed("00:00");
+    t.keys(&["Enter"]);
+    t.wait("the first record", |s| s.contains("│path /srv/item0 "));
     t.keys(&["q"]);
     t.wait_for("viewer exited with 0");
 }

@@ -328,6 +328,8 @@ pub enum Mode {
     /// The search bar: keys edit the text, the selection jumps to the
     /// first match as it is typed.
     Search,
+    /// The jump bar: a time to go to.
+    Jump,
 }
 
 /// The chain verification state of what has been read so far.
@@ -425,6 +427,11 @@ pub struct App {
     search: String,
     /// The selection when the search bar was opened (Esc returns to it).
     search_origin: Option<usize>,
+    /// The time typed in the jump bar, and why it was refused.
+    jump: String,
+    jump_error: Option<String>,
+    /// Screen row of the table's first record row (set when drawn).
+    table_top: u16,
 }
 
 impl fmt::Debug for App {
@@ -494,6 +501,9 @@ impl App {
             filter_epoch: 0,
             search: String::new(),
             search_origin: None,
+            jump: String::new(),
+            jump_error: None,
+            table_top: 0,
         }
     }
 
@@ -561,6 +571,12 @@ impl App {
     }
     pub fn search_text(&self) -> &str {
         &self.search
+    }
+    pub fn jump_text(&self) -> &str {
+        &self.jump
+    }
+    pub fn jump_error(&self) -> Option<&str> {
+        self.jump_error.as_deref()
     }
 
     // ---- feeding -------------------------------------------------------
@@ -843,6 +859,80 @@ impl App {
             }
         }
         false
+    }
+
+    // ---- jump to a time and the mouse ----------------------------------
+
+    /// `t`: opens the jump bar.
+    pub fn open_jump(&mut self) {
+        self.mode = Mode::Jump;
+        self.jump.clear();
+        self.jump_error = None;
+    }
+    pub fn jump_push(&mut self, c: char) {
+        self.jump.push(c);
+        self.jump_error = None;
+    }
+    pub fn jump_backspace(&mut self) {
+        self.jump.pop();
+        self.jump_error = None;
+    }
+    pub fn jump_cancel(&mut self) {
+        self.mode = Mode::List;
+        self.jump_error = None;
+    }
+
+    /// Enter: selects the first shown record at or after the time
+    /// (`HH:MM[:SS]` of the UTC day, or an RFC 3339 instant); the last
+    /// record if none is that late.
+    pub fn jump_submit(&mut self) {
+        let Some((absolute, t)) = super::fields::parse_time(&self.jump) else {
+            self.jump_error =
+                Some("a time is HH:MM[:SS[.fff]] (UTC) or an RFC 3339 instant".to_owned());
+            return;
+        };
+        const DAY_NS: u64 = 86_400 * 1_000_000_000;
+        let rows = &self.rows;
+        let key = |i: usize| {
+            let ns = rows.time_ns(i);
+            if absolute {
+                ns
+            } else {
+                ns % DAY_NS
+            }
+        };
+        let pos = self
+            .visible
+            .iter()
+            .position(|&i| key(i) >= t)
+            .unwrap_or(self.visible.len().saturating_sub(1));
+        self.mode = Mode::List;
+        self.select(pos);
+    }
+
+    /// The mouse wheel: `lines` down (negative: up).
+    pub fn scroll(&mut self, lines: i32) {
+        if lines < 0 {
+            self.up(lines.unsigned_abs() as usize);
+        } else {
+            self.down(lines as usize);
+        }
+    }
+
+    /// Where the table's first record row is on the screen (the UI sets it).
+    pub fn set_table_top(&mut self, row: u16) {
+        self.table_top = row;
+    }
+
+    /// A click on screen row `row`: selects the record drawn there.
+    pub fn click(&mut self, row: u16) {
+        if self.mode != Mode::List || row < self.table_top {
+            return;
+        }
+        let k = (row - self.table_top) as usize;
+        if k < self.page && self.offset + k < self.visible.len() {
+            self.select(self.offset + k);
+        }
     }
 
     // ---- modes and toggles ---------------------------------------------
@@ -1265,6 +1355,50 @@ pub(crate) mod tests {
         // Without a search, n is still "next drop".
         a.search_next(true);
         assert_eq!(a.selected(), Some(2), "no drop rows: stays");
+    }
+
+    #[test]
+    fn jump_to_a_time_and_the_mouse() {
+        let mut a = app(false);
+        // 10:00, 10:30, 11:00 UTC on 1 Jan 1970.
+        a.append(vec![
+            ev(1, 36_000, "/usr/bin/cat", Op::Open, "/a"),
+            ev(2, 37_800, "/usr/bin/cat", Op::Open, "/b"),
+            ev(3, 39_600, "/usr/bin/cat", Op::Open, "/c"),
+        ]);
+        a.set_page(10);
+        a.open_jump();
+        for c in "10:15".chars() {
+            a.jump_push(c);
+        }
+        a.jump_submit();
+        assert_eq!(a.mode(), Mode::List);
+        assert_eq!(a.selected(), Some(1));
+        a.open_jump();
+        for c in "1970-01-01T10:45:00Z".chars() {
+            a.jump_push(c);
+        }
+        a.jump_submit();
+        assert_eq!(a.selected(), Some(2));
+        a.open_jump();
+        a.jump_push('x');
+        a.jump_submit();
+        assert_eq!(a.mode(), Mode::Jump, "a bad time keeps the bar open");
+        assert!(a.jump_error().is_some());
+        a.jump_cancel();
+        // Mouse: the table's rows start at screen row 5.
+        a.set_table_top(5);
+        a.click(5);
+        assert_eq!(a.selected(), Some(0));
+        a.click(7);
+        assert_eq!(a.selected(), Some(2));
+        a.click(4);
+        a.click(30);
+        assert_eq!(a.selected(), Some(2), "outside the rows: nothing");
+        a.scroll(-1);
+        assert_eq!(a.selected(), Some(1));
+        a.scroll(3);
+        assert_eq!(a.selected(), Some(2));
     }
 
     #[test]

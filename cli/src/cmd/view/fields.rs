@@ -243,6 +243,16 @@ fn hex_prefix(h: &str) -> Option<Vec<u8>> {
 
 const DAY_NS: u64 = 86_400 * 1_000_000_000;
 
+/// A jump target: nanoseconds into the UTC day (`Ok(false, ns)`) or
+/// since the epoch (`Ok(true, ns)`), from `HH:MM[:SS[.fff]]` or RFC 3339.
+pub fn parse_time(v: &str) -> Option<(bool, u64)> {
+    match time_value(v.trim().trim_matches('"'))? {
+        Value::TimeOfDay(t) => Some((false, t)),
+        Value::Instant(t) => Some((true, t)),
+        _ => None,
+    }
+}
+
 fn time_value(v: &str) -> Option<Value> {
     if let Ok(t) = humantime::parse_rfc3339_weak(v) {
         let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;

@@ -3,7 +3,9 @@
 //! Which keys do what depends only on the mode (list, filter bar, help), so
 //! the whole key map is testable without a terminal.
 
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use crossterm::event::{
+    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
 
 use super::app::{App, Mode};
 
@@ -22,7 +24,29 @@ pub fn handle_key(app: &mut App, key: KeyEvent) {
         Mode::Help => app.close_help(),
         Mode::FilterInput => filter_key(app, key.code, ctrl),
         Mode::Search => search_key(app, key.code, ctrl),
+        Mode::Jump => jump_key(app, key.code, ctrl),
         Mode::List => list_key(app, key.code, ctrl),
+    }
+}
+
+fn jump_key(app: &mut App, code: KeyCode, ctrl: bool) {
+    match code {
+        KeyCode::Enter => app.jump_submit(),
+        KeyCode::Esc => app.jump_cancel(),
+        KeyCode::Backspace => app.jump_backspace(),
+        KeyCode::Char(c) if !ctrl => app.jump_push(c),
+        _ => {}
+    }
+}
+
+/// The mouse: the wheel scrolls the selection, a left click selects the
+/// row under it.
+pub fn handle_mouse(app: &mut App, m: MouseEvent) {
+    match m.kind {
+        MouseEventKind::ScrollDown => app.scroll(3),
+        MouseEventKind::ScrollUp => app.scroll(-3),
+        MouseEventKind::Down(MouseButton::Left) => app.click(m.row),
+        _ => {}
     }
 }
 
@@ -62,6 +86,7 @@ fn list_key(app: &mut App, code: KeyCode, ctrl: bool) {
         KeyCode::End | KeyCode::Char('G') => app.end(),
         KeyCode::Char('f') => app.open_filter(),
         KeyCode::Char('/') => app.open_search(),
+        KeyCode::Char('t') => app.open_jump(),
         KeyCode::Char('F') => app.toggle_follow(),
         KeyCode::Char('n') => app.search_next(true),
         KeyCode::Char('N') => app.search_next(false),

@@ -59,7 +59,7 @@ impl From<TargetArg> for Target {
 /// Browse audit logs in a terminal: filter, follow, inspect records.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Keys: arrows/PgUp/PgDn/Home/End move, f filter, / search (n/N next/previous; n alone: next drop), F follow, d detail, ? help, q quit."
+    after_help = "Keys: arrows/PgUp/PgDn/Home/End move, f filter, / search (n/N next/previous; n alone: next drop), t jump to time, mouse wheel/click, F follow, d detail, ? help, q quit."
 )]
 pub struct ViewArgs {
     /// Log files to show, in any order (they are put in chain order).
@@ -180,7 +180,10 @@ pub fn run(args: ViewArgs) -> anyhow::Result<()> {
     app.set_loader(Box::new(source.loader()));
 
     let mut terminal = ratatui::init();
+    // Mouse: wheel and clicks (a terminal without mouse support ignores it).
+    let _ = crossterm::execute!(io::stdout(), crossterm::event::EnableMouseCapture);
     let result = event_loop(&mut terminal, &mut app, &mut source, args.filter.as_deref());
+    let _ = crossterm::execute!(io::stdout(), crossterm::event::DisableMouseCapture);
     ratatui::restore();
     result
 }
@@ -236,8 +239,10 @@ fn event_loop(
             // Handle every queued event before drawing again.
             loop {
                 // A resize needs nothing but the redraw that follows.
-                if let Event::Key(k) = event::read()? {
-                    input::handle_key(app, k);
+                match event::read()? {
+                    Event::Key(k) => input::handle_key(app, k),
+                    Event::Mouse(m) => input::handle_mouse(app, m),
+                    _ => {}
                 }
                 if app.should_quit() || !event::poll(Duration::ZERO)? {
                     break;

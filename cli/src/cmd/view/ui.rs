@@ -72,7 +72,13 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App) {
     let area = frame.area();
     let (status_text, warning) = status_text(app);
     let status_h = if warning.is_some() { 2 } else { 1 };
-    let filter_h = if app.filter_error().is_some() { 5 } else { 3 };
+    let filter_h = if app.filter_error().is_some() {
+        5
+    } else if app.jump_error().is_some() {
+        4
+    } else {
+        3
+    };
     // Give up the optional panes before squeezing the table.
     let fixed = filter_h + status_h + 3 + MIN_TABLE_ROWS;
     let show_spark = area.height >= fixed + SPARK_HEIGHT;
@@ -105,6 +111,25 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App) {
 }
 
 fn draw_filter(frame: &mut Frame<'_>, app: &App, area: Rect) {
+    if app.mode() == Mode::Jump {
+        let block = Block::bordered()
+            .title(" Jump to time: HH:MM[:SS] (UTC) or RFC 3339, Enter go, Esc cancel ")
+            .border_style(Style::new().fg(Color::Cyan));
+        let inner = block.inner(area);
+        let mut lines = vec![Line::from(format!("t {}", escaped(app.jump_text())))];
+        if let Some(e) = app.jump_error() {
+            lines.push(Line::from(format!("error: {e}")).red().bold());
+        }
+        let x = inner
+            .x
+            .saturating_add(2 + app.jump_text().chars().count() as u16);
+        frame.render_widget(Paragraph::new(lines).block(block), area);
+        frame.set_cursor_position(Position::new(
+            x.min(inner.right().saturating_sub(1)),
+            inner.y,
+        ));
+        return;
+    }
     if app.mode() == Mode::Search {
         let block = Block::bordered()
             .title(" Search: type to find, Enter keep, Esc back, then n / N ")
@@ -239,6 +264,8 @@ fn draw_table(frame: &mut Frame<'_>, app: &mut App, area: Rect) {
     // One line for the header.
     let page = block.inner(area).height.saturating_sub(1) as usize;
     app.set_page(page);
+    // Border, then the header line: records start two rows down.
+    app.set_table_top(area.y.saturating_add(2));
     let start = app.offset();
     let end = (start + page).min(app.visible_len());
     let rows: Vec<TableRow<'static>> = (start..end)
@@ -598,6 +625,8 @@ pub const HELP: &[(&str, &str)] = &[
     ("Esc", "in the filter bar: cancel"),
     ("/", "search as you type; Enter keeps, Esc goes back"),
     ("n  N", "next/previous match; no search: next drop"),
+    ("t", "jump to a time (HH:MM[:SS] UTC, or RFC 3339)"),
+    ("mouse", "wheel scrolls, click selects"),
     ("F", "follow mode on/off (watch the log grow)"),
     ("d", "show/hide the detail pane"),
     ("?", "this help (any key closes it)"),
