@@ -83,7 +83,34 @@ pub fn record_decided(
     if !g.producers.enter() {
         return;
     }
-    push(g, policy, ev, verdict, status);
+    push(g, policy, ev, verdict, status, None);
+    g.producers.exit();
+}
+
+/// Queues the record of a rename or link decided on its destination:
+/// `ev` names the file (source), `target` the destination the verdict was
+/// reached on (flagged `target_matched`). Any IRQL <= DISPATCH_LEVEL.
+#[inline(never)]
+pub fn record_target(
+    g: &Globals,
+    guard: &PolicyGuard<'_>,
+    ev: &EventView<'_>,
+    verdict: &Verdict<'_>,
+    status: Option<i32>,
+    target: &str,
+) {
+    if !g.producers.enter() {
+        return;
+    }
+    let b = guard.block();
+    push(
+        g,
+        PolicyId::new(&b.hash, b.generation),
+        ev,
+        verdict,
+        status,
+        Some(target),
+    );
     g.producers.exit();
 }
 
@@ -93,8 +120,13 @@ fn push(
     ev: &EventView<'_>,
     verdict: &Verdict<'_>,
     status: Option<i32>,
+    target: Option<&str>,
 ) {
-    let data = EventData::from_view(ev, verdict, policy, kernel::system_time_ns(), status);
+    let mut data = EventData::from_view(ev, verdict, policy, kernel::system_time_ns(), status);
+    if let Some(t) = target {
+        data = data.with_target(t);
+        data.flags |= fltpolicy_core::record::flags::TARGET_MATCHED;
+    }
     if let Ok(pushed) = g.queue.push(kernel::current_processor(), &data) {
         Counters::bump(&g.counters.logged_queued);
         if pushed.wake_flusher {

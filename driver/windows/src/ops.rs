@@ -388,8 +388,9 @@ unsafe fn check_destination(
     objs: &FLT_RELATED_OBJECTS,
     op: Op,
     f: &Facts,
-    user: &str,
+    name: &NameRef,
 ) -> Option<i32> {
+    let (source, user) = (name.path(), name.user());
     let ops: [Option<Op>; 2] = if op == Op::Rename {
         [Some(Op::Rename), Some(Op::Create)]
     } else {
@@ -440,7 +441,17 @@ unsafe fn check_destination(
                     if v.action == Action::Deny {
                         Counters::bump(&g.counters.matched);
                         Counters::bump(&g.counters.denied);
-                        audit::record(g, guard, &ev, &v, Some(STATUS_ACCESS_DENIED));
+                        // Recorded on the file, with the destination the
+                        // rule matched as its target.
+                        let rec = view(o, source, user, f);
+                        audit::record_target(
+                            g,
+                            guard,
+                            &rec,
+                            &v,
+                            Some(STATUS_ACCESS_DENIED),
+                            path.as_str(),
+                        );
                         denied = Some(STATUS_ACCESS_DENIED);
                         break;
                     }
@@ -539,7 +550,7 @@ pub unsafe fn pre_io(
     if let Some(dest_op) = dest {
         // A rename or hard link: its destination is a rename/create there.
         // SAFETY: this set-information pre-op's arguments.
-        if let Some(st) = unsafe { check_destination(g, &guard, data, objs, dest_op, &f, name.user()) } {
+        if let Some(st) = unsafe { check_destination(g, &guard, data, objs, dest_op, &f, &name) } {
             // SAFETY: completing in pre-op: we own IoStatus now.
             unsafe { complete_with(data, st) };
             return FLT_PREOP_COMPLETE;

@@ -306,7 +306,8 @@ fn a_rename_into_a_denied_tree_is_denied() {
     let ev = event_list(&sim);
     assert_eq!(ev.len(), 2, "{ev:#?}");
     assert!(ev.iter().all(|r| matches!(r,
-        Rec::Event { path, op: Some(Op::Create), action: Some(Action::Deny), .. } if path == r"C:\Finance\a.txt")));
+        Rec::Event { path, target, target_matched: true, op: Some(Op::Create), action: Some(Action::Deny), .. }
+            if path == r"C:\Work\a.txt" && target == r"C:\Finance\a.txt")), "{ev:#?}");
 }
 
 #[test]

@@ -67,6 +67,8 @@ pub enum Rec {
         generation: u64,
         user: String,
         rule: Option<u32>,
+        target: String,
+        target_matched: bool,
     },
     Dropped {
         seq: u64,
@@ -102,6 +104,8 @@ pub fn records_of(bytes: &[u8]) -> Vec<Rec> {
                 generation: e.data.policy.generation,
                 user: e.data.user.to_string(),
                 rule: e.data.rule,
+                target: e.data.target_path.to_string(),
+                target_matched: e.data.flags & fltpolicy_core::record::flags::TARGET_MATCHED != 0,
             },
             Record::Dropped(d) => Rec::Dropped {
                 seq: d.seq,
