@@ -44,9 +44,6 @@ pub struct Counters {
     /// Verdicts recorded in pre-op without the final status because no
     /// completion block was free ([`crate::completion`]).
     pub carried_fallback: AtomicU64,
-    /// Pre-operation callbacks seen above APC_LEVEL (documented never to
-    /// happen; such an operation is not evaluated, and counted here).
-    pub preop_above_apc: AtomicU64,
 }
 
 impl Counters {

@@ -33,7 +33,7 @@ use windows_sys::Wdk::Storage::FileSystem::{
 use crate::audit;
 use crate::completion;
 use crate::globals::{self, Counters, Globals};
-use crate::kernel::{self, status::*, APC_LEVEL};
+use crate::kernel::{self, status::*};
 use crate::names::{self, NameRef};
 use crate::policy::PolicyGuard;
 use crate::process::ProcessInfo;
@@ -518,19 +518,15 @@ pub unsafe fn pre_io(
     let Some(g) = live() else {
         return FLT_PREOP_SUCCESS_NO_CALLBACK;
     };
-    if kernel::current_irql() > APC_LEVEL {
-        // Not expected (see above); never take a context reference here.
-        Counters::bump(&g.counters.preop_above_apc);
-        return FLT_PREOP_SUCCESS_NO_CALLBACK;
-    }
     // SAFETY: `data` is the current operation's callback data.
     let Some((op, size)) = (unsafe { classify(data) }) else {
         return FLT_PREOP_SUCCESS_NO_CALLBACK;
     };
     // SAFETY: FltMgr passes valid related objects.
     let objs = unsafe { &*objs };
-    // SAFETY: the instance and file object are this operation's; IRQL <=
-    // APC_LEVEL (checked above), as FltGetStreamHandleContext requires.
+    // SAFETY: the instance and file object are this operation's; a
+    // pre-operation callback runs at IRQL <= APC_LEVEL, as
+    // FltGetStreamHandleContext requires.
     let Some(name) = (unsafe { NameRef::get(objs.Instance, objs.FileObject) }) else {
         // Opened before we attached: nothing to evaluate against.
         return FLT_PREOP_SUCCESS_NO_CALLBACK;
@@ -543,23 +539,25 @@ pub unsafe fn pre_io(
     // SAFETY: as above.
     unsafe { fill_facts(g, data, &mut f) };
     Counters::bump(&g.counters.events_seen);
-    // SAFETY: `data` is this operation's.
-    let major = u32::from(unsafe { iopb(data) }.MajorFunction);
-    // SAFETY: `data` is this operation's.
-    let dest = if major == IRP_MJ_SET_INFORMATION { unsafe { destination_op(data) } } else { None };
-    if let Some(dest_op) = dest {
-        // A rename or hard link: its destination is a rename/create there.
-        // SAFETY: this set-information pre-op's arguments.
-        if let Some(st) = unsafe { check_destination(g, &guard, data, objs, dest_op, &f, &name) } {
-            // SAFETY: completing in pre-op: we own IoStatus now.
-            unsafe { complete_with(data, st) };
-            return FLT_PREOP_COMPLETE;
-        }
-    }
     let ev = view(op, name.path(), name.user(), &f);
     let v = guard.evaluate(&ev);
     if v.action != Action::None {
         Counters::bump(&g.counters.matched);
+    }
+    // SAFETY: `data` is this operation's.
+    let major = u32::from(unsafe { iopb(data) }.MajorFunction);
+    if major == IRP_MJ_SET_INFORMATION && v.action != Action::Deny {
+        // SAFETY: `data` is this set-information request's.
+        if let Some(dest_op) = unsafe { destination_op(data) } {
+            // A rename or hard link the file's own name does not deny: its
+            // destination is a rename/create there.
+            // SAFETY: this set-information pre-op's arguments.
+            if let Some(st) = unsafe { check_destination(g, &guard, data, objs, dest_op, &f, &name) } {
+                // SAFETY: completing in pre-op: we own IoStatus now.
+                unsafe { complete_with(data, st) };
+                return FLT_PREOP_COMPLETE;
+            }
+        }
     }
     match v.action {
         // Paging I/O is never failed: it carries data the cache already
@@ -914,7 +912,9 @@ pub unsafe fn post_create(
     }
     // A carried `log` on a named create.
     let ctx = c.name;
-    if !draining && c.record {
+    // A reparse opened nothing: the reissued create is decided and recorded
+    // on its own. A failure is recorded with its status.
+    if !draining && c.record && status != STATUS_REPARSE {
         if let Some(g) = g {
             // SAFETY: the block holds the context reference pre-create took;
             // ManuallyDrop: the reference stays with `ctx` (set or freed below).
