@@ -918,9 +918,19 @@ static BOOLEAN wine_fixme_stub(const char *name)
 }
 static const char *const wine_state[] = { "implemented by Wine", "only a stub in Wine", "not exported by Wine" };
 
+/* The run models Windows 10 1607, the oldest release the driver supports
+ * (docs/windows-driver.md): a routine looked up by name that 1607 lacks
+ * resolves to NULL, so the driver's documented fallback runs for real. */
+static BOOLEAN newer_than_1607(const char *name)
+{
+    return streq(name, "ExAllocatePool2")       /* Windows 10 2004 */
+        || streq(name, "FltFlushBuffers2")      /* Windows 10 1903 */
+        || streq(name, "PsGetProcessExitStatus"); /* documented from 1703 */
+}
 static void *WINAPI h_FltGetRoutineAddress(const char *name)
 {
     const struct entry *e = lookup(name);
+    if (newer_than_1607(name)) { rpt("RESOLVE FltGetRoutineAddress(%s) -> NULL (not in Windows 10 1607: the driver's fallback runs)", name); return NULL; }
     if (e && e->kind == K_FLT) { rpt("RESOLVE FltGetRoutineAddress(%s) -> harness", name); return e->fn; }
     rpt("RESOLVE FltGetRoutineAddress(%s) -> NULL (not provided)", name);
     return NULL;
@@ -941,16 +951,19 @@ static void *WINAPI h_MmGetSystemRoutineAddress(PUNICODE_STRING uname)
         rpt("RESOLVE MmGetSystemRoutineAddress(%s) -> Wine, through the harness's counter", name);
         return e->fn;
     }
-    if (e && e->kind == K_TAKE) {
+    if (newer_than_1607(name)) {
+        rpt("RESOLVE MmGetSystemRoutineAddress(%s) -> NULL (not in Windows 10 1607: the driver's fallback runs)", name);
+        return NULL;
+    }
+    if (e && (e->kind == K_TAKE || (e->kind == K_LACKS && state != 0))) {
         rpt("RESOLVE MmGetSystemRoutineAddress(%s) -> harness (%s)", name, wine_state[state]);
         return e->fn;
     }
-    /* A routine Wine lacks (ExAllocatePool2, ...) resolves to NULL, as on a
-     * Windows release without it: the driver's documented fallback runs.
-     * (The harness's own version only stands in for a static import.) */
+    /* Anything else Wine lacks and the harness does not supply resolves to
+     * NULL (the driver must cope, as with any routine it looks up). */
     if (state == 1 || wine_fixme_stub(name)) {
         /* as on a Windows version without the routine: the driver's documented fallback runs */
-        rpt("RESOLVE MmGetSystemRoutineAddress(%s) -> NULL (only a stub in Wine: the driver's fallback runs)", name);
+        rpt("RESOLVE MmGetSystemRoutineAddress(%s) -> NULL (only a stub in Wine, not supplied by the harness: the driver's fallback runs)", name);
         return NULL;
     }
     if (state == 2) {
