@@ -127,11 +127,11 @@ for f in "${logs[@]}"; do
   name=${f#"$c/"}
   if "$cli" log verify "$f" >"$out/verify.txt" 2>&1; then pass "log verify C:/$name: $(tail -1 "$out/verify.txt")"; else fail "log verify C:/$name: $(cat "$out/verify.txt")"; fi
 done
-# One line per record: action op pid ppid size status line tag flags user image path (what the scenarios' `record` lines say).
+# One line per record: action op pid ppid size status line tag flags user target image path (what the scenarios' `record` lines say).
 jqprog='def hex: if . == null then "-" else (if . < 0 then . + 4294967296 else . end) as $n
           | [range(7; -1; -1) as $i | ($n / pow(16; $i) | floor) % 16] | map("0123456789abcdef"[.:.+1]) | "0x" + join("") end;
         if .type == "event" then
-          "\(.action) \(.op) pid=\(.pid) ppid=\(.ppid) size=\(.size) status=\(.status | hex) line=\(.line // "-") tag=\(if (.tag // "") == "" then "-" else .tag end) flags=\(if (.flags | length) > 0 then .flags | join(",") else "-" end) user=\(if (.user // "") == "" then "-" else .user end) image=\(.image) path=\(.path)"
+          "\(.action) \(.op) pid=\(.pid) ppid=\(.ppid) size=\(.size) status=\(.status | hex) line=\(.line // "-") tag=\(if (.tag // "") == "" then "-" else .tag end) flags=\(if (.flags | length) > 0 then .flags | join(",") else "-" end) user=\(if (.user // "") == "" then "-" else .user end) target=\(if (.target_path // "") == "" then "-" else .target_path end) image=\(.image) path=\(.path)"
         elif .type == "end" then "end \(.reason)"
         else "dropped count=\(.count) reason=\(.reason)" end'
 : >"$out/records.actual"
@@ -144,14 +144,18 @@ done
   while read -r _ scn; do grep -E '^[[:space:]]*(bug-)?record ' "$here/$scn" || true; done < <(grep -E '^ops ' "$here/session.txt")
 } | sed 's/^[[:space:]]*//' >"$out/records.expected"
 # Multiset comparison: each expected record consumes one equal actual record
-# (an expected line without a user= column matches any user); a bug-record
+# (an expected line without a user= or target= column matches any); a bug-record
 # (what the driver writes only because of a known bug) consumes one if
 # present and is not required; any actual record left over fails.
 awk -v out="$out/records.result" '
-  function strip(l) { sub(/ user=[^ ]*/, "", l); return l }
-  function take(line,   i, want_user) {
-    want_user = index(line, " user=") > 0
-    for (i = 1; i <= n; i++) if (!used[i] && (want_user ? a[i] : strip(a[i])) == line) { used[i] = 1; return 1 }
+  # the optional columns: compared only when the expected line names them
+  function strip(l, line) {
+    if (!index(line, " user=")) sub(/ user=[^ ]*/, "", l)
+    if (!index(line, " target=")) sub(/ target=[^ ]*/, "", l)
+    return l
+  }
+  function take(line,   i) {
+    for (i = 1; i <= n; i++) if (!used[i] && strip(a[i], line) == line) { used[i] = 1; return 1 }
     return 0
   }
   FNR == NR { a[++n] = $0; next }
