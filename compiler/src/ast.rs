@@ -165,6 +165,11 @@ pub struct Rule {
     pub where_: Option<Spanned<Expr>>,
     pub unless: Option<Spanned<Expr>>,
     pub tag: Option<Spanned<String>>,
+    /// `$name`s among the operations (`log $edits, create under ...`): each
+    /// names a list of operation words (`let edits = [write, rename]`).
+    pub op_refs: Vec<Spanned<String>>,
+    /// The `disabled` keyword: the rule is checked but not compiled in.
+    pub disabled: Option<Span>,
     /// The whole rule.
     pub span: Span,
     /// 1-based source line of the rule's first token.

@@ -117,9 +117,15 @@ pub fn check_counted(
         match item {
             Item::Target(d) => cx.declared(d, k == 0),
             Item::Let(l) => cx.define(l),
+            Item::Rule(r) if r.disabled.is_some() => {
+                // Checked like any rule, then left out: not counted, so the
+                // numbers of the compiled rules stay dense.
+                let _ = cx.rule(r, 0);
+            }
             Item::Rule(r) => {
                 // Source order, counting rules that have errors too, so the
-                // numbers in messages match what the author counts.
+                // numbers in messages match what the author counts
+                // (disabled rules are not counted).
                 count += 1;
                 let index = u32::try_from(count).unwrap_or(u32::MAX);
                 if let Some(rule) = cx.rule(r, index) {
@@ -622,6 +628,48 @@ impl Checker {
         );
     }
 
+    /// `$name` in a rule's operations: a `let` holding operation words
+    /// (`[write, rename]`, `writes`, `any`).
+    fn op_set(&mut self, name: &Spanned<String>) -> Option<OpSet> {
+        let v = Spanned::new(
+            Value::Var(name.node.clone()),
+            Span::new(name.span.start.saturating_sub(1), name.span.end),
+        );
+        let items: Vec<(Resolved, Span)> = match self.resolve(&v)? {
+            Resolved::List(items) => items.iter().cloned().collect(),
+            single => vec![(single, v.span)],
+        };
+        let mut set = OpSet::EMPTY;
+        let mut ok = true;
+        for (item, span) in items {
+            let op = match &item {
+                Resolved::Str(s) if s.eq_ignore_ascii_case("any") => Some(OpSet::ALL),
+                Resolved::Str(s) => fltpolicy_core::event::Op::from_name(&s.to_ascii_lowercase())
+                    .map(|op| OpSet::EMPTY.with(op)),
+                _ => None,
+            };
+            match op {
+                Some(o) => set = set.union(o),
+                None => {
+                    self.type_error(
+                        span,
+                        format!(
+                            "`${}` is used as operations, but this item is not an operation",
+                            name.node
+                        ),
+                        "not an operation".into(),
+                        format!(
+                            "operations are: {}, or `any`",
+                            crate::parse::OP_WORDS.join(", ")
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(set)
+    }
+
     /// A single string for a path position (`under`, `from image`).
     fn path_value(&mut self, v: &Spanned<Value>, what: &str) -> Option<Rc<str>> {
         match self.resolve(v)? {
@@ -670,6 +718,10 @@ impl Checker {
                 set
             }
         };
+        let mut ops = ops;
+        for name in &r.op_refs {
+            ops = ops.union(self.op_set(name)?);
+        }
         let under = match &r.under {
             Some(v) => self
                 .path_value(v, "`under`")

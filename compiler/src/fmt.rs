@@ -119,12 +119,9 @@ fn rule(out: &mut String, r: &ast::Rule) {
     match &r.ops.node {
         Ops::Any => out.push_str("any"),
         Ops::List(ops) => {
-            for (k, op) in ops.iter().enumerate() {
-                if k > 0 {
-                    out.push_str(", ");
-                }
-                out.push_str(op.node.name());
-            }
+            let names = ops.iter().map(|op| op.node.name().to_string());
+            let refs = r.op_refs.iter().map(|n| format!("${}", n.node));
+            out.push_str(&names.chain(refs).collect::<Vec<_>>().join(", "));
         }
     }
     if let Some(u) = &r.under {
@@ -153,6 +150,9 @@ fn rule(out: &mut String, r: &ast::Rule) {
         out.push_str(" as \"");
         out.push_str(&t.node.replace('"', "\"\""));
         out.push('"');
+    }
+    if r.disabled.is_some() {
+        out.push_str(" disabled");
     }
 }
 

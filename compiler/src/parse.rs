@@ -15,9 +15,11 @@
 //! let        = "let" NAME "=" ( value | or ) ;      a lone value, else a named condition
 //! rule       = ACTION ops { clause } ;            each clause at most once, any order
 //! ACTION     = "log" | "deny" | "allow" ;
-//! ops        = "any" | op { "," op } ;            op: create open read write rename
+//! ops        = "any" | opitem { "," opitem } ;    opitem: op | "$" NAME (a let listing ops);
+//!                                                 op: create open read write rename
 //!                                                 delete setinfo close, or a plural
-//! clause     = "under" value | "from" who | "where" or | "unless" or | "as" value ;
+//! clause     = "under" value | "from" who | "where" or | "unless" or | "as" value
+//!            | "disabled" ;                       checked, not compiled in
 //! who        = "pid" value | "image" value | "process" value ;
 //! or         = and { "or" and } ;
 //! and        = not { "and" not } ;
@@ -577,6 +579,8 @@ struct P<'s> {
     line_starts: Vec<usize>,
     /// Comparisons seen in the condition being parsed.
     terms: Cell<usize>,
+    /// `$name`s of the operation list just parsed, for the rule.
+    op_refs: std::cell::RefCell<Vec<Spanned<String>>>,
 }
 
 impl<'s> P<'s> {
@@ -585,6 +589,7 @@ impl<'s> P<'s> {
             src,
             line_starts: line_starts(src),
             terms: Cell::new(0),
+            op_refs: std::cell::RefCell::new(Vec::new()),
         }
     }
 
@@ -865,6 +870,8 @@ impl<'s> P<'s> {
             where_: None,
             unless: None,
             tag: None,
+            op_refs: std::mem::take(&mut *self.op_refs.borrow_mut()),
+            disabled: None,
             span: Span::default(),
             line,
         };
@@ -947,6 +954,15 @@ impl<'s> P<'s> {
                     }
                     i = r;
                 }
+                "disabled" => {
+                    if rule.disabled.is_some() {
+                        return dup("disabled");
+                    }
+                    rule.disabled = Some(kspan);
+                    i = k_rest;
+                    after = &[];
+                    after_ctx = None;
+                }
                 "as" => {
                     if rule.tag.is_some() {
                         return dup("as");
@@ -994,14 +1010,32 @@ impl<'s> P<'s> {
             return Ok((rest, Spanned::new(Ops::Any, self.span(i, rest))));
         }
         let mut list = Vec::new();
+        let mut refs = Vec::new();
         let mut i = i;
         loop {
             let j = ws(i);
+            // `$name`: a named set of operations.
+            if let Some(body) = j.strip_prefix('$') {
+                let Some((rest, name)) = word(body) else {
+                    return fail(PError::expected(body, "a name").help(
+                        "write `$` directly followed by the name of a `let` that lists operations",
+                    ));
+                };
+                refs.push(Spanned::new(name.to_string(), self.span(body, rest)));
+                i = rest;
+                match ws(i).strip_prefix(',') {
+                    Some(after) => {
+                        i = after;
+                        continue;
+                    }
+                    None => break,
+                }
+            }
             // Lower-cased first: `Op::from_name` strips a lower-case plural `s`.
             let op = word(j)
                 .and_then(|(rest, w)| Op::from_name(&w.to_ascii_lowercase()).map(|op| (rest, op)));
             let Some((rest, op)) = op else {
-                let mut e = if list.is_empty() {
+                let mut e = if list.is_empty() && refs.is_empty() {
                     PError::expected_many(j, &["an operation", "`any`"])
                 } else {
                     PError::expected(j, "an operation")
@@ -1023,6 +1057,7 @@ impl<'s> P<'s> {
                 None => break,
             }
         }
+        *self.op_refs.borrow_mut() = refs;
         Ok((i, Spanned::new(Ops::List(list), self.span(start, i))))
     }
 
