@@ -93,6 +93,32 @@ pub const STATUS_REPARSE_POINT_ENCOUNTERED: NTSTATUS = 0xC000_050B_u32 as i32;
 pub const STATUS_FLT_DELETING_OBJECT: NTSTATUS = 0xC01C_000B_u32 as i32;
 /// `STATUS_FLT_INSTANCE_NOT_FOUND`: no instance of this filter there.
 pub const STATUS_FLT_INSTANCE_NOT_FOUND: NTSTATUS = 0xC01C_0011_u32 as i32;
+/// `STATUS_INVALID_OWNER`: the default log directory was made by someone
+/// other than SYSTEM or Administrators.
+pub const STATUS_INVALID_OWNER: NTSTATUS = 0xC000_005A_u32 as i32;
+/// `STATUS_NOT_IMPLEMENTED` (a routine resolved by name is missing).
+const STATUS_NOT_IMPLEMENTED: NTSTATUS = 0xC000_0002_u32 as i32;
+
+/// Whether the owner of a self-relative descriptor (offset at bytes 4..8)
+/// is LocalSystem or BUILTIN\Administrators.
+fn owner_is_trusted(sd: &[u8]) -> bool {
+    let Some(off) = sd
+        .get(4..8)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    else {
+        return false;
+    };
+    let Some(sid) = sd.get(off..) else {
+        return false;
+    };
+    [
+        crate::sddl::Principal::LocalSystem,
+        crate::sddl::Principal::Administrators,
+    ]
+    .iter()
+    .any(|p| off != 0 && sid.starts_with(p.sid()))
+}
+
 /// `FILE_ATTRIBUTE_REPARSE_POINT`.
 pub const FILE_ATTRIBUTE_REPARSE_POINT: u32 = 0x400;
 
@@ -157,11 +183,27 @@ pub struct Paths {
     device: [u16; MAX_DEVICE_UNITS],
     /// Self-relative descriptor built from [`LOG_SDDL`] at DriverEntry.
     sd: SdBuf,
+    /// Scratch: a descriptor read back (the default directory's owner).
+    sd_scratch: SdBuf,
 }
 
 impl Paths {
     fn dos(&self) -> &[u16] {
         &self.dos[..self.dos_len.min(MAX_LOG_PATH_UNITS)]
+    }
+
+    /// Whether the directory part (`dos[..split]`) is the default log's
+    /// directory (ASCII case-insensitive).
+    fn is_default_dir(&self, split: usize) -> bool {
+        let def = DEFAULT_LOG_PATH.as_bytes();
+        let Some(end) = def.iter().rposition(|&c| c == b'\\') else {
+            return false;
+        };
+        split == end
+            && self.dos[..split]
+                .iter()
+                .zip(&def[..end])
+                .all(|(&u, &c)| u < 0x80 && (u as u8).eq_ignore_ascii_case(&c))
     }
 
     /// Index of the last `\` of the DOS path (directory / name split).
@@ -292,7 +334,7 @@ impl FltSink {
         let n = p.nt_of(split, split == 2).ok_or(bad).map_err(release)?;
         // SAFETY: PASSIVE_LEVEL; instance referenced above; `sd` is an
         // aligned self-relative descriptor.
-        let dir = match unsafe {
+        let opened = match unsafe {
             kernel::create_file(
                 filter,
                 instance,
@@ -302,23 +344,39 @@ impl FltSink {
                 &p.sd,
             )
         } {
-            Ok(d) => d.file,
+            Ok(d) => d,
             Err(STATUS_NOT_A_DIRECTORY) => {
                 return Err(release(OpenError::squatted(STATUS_NOT_A_DIRECTORY)))
             }
             Err(st) => return Err(release(OpenError::failed(st))),
         };
+        let dir = opened.file;
         // Opened with FILE_OPEN_REPARSE_POINT: a junction is opened itself,
         // not followed. Refuse it: whoever planted it chose its target.
         // SAFETY: our own file object; PASSIVE_LEVEL.
         let attrs = unsafe { kernel::query_attributes(instance, dir.file_object) };
-        let refused = match attrs {
+        let mut refused = match attrs {
             Ok(a) if a & FILE_ATTRIBUTE_REPARSE_POINT != 0 => {
                 Some(OpenError::squatted(STATUS_REPARSE_POINT_ENCOUNTERED))
             }
             Ok(_) => None,
             Err(st) => Some(OpenError::failed(st)),
         };
+        // The default directory is the driver's own: if it was already
+        // there, whoever made it must be SYSTEM or Administrators (Users may
+        // create directories in ProgramData, and a creator keeps control of
+        // what it created). A directory an administrator chose with
+        // set-log-path is theirs to own.
+        if refused.is_none() && !opened.created && p.is_default_dir(split) {
+            // SAFETY: our own directory handle; PASSIVE_LEVEL.
+            match unsafe { kernel::query_owner(dir.handle, &mut p.sd_scratch) } {
+                Ok(n) if owner_is_trusted(&p.sd_scratch.0[..n.min(p.sd_scratch.0.len())]) => {}
+                Ok(_) => refused = Some(OpenError::squatted(STATUS_INVALID_OWNER)),
+                // The routine is missing (not on Windows): no owner check.
+                Err(STATUS_NOT_IMPLEMENTED) => {}
+                Err(st) => refused = Some(OpenError::failed(st)),
+            }
+        }
         if let Some(e) = refused {
             // SAFETY: we own `dir`.
             unsafe { kernel::close_file(dir) };

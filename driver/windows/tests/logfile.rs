@@ -13,7 +13,8 @@ use common::*;
 use fltpolicy_core::control::{request, Kind, LogState, IOCTL_SET_LOG_PATH};
 use fltpolicy_core::record::DropReason;
 use fltpolicy_driver::flush::{
-    STATUS_FILE_IS_A_DIRECTORY, STATUS_NOT_A_DIRECTORY, STATUS_REPARSE_POINT_ENCOUNTERED,
+    STATUS_FILE_IS_A_DIRECTORY, STATUS_INVALID_OWNER, STATUS_NOT_A_DIRECTORY,
+    STATUS_REPARSE_POINT_ENCOUNTERED,
 };
 use fltpolicy_driver::sim::acl::{ADMINISTRATORS, SYSTEM};
 use fltpolicy_driver::sim::{access, Io, Sim, Step};
@@ -272,6 +273,31 @@ fn a_junction_or_a_file_as_the_log_directory_is_refused() {
         );
         assert_eq!(sim.unload(), 0);
     }
+}
+
+#[test]
+fn a_default_directory_a_user_created_first_is_not_used() {
+    // Users may create directories in C:\ProgramData, and own what they
+    // create: a directory made before the driver's first start would let
+    // its creator read and delete the logs.
+    let mut sim = Sim::new();
+    sim.plant_directory(r"C:\ProgramData\fltpolicy");
+    assert_eq!(sim.load(), 0);
+    load_policy(&sim, POLICY);
+    let h = sim
+        .open(1234, r"C:\Data\a.txt", access::WRITE, access::OPEN_IF)
+        .unwrap();
+    sim.write(h, 1, Io::from(1234));
+    eventually("squat reported", || {
+        LogState::from_u32(status(&sim).log_state) == Some(LogState::Squatted)
+    });
+    assert_eq!(status(&sim).log_error, STATUS_INVALID_OWNER);
+    assert!(sim.file_contents(LOG).is_none(), "no log in it");
+    // The administrator removes it: the driver makes its own.
+    sim.remove_path(r"C:\ProgramData\fltpolicy");
+    eventually("record written", || status(&sim).logged == 1);
+    assert_eq!(sim.unload(), 0);
+    assert_eq!(events(&log_records(&sim)).len(), 1);
 }
 
 #[test]

@@ -224,6 +224,7 @@ pub fn init() -> NTSTATUS {
         (&LATER.locate_image, "SeLocateProcessImageName"),
         (&LATER.exit_status, "PsGetProcessExitStatus"),
         (&LATER.query_token, "SeQueryInformationToken"),
+        (&LATER.query_security, "ZwQuerySecurityObject"),
     ] {
         let (w, n) = wide::<32>(name);
         // SAFETY: PASSIVE_LEVEL; looks up an ntoskrnl export by name.
@@ -247,6 +248,7 @@ pub fn init() -> NTSTATUS {
 /// | `FltFlushBuffers2` | Windows 10 1903 | `FltFlushBuffers` (the same flush: type 0) |
 /// | `ZwQuerySystemInformation` | all (ntdll mapping, see [`nt`]) | none: no pre-existing processes in the pid table |
 /// | `SeLocateProcessImageName` | (page names no version) | pre-existing processes get an empty image |
+/// | `ZwQuerySecurityObject` | all (ntdll mapping, see [`nt`]) | a pre-existing default log directory's owner is not checked |
 /// | `PsGetProcessExitStatus` | Windows 10 1703 (documented) | a process exiting during the fill may keep its entry until its pid is reused |
 /// | `SeQueryInformationToken` | all (resolved so that a kernel offering only a stub — Wine — still loads the driver) | records have an empty `user`; `where user` rules do not match |
 struct Later {
@@ -256,6 +258,7 @@ struct Later {
     locate_image: core::sync::atomic::AtomicUsize,
     exit_status: core::sync::atomic::AtomicUsize,
     query_token: core::sync::atomic::AtomicUsize,
+    query_security: core::sync::atomic::AtomicUsize,
 }
 
 /// Written once by [`init`] (DriverEntry, before any use); read-only after.
@@ -266,6 +269,7 @@ static LATER: Later = Later {
     locate_image: core::sync::atomic::AtomicUsize::new(0),
     exit_status: core::sync::atomic::AtomicUsize::new(0),
     query_token: core::sync::atomic::AtomicUsize::new(0),
+    query_security: core::sync::atomic::AtomicUsize::new(0),
 };
 
 /// `STATUS_PROCEDURE_NOT_FOUND`.
@@ -808,6 +812,46 @@ pub unsafe fn create_file(
         Err(st)
     }
 }
+
+/// The owner SID of an own file or directory, as a self-relative
+/// descriptor holding only the owner (ZwQuerySecurityObject,
+/// OWNER_SECURITY_INFORMATION) in `out`; returns its length.
+/// `STATUS_NOT_IMPLEMENTED` if the routine could not be resolved.
+///
+/// # Safety
+/// `handle` came from `create_file`; PASSIVE_LEVEL.
+pub unsafe fn query_owner(handle: HANDLE, out: &mut crate::sddl::SdBuf) -> Result<usize, NTSTATUS> {
+    type ZwQuerySecurityObject =
+        unsafe extern "system" fn(HANDLE, u32, *mut c_void, u32, *mut u32) -> NTSTATUS;
+    let p = LATER.query_security.load(Acquire);
+    if p == 0 {
+        return Err(STATUS_NOT_IMPLEMENTED);
+    }
+    // SAFETY: `init` stored the non-null address of this ntoskrnl routine,
+    // whose prototype this is.
+    let f = unsafe { core::mem::transmute::<usize, ZwQuerySecurityObject>(p) };
+    let mut needed = 0u32;
+    // SAFETY: PASSIVE_LEVEL; our kernel handle; an 8-byte aligned buffer of
+    // its stated length.
+    let st = unsafe {
+        f(
+            handle,
+            OWNER_SECURITY_INFORMATION,
+            out.0.as_mut_ptr().cast(),
+            out.0.len() as u32,
+            &mut needed,
+        )
+    };
+    if nt_success(st) {
+        Ok(needed as usize)
+    } else {
+        Err(st)
+    }
+}
+
+const OWNER_SECURITY_INFORMATION: u32 = 0x1;
+/// `STATUS_NOT_IMPLEMENTED`.
+const STATUS_NOT_IMPLEMENTED: NTSTATUS = 0xC000_0002_u32 as i32;
 
 /// `FileAttributes` of an own file (FltQueryInformationFile,
 /// FileAttributeTagInformation).

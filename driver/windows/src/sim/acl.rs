@@ -153,3 +153,32 @@ pub const SYSTEM: &str = "S-1-5-18";
 pub const ADMINISTRATORS: &str = "S-1-5-32-544";
 /// BUILTIN\Users.
 pub const USERS: &str = "S-1-5-32-545";
+
+/// The binary SID of `S-1-<auth>-<sub>...`.
+pub fn sid_bytes(sid: &str) -> Vec<u8> {
+    let parts: Vec<u64> = sid
+        .strip_prefix("S-1-")
+        .unwrap_or_else(|| std::panic::panic_any(format!("not a SID: {sid}")))
+        .split('-')
+        .map(|p| {
+            p.parse()
+                .unwrap_or_else(|_| std::panic::panic_any(format!("not a SID: {sid}")))
+        })
+        .collect();
+    let mut b = vec![1u8, (parts.len() - 1) as u8];
+    b.extend_from_slice(&parts[0].to_be_bytes()[2..]);
+    for sub in &parts[1..] {
+        b.extend_from_slice(&(*sub as u32).to_le_bytes());
+    }
+    b
+}
+
+/// A self-relative descriptor holding only `owner` (what
+/// ZwQuerySecurityObject returns for OWNER_SECURITY_INFORMATION).
+pub fn owner_only(owner: &str) -> Vec<u8> {
+    let mut b = vec![1u8, 0, 0x00, 0x80]; // revision, sbz1, SE_SELF_RELATIVE
+    b.extend_from_slice(&20u32.to_le_bytes()); // owner at 20
+    b.extend_from_slice(&[0; 12]); // group, SACL, DACL: none
+    b.extend_from_slice(&sid_bytes(owner));
+    b
+}

@@ -541,7 +541,11 @@ pub unsafe fn create_file(
             CreateMode::Directory if is_file => return Err(crate::flush::STATUS_NOT_A_DIRECTORY),
             CreateMode::Directory if is_dir => {}
             CreateMode::Directory => {
-                s.dirs.insert(key.clone(), super::DirNode::default());
+                // Created by a SYSTEM thread: the token's default owner.
+                s.dirs.insert(
+                    key.clone(),
+                    super::DirNode::created_by(super::acl::ADMINISTRATORS),
+                );
                 s.security.insert(key.clone(), security);
                 created = true;
             }
@@ -567,6 +571,33 @@ pub unsafe fn create_file(
         })
     })
 }
+
+/// ZwQuerySecurityObject(OWNER_SECURITY_INFORMATION) on an own file or
+/// directory: PASSIVE_LEVEL. A self-relative descriptor with only the owner.
+///
+/// # Safety
+/// `handle` came from `create_file`; PASSIVE_LEVEL.
+pub unsafe fn query_owner(handle: HANDLE, out: &mut crate::sddl::SdBuf) -> Result<usize, NTSTATUS> {
+    check_irql("ZwQuerySecurityObject", PASSIVE_LEVEL);
+    check_not_in_callback("ZwQuerySecurityObject");
+    let owner = with_state(|s| {
+        let Some(of) = s.own_files.values().find(|o| o.handle == handle as usize) else {
+            violation("ZwQuerySecurityObject on a handle the filter does not own");
+        };
+        s.dirs
+            .get(&of.key)
+            .map(|d| d.owner.clone())
+            .unwrap_or_else(|| super::acl::ADMINISTRATORS.to_string())
+    });
+    let bytes = super::acl::owner_only(&owner);
+    if bytes.len() > out.0.len() {
+        return Err(STATUS_BUFFER_TOO_SMALL_SIM);
+    }
+    out.0[..bytes.len()].copy_from_slice(&bytes);
+    Ok(bytes.len())
+}
+
+const STATUS_BUFFER_TOO_SMALL_SIM: NTSTATUS = 0xC000_0023_u32 as i32;
 
 /// FltQueryInformationFile(FileAttributeTagInformation): PASSIVE_LEVEL.
 /// FILE_ATTRIBUTE_DIRECTORY (0x10), FILE_ATTRIBUTE_REPARSE_POINT (0x400),

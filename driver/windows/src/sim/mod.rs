@@ -140,6 +140,20 @@ pub(crate) struct OwnFileState {
 pub(crate) struct DirNode {
     /// A reparse point (junction) to this device path (upper case).
     pub reparse_to: Option<String>,
+    /// Owner SID (`S-1-...`).
+    pub owner: String,
+}
+
+/// A standard user's SID (what `Sim::plant_*` create things as).
+pub const A_USER: &str = "S-1-5-21-1004336348-1177238915-682003330-1001";
+
+impl DirNode {
+    pub(crate) fn created_by(owner: &str) -> DirNode {
+        DirNode {
+            reparse_to: None,
+            owner: owner.to_string(),
+        }
+    }
 }
 
 pub(crate) struct ThreadSlot {
@@ -2110,7 +2124,7 @@ impl Sim {
     /// A user plants a directory at `dos_path` (squatting a name).
     pub fn plant_directory(&self, dos_path: &str) {
         let k = self.key_of(dos_path);
-        with_state(|s| s.dirs.insert(k, DirNode::default()));
+        with_state(|s| s.dirs.insert(k, DirNode::created_by(A_USER)));
     }
 
     /// A user plants an (empty) file at `dos_path`.
@@ -2128,9 +2142,12 @@ impl Sim {
                 k,
                 DirNode {
                     reparse_to: Some(t.clone()),
+                    owner: A_USER.to_string(),
                 },
             );
-            s.dirs.entry(t).or_default();
+            s.dirs
+                .entry(t)
+                .or_insert_with(|| DirNode::created_by(acl::ADMINISTRATORS));
         });
     }
 
