@@ -58,6 +58,8 @@ __declspec(dllimport) PVOID WINAPI AddVectoredExceptionHandler(ULONG, PVECTORED_
 __declspec(dllimport) ULONG WINAPI RemoveVectoredExceptionHandler(PVOID);
 /* ntoskrnl.exe exports Wine's headers do not declare */
 __declspec(dllimport) extern POBJECT_TYPE IoFileObjectType;
+__declspec(dllimport) extern POBJECT_TYPE PsProcessType;
+NTSTATUS WINAPI ZwQueryInformationProcess(HANDLE, PROCESSINFOCLASS, void *, ULONG, ULONG *);
 NTSTATUS WINAPI ZwFlushBuffersFile(HANDLE, IO_STATUS_BLOCK *);
 int __cdecl _vsnprintf(char *, size_t, const char *, va_list);
 
@@ -836,6 +838,40 @@ static NTSTATUS WINAPI h_IoVolumeDeviceToDosName(PVOID dev, PUNICODE_STRING out)
     out->Buffer = b; out->Length = 4; out->MaximumLength = 6;
     return STATUS_SUCCESS;
 }
+/* Wine 8.0's SeLocateProcessImageName is a FIXME stub. This one asks Wine
+ * for the process's image (ProcessImageFileName, "\??\C:\..." under Wine)
+ * and answers in the kernel's form, "\Device\HarddiskVolume1\...", in one
+ * pool block the caller frees with ExFreePool. */
+static NTSTATUS WINAPI h_SeLocateProcessImageName(PEPROCESS proc, PUNICODE_STRING *out)
+{
+    HANDLE h;
+    ULONG len = 0;
+    NTSTATUS st;
+    union { UNICODE_STRING us; UCHAR b[1100]; } q;
+    const WCHAR *src;
+    SIZE_T n, dev = wlen(g_volumes[0].device), skip = 0;
+    UNICODE_STRING *r;
+    *out = NULL;
+    st = ObOpenObjectByPointer(proc, OBJ_KERNEL_HANDLE, NULL, 0x1000 /* PROCESS_QUERY_LIMITED_INFORMATION */, PsProcessType, KernelMode, &h);
+    if (!NT_SUCCESS(st)) return st;
+    st = ZwQueryInformationProcess(h, ProcessImageFileName, &q, sizeof(q) - 2, &len);
+    ZwClose(h);
+    if (!NT_SUCCESS(st)) return st;
+    src = q.us.Buffer; n = q.us.Length / 2;
+    if (n >= 6 && src[0] == '\\' && src[1] == '?' && src[2] == '?' && src[3] == '\\' && (src[4] | 0x20) == 'c' && src[5] == ':') skip = 6;
+    else dev = 0;   /* another form: passed on as Wine gave it */
+    r = h_ExAllocatePoolWithTag(PagedPool, sizeof(*r) + (dev + n - skip + 1) * 2, 'mIHH');
+    if (!r) return STATUS_INSUFFICIENT_RESOURCES;
+    r->Buffer = (WCHAR *)(r + 1);
+    bcopy_(r->Buffer, g_volumes[0].device, dev * 2);
+    bcopy_(r->Buffer + dev, src + skip, (n - skip) * 2);
+    r->Buffer[dev + n - skip] = 0;
+    r->Length = (USHORT)((dev + n - skip) * 2); r->MaximumLength = r->Length + 2;
+    *out = r;
+    if (PsGetProcessId(proc) == (HANDLE)(ULONG_PTR)GetCurrentProcessId()) rpt("INFO SeLocateProcessImageName(host) -> %ls", r->Buffer);
+    return STATUS_SUCCESS;
+}
+
 /* Wine exports PsSetCreateProcessNotifyRoutineEx but never calls a
  * registered routine (it has no process-creation callbacks); the harness
  * keeps the routine so that scenarios can deliver process creation and exit. */
@@ -870,6 +906,7 @@ static const struct entry { const char *name; void *fn; enum kind kind; } table[
 #define L(n) { #n, (void *)h_##n, K_LACKS }
     L(ExAllocatePool2), L(KeQuerySystemTimePrecise), L(SeCaptureSubjectContext), L(SeReleaseSubjectContext),
     L(SeQuerySubjectContextToken), L(SeTokenIsAdmin), L(SeQueryInformationToken), L(ObCloseHandle), L(IoVolumeDeviceToDosName),
+    L(SeLocateProcessImageName),
 #undef L
     { "ExAllocatePoolWithTag", (void *)h_ExAllocatePoolWithTag, K_COUNT },
     { "ExFreePoolWithTag", (void *)h_ExFreePoolWithTag, K_COUNT },
@@ -955,7 +992,7 @@ static void *WINAPI h_MmGetSystemRoutineAddress(PUNICODE_STRING uname)
         rpt("RESOLVE MmGetSystemRoutineAddress(%s) -> NULL (not in Windows 10 1607: the driver's fallback runs)", name);
         return NULL;
     }
-    if (e && (e->kind == K_TAKE || (e->kind == K_LACKS && state != 0))) {
+    if (e && (e->kind == K_TAKE || (e->kind == K_LACKS && (state != 0 || wine_fixme_stub(name))))) {
         rpt("RESOLVE MmGetSystemRoutineAddress(%s) -> harness (%s)", name, wine_state[state]);
         return e->fn;
     }
@@ -1008,7 +1045,7 @@ static BOOLEAN bind_imports(UCHAR *base)
             } else {
                 state = wine_has(dll, fn);
                 if (e && e->kind == K_LACKS) {
-                    if (state == 0) { FAIL("%s!%s: the harness replaces it but Wine implements it (use Wine's)", dll, fn); ok = FALSE; }
+                    if (state == 0 && !wine_fixme_stub(fn)) { FAIL("%s!%s: the harness replaces it but Wine implements it (use Wine's)", dll, fn); ok = FALSE; }
                     else to = e->fn;
                 } else if (e && (e->kind == K_COUNT || e->kind == K_TAKE)) {
                     if (state != 0 && e->kind == K_COUNT) { FAIL("%s!%s: counting wrapper for a routine Wine lacks", dll, fn); ok = FALSE; }
@@ -1116,6 +1153,10 @@ static NTSTATUS do_op(const struct harness_op *in, struct harness_result *r)
         return STATUS_SUCCESS;
     }
     if (!g_filter.reg) return STATUS_DEVICE_NOT_READY;
+    if (in->pid == HARNESS_HOST_PID) {
+        static struct harness_op host;
+        host = *in; host.pid = GetCurrentProcessId(); in = &host;
+    }
     if (in->kind == HK_PROCESS || in->kind == HK_PROCESS_EXIT) {
         UNICODE_STRING img;
         PS_CREATE_NOTIFY_INFO pi;
@@ -1384,6 +1425,11 @@ NTSTATUS WINAPI DriverEntry(PDRIVER_OBJECT drv, PUNICODE_STRING reg)
     open_report();
     AddVectoredExceptionHandler(1, h_exception);
     rpt("START fltharness pid %lu", GetCurrentProcessId());
+    {
+        PROCESS_BASIC_INFORMATION pbi;
+        if (NT_SUCCESS(ZwQueryInformationProcess(NtCurrentProcess(), ProcessBasicInformation, &pbi, sizeof(pbi), NULL)))
+            rpt("HOST pid %lu ppid %lu", GetCurrentProcessId(), (ULONG)(ULONG_PTR)pbi.Reserved3 /* InheritedFromUniqueProcessId */);
+    }
     if (!image_header(L"\\??\\C:\\windows\\system32\\drivers\\fltpolicy.sys", &preferred, &size)) { FAIL("cannot read %ls", target); return STATUS_DLL_NOT_FOUND; }
     /* Occupy the preferred range so the loader must relocate the image. */
     reserved = VirtualAlloc((void *)(ULONG_PTR)preferred, size, MEM_RESERVE, PAGE_NOACCESS);

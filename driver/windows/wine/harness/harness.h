@@ -30,6 +30,10 @@ enum harness_kind {
 #define HF_FS_STATUS 4     /* the file system below completes the operation with fs_status */
 #define HF_NO_NAME 8       /* create: no name can be had for the file (e.g. an open by file ID) */
 
+/* pid HARNESS_HOST_PID: the process hosting the harness and the driver
+ * (winedevice.exe), which was running before the driver loaded. */
+#define HARNESS_HOST_PID 0xffffffffu
+
 struct harness_op {
     unsigned int kind;
     unsigned int file_id;

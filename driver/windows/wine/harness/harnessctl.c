@@ -31,6 +31,7 @@
  *   record ...                                an expected audit record (checked by run.sh)
  *   bug-record ... xfail=ISSUE                a record the driver writes only because of
  *                                             ISSUE (tolerated, not required; goes with the xfail)
+ * PID "host" is the winedevice.exe hosting the driver (running before it loaded).
  * EXPECT is ok, denied, or an NTSTATUS in hex; a trailing "xfail=ISSUE" marks
  * an expectation known to fail until ISSUE is fixed. Without file=, an
  * operation uses the last file created.
@@ -164,7 +165,7 @@ static void scenario_line(char *line, const char *where)
     if (!nt) return;
     if (!strcmp(tok[0], "record") || !strcmp(tok[0], "bug-record")) return;   /* checked against the exported logs by run.sh */
     if (!strcmp(tok[0], "sleep") && nt >= 2) { Sleep(strtoul(tok[1], NULL, 0)); return; }
-    if (nt >= 2) op.pid = (unsigned)strtoul(tok[1], NULL, 0);
+    if (nt >= 2) op.pid = !strcmp(tok[1], "host") ? HARNESS_HOST_PID : (unsigned)strtoul(tok[1], NULL, 0);
     for (i = !strcmp(tok[0], "process") ? 3 : 2; i < nt; i++) {
         char *k = tok[i], *v = strchr(k, '=');
         if (v) *v++ = 0;
