@@ -88,9 +88,6 @@ mod nt {
         unsafe extern "system" fn(isize, *mut *mut UNICODE_STRING) -> NTSTATUS;
     /// `PsGetProcessExitStatus` (documented from Windows 10 1703).
     pub type PsGetProcessExitStatus = unsafe extern "system" fn(isize) -> NTSTATUS;
-    /// `SeQueryInformationToken` (ntifs.h): token, class, out buffer.
-    pub type SeQueryInformationToken =
-        unsafe extern "system" fn(*const c_void, i32, *mut *mut c_void) -> NTSTATUS;
 
     /// `KSTART_ROUTINE`: `VOID (PVOID StartContext)`.
     pub type StartRoutine = unsafe extern "system" fn(*mut c_void);
@@ -223,7 +220,6 @@ pub fn init() -> NTSTATUS {
         (&LATER.pool2, "ExAllocatePool2"),
         (&LATER.locate_image, "SeLocateProcessImageName"),
         (&LATER.exit_status, "PsGetProcessExitStatus"),
-        (&LATER.query_token, "SeQueryInformationToken"),
         (&LATER.query_security, "ZwQuerySecurityObject"),
     ] {
         let (w, n) = wide::<32>(name);
@@ -250,14 +246,12 @@ pub fn init() -> NTSTATUS {
 /// | `SeLocateProcessImageName` | (page names no version) | pre-existing processes get an empty image |
 /// | `ZwQuerySecurityObject` | all (ntdll mapping, see [`nt`]) | a pre-existing default log directory's owner is not checked |
 /// | `PsGetProcessExitStatus` | Windows 10 1703 (documented) | a process exiting during the fill may keep its entry until its pid is reused |
-/// | `SeQueryInformationToken` | all (resolved so that a kernel offering only a stub — Wine — still loads the driver) | records have an empty `user`; `where user` rules do not match |
 struct Later {
     pool2: core::sync::atomic::AtomicUsize,
     flush2: core::sync::atomic::AtomicUsize,
     query_system_information: core::sync::atomic::AtomicUsize,
     locate_image: core::sync::atomic::AtomicUsize,
     exit_status: core::sync::atomic::AtomicUsize,
-    query_token: core::sync::atomic::AtomicUsize,
     query_security: core::sync::atomic::AtomicUsize,
 }
 
@@ -268,7 +262,6 @@ static LATER: Later = Later {
     query_system_information: core::sync::atomic::AtomicUsize::new(0),
     locate_image: core::sync::atomic::AtomicUsize::new(0),
     exit_status: core::sync::atomic::AtomicUsize::new(0),
-    query_token: core::sync::atomic::AtomicUsize::new(0),
     query_security: core::sync::atomic::AtomicUsize::new(0),
 };
 
@@ -599,14 +592,10 @@ pub unsafe fn requester_sid(
     data: *const FLT_CALLBACK_DATA,
     out: &mut [u8],
 ) -> Result<usize, NTSTATUS> {
+    // An ntoskrnl export since Windows 2000: imported (the Wine harness
+    // stands in for Wine's stub of it).
+    use windows_sys::Wdk::Storage::FileSystem::SeQueryInformationToken;
     use windows_sys::Win32::Security::{TokenUser, TOKEN_USER};
-    let query = LATER.query_token.load(Acquire);
-    if query == 0 {
-        return Err(STATUS_PROCEDURE_NOT_FOUND);
-    }
-    // SAFETY: `init` stored ntoskrnl's SeQueryInformationToken, whose
-    // prototype nt::SeQueryInformationToken is.
-    let query = unsafe { core::mem::transmute::<usize, nt::SeQueryInformationToken>(query) };
     // SAFETY: per the caller.
     let ctx = unsafe { super::create_subject_context(data) }.ok_or(STATUS_UNSUCCESSFUL)?;
     // SAFETY: the create's subject context is valid during the create.
@@ -616,7 +605,7 @@ pub unsafe fn requester_sid(
     }
     let mut p: *mut c_void = core::ptr::null_mut();
     // SAFETY: PASSIVE_LEVEL; a token of the live subject context.
-    let st = unsafe { query(token, TokenUser, &mut p) };
+    let st = unsafe { SeQueryInformationToken(token, TokenUser, &mut p) };
     if !nt_success(st) || p.is_null() {
         return Err(st);
     }
