@@ -101,9 +101,19 @@ pub fn run(args: Args) -> Result<ExitCode> {
             ", log only"
         }
     );
+    if status.watching.is_empty() {
+        eprintln!(
+            "fltpolicy: watching nothing: no rule of this policy records or denies an operation"
+        );
+    } else {
+        eprintln!(
+            "fltpolicy: watching the filesystems of {}",
+            status.watching.join(", ")
+        );
+    }
     eprintln!(
-        "fltpolicy: watching the filesystems of {}",
-        status.watching.join(", ")
+        "fltpolicy: in-kernel enforcement (BPF LSM, not built yet; docs/linux-engine.md): {}",
+        fltpolicy_linux::engine::bpf_lsm_support()
     );
     match pipeline.continuation() {
         None => eprintln!("fltpolicy: audit log: {}", log.display()),

@@ -74,6 +74,23 @@ pub fn check_capabilities() -> Result<(), EngineError> {
     Ok(())
 }
 
+/// Whether this kernel would let a BPF-LSM backend enforce in the kernel
+/// (the design in docs/linux-engine.md; not built): BPF must be among the
+/// active LSMs (`/sys/kernel/security/lsm`, securityfs) and the kernel must
+/// carry BTF (`/sys/kernel/btf/vmlinux`). A one-line answer for `run`.
+pub fn bpf_lsm_support() -> String {
+    let lsm = std::fs::read_to_string("/sys/kernel/security/lsm");
+    let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
+    match lsm {
+        Err(_) => "unknown (securityfs not mounted at /sys/kernel/security)".to_string(),
+        Ok(l) if !l.trim().split(',').any(|m| m == "bpf") => {
+            format!("no (active LSMs: {}; boot with lsm=...,bpf)", l.trim())
+        }
+        Ok(_) if !btf => "no (the kernel has no BTF: /sys/kernel/btf/vmlinux)".to_string(),
+        Ok(_) => "this kernel lists the BPF LSM and has BTF (whether a program may attach is only known by loading one)".to_string(),
+    }
+}
+
 /// What to run.
 #[derive(Debug)]
 pub struct EngineConfig {
@@ -190,6 +207,7 @@ impl Engine {
             mounts: RwLock::new(MountFds::default()),
             ignore_epoch: std::sync::atomic::AtomicU64::new(0),
             perm_fd: std::sync::atomic::AtomicI32::new(perm_group.as_raw_fd()),
+            protected: RwLock::new(HashMap::new()),
         });
         let core = Arc::new(Core {
             shared: Arc::clone(&shared),

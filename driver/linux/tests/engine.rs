@@ -448,3 +448,58 @@ fn deny_holds_through_bind_mounts_and_mount_namespaces() {
     );
     assert_eq!(status.denied, 2);
 }
+
+/// Deny that holds: a hard link is the same file. Links made before the
+/// policy loaded, after it, and to a file created inside the tree after
+/// the start are all decided on the file's path inside the deny tree.
+#[test]
+fn deny_holds_through_hard_links_made_before_and_after_the_start() {
+    let s = Scratch::new("engine", "links");
+    std::fs::create_dir_all(s.path("secret")).unwrap();
+    std::fs::create_dir_all(s.path("pub")).unwrap();
+    std::fs::write(s.path("secret/key"), "k\n").unwrap();
+    std::fs::hard_link(s.path("secret/key"), s.path("pub/before")).unwrap();
+    let dir = p(&s.path("secret"));
+    let (engine, sink) = start(
+        compile(&format!(
+            "deny open under {dir} where process == \"cat\" as \"no-cat\"\n"
+        )),
+        &s,
+    );
+    let sh = |cmd: String| {
+        assert!(Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&cmd)
+            .status()
+            .unwrap()
+            .success());
+    };
+    sh(format!(
+        "ln {d}/key {p}/after && echo n > {d}/new",
+        d = dir,
+        p = p(&s.path("pub"))
+    ));
+    // The notification thread learns the new file within its read delay.
+    std::thread::sleep(Duration::from_millis(200));
+    sh(format!("ln {dir}/new {}/new2", p(&s.path("pub"))));
+    let denied = |name: &str| {
+        !Command::new("cat")
+            .arg(s.path(name))
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    let results = [
+        ("pub/before", denied("pub/before")),
+        ("pub/after", denied("pub/after")),
+        ("pub/new2", denied("pub/new2")),
+    ];
+    let status = engine.stop();
+    for (name, d) in results {
+        assert!(d, "cat of the hard link {name} is denied");
+    }
+    assert_eq!(status.denied, 3);
+    let recs = sink.records.lock().unwrap().clone();
+    assert!(recs.iter().all(|r| r.path.starts_with(&dir)), "{recs:?}");
+}

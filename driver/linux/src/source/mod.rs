@@ -54,6 +54,13 @@ pub struct Shared {
     /// The permission group's descriptor (-1 before it exists), for the
     /// notification thread to drop ignore marks at once.
     pub perm_fd: std::sync::atomic::AtomicI32,
+    /// Files inside the permission trees, by handle key → their path
+    /// there: a hard link elsewhere (made before or after the policy
+    /// loaded) is the same file, and is decided on this path. Filled by
+    /// the notification thread (scan at start, then creates and renames
+    /// into the trees); read by the permission thread for files with more
+    /// than one link.
+    pub protected: RwLock<std::collections::HashMap<Box<[u8]>, String>>,
 }
 
 impl Shared {

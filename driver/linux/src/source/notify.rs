@@ -69,6 +69,8 @@ struct Resolver {
     old: Vec<u8>,
     /// Roots the mirror was scanned for.
     scanned: Option<Option<Vec<String>>>,
+    /// Permission roots whose files were scanned into `Shared::protected`.
+    protected_for: Option<Option<Vec<String>>>,
 }
 
 impl Resolver {
@@ -83,6 +85,24 @@ impl Resolver {
             self.mirror.scan(r);
         }
         self.scanned = Some(roots.clone());
+    }
+
+    /// Fills `shared.protected` with the files inside the permission trees
+    /// (when those changed: start, reload).
+    fn ensure_protected(&mut self, shared: &Shared, perm_roots: &Option<Vec<String>>) {
+        if self.protected_for.as_ref() == Some(perm_roots) {
+            return;
+        }
+        self.protected_for = Some(perm_roots.clone());
+        let mut map = std::collections::HashMap::new();
+        if let Some(roots) = perm_roots {
+            let mut budget = crate::mirror::MAX_SCAN;
+            let mut key = Vec::new();
+            for r in roots {
+                scan_files(std::path::Path::new(r), &mut map, &mut key, &mut budget);
+            }
+        }
+        *shared.protected.write().unwrap_or_else(|e| e.into_inner()) = map;
     }
 
     fn rescan(&mut self) {
@@ -186,13 +206,98 @@ fn is_program_interpreter(path: &str) -> bool {
     (name.starts_with("ld-") || name.starts_with("ld.so")) && name.contains(".so")
 }
 
+/// Records every file below `dir` (same filesystem) by handle key.
+fn scan_files(
+    dir: &std::path::Path,
+    map: &mut std::collections::HashMap<Box<[u8]>, String>,
+    key: &mut Vec<u8>,
+    budget: &mut usize,
+) {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return;
+    };
+    let Ok(fsid) = handle::fsid_of_path(&c) else {
+        return;
+    };
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if *budget == 0 {
+                return;
+            }
+            *budget -= 1;
+            let p = e.path();
+            let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
+                continue;
+            };
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                if handle::fsid_of_path(&c).is_ok_and(|f| f == fsid) {
+                    stack.push(p);
+                }
+                continue;
+            }
+            if handle::key_of_path(&c, fsid, key).is_ok() {
+                let mut s = String::new();
+                crate::path::from_bytes(p.as_os_str().as_bytes(), &mut s);
+                map.insert(key.as_slice().into(), s);
+            }
+        }
+    }
+}
+
+/// Keeps `Shared::protected` current for one event: a file created or
+/// moved into a permission tree is recorded, one moved out forgotten.
+fn track_protected(
+    shared: &Shared,
+    perm_roots: &Option<Vec<String>>,
+    ev: &crate::sys::fanotify::Event<'_>,
+    path: &str,
+    new_path: &str,
+) {
+    let Some(roots) = perm_roots else {
+        return;
+    };
+    if ev.mask & mask::ONDIR != 0 {
+        return;
+    }
+    let Some(obj) = ev.object else {
+        return;
+    };
+    let inside = |p: &str| !p.is_empty() && roots.iter().any(|r| marks::is_under(p, r));
+    let mut key = Vec::new();
+    obj.key_into(&mut key);
+    if ev.mask & mask::CREATE != 0 && inside(path) {
+        shared
+            .protected
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.clone().into(), path.to_string());
+    }
+    if ev.mask & mask::RENAME != 0 {
+        let mut map = shared.protected.write().unwrap_or_else(|e| e.into_inner());
+        if inside(new_path) {
+            map.insert(key.into(), new_path.to_string());
+        } else if inside(path) {
+            map.remove(key.as_slice());
+        }
+    }
+}
+
 /// Runs until `shared.stop` is set and the group is drained.
 pub fn run(group: Arc<Group>, shared: Arc<Shared>, wake: Arc<Wake>) {
     let mut buf = vec![0u8; EVENT_BUFFER_BYTES];
     let mut procs = super::BatchProcs::new(Arc::clone(&shared.procs));
     let mut reader = PolicyReader::new(&shared.slot);
     let mut res = Resolver::default();
-    res.ensure_scanned(&reader.refresh(&shared.slot).facts.roots.clone());
+    {
+        let facts = reader.refresh(&shared.slot).facts.clone();
+        res.ensure_scanned(&facts.roots);
+        res.ensure_protected(&shared, &facts.perm_roots);
+    }
     let mut path = String::new();
     let mut new_path = String::new();
     // Earliest time the events of the next read can have happened.
@@ -211,6 +316,7 @@ pub fn run(group: Arc<Group>, shared: Arc<Shared>, wake: Arc<Wake>) {
             procs.new_batch();
             let policy = Arc::clone(reader.refresh(&shared.slot));
             res.ensure_scanned(&policy.facts.roots);
+            res.ensure_protected(&shared, &policy.facts.perm_roots);
             let perm_ops = shared.perm_ops();
             for ev in Events::new(&buf[..n]) {
                 if let Some(fd) = ev.fd {
@@ -349,6 +455,7 @@ pub fn run(group: Arc<Group>, shared: Arc<Shared>, wake: Arc<Wake>) {
                         }
                     }
                 }
+                track_protected(&shared, &policy.facts.perm_roots, &ev, &path, &new_path);
                 // A directory moving into (or above) a permission tree may
                 // now hold files the permission thread stopped being asked
                 // about: it drops its ignore marks.

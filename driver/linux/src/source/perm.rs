@@ -308,9 +308,31 @@ fn handle_one(
             }
         }
     }
+    // A hard link (made before or after the policy loaded) of a file
+    // inside a permission tree is the same file: decided on its path there.
+    let mut linked = false;
+    if fd::link_count(raw).is_some_and(|n| n > 1)
+        && policy
+            .facts
+            .perm_roots
+            .as_ref()
+            .is_some_and(|roots| !roots.iter().any(|r| marks::is_under(path, r)))
+    {
+        let mut key = Vec::new();
+        if crate::sys::handle::key_of_fd(event_fd, &mut key).is_ok() {
+            if let Ok(map) = shared.protected.try_read() {
+                if let Some(p) = map.get(key.as_slice()) {
+                    path.clear();
+                    path.push_str(p);
+                    linked = true;
+                }
+            }
+        }
+    }
     // Outside every tree of a rule that can match open or read, no rule
     // can match this event: after answering, the directory can be ignored.
-    let outside = !bytes.is_empty()
+    let outside = !linked
+        && !bytes.is_empty()
         && policy
             .facts
             .perm_roots

@@ -235,3 +235,37 @@ pub fn path_via_marked_mount(
     let opened = fd::owned(ret)?;
     fd::proc_fd_path_bytes(opened.as_raw_fd(), out)
 }
+
+/// The fanotify-style key of the open file `file` (like [`key_of_path`]).
+pub fn key_of_fd(file: &OwnedFd, out: &mut Vec<u8>) -> io::Result<()> {
+    let fsid = fsid_of(file)?;
+    let mut words = [0u32; 2 + MAX_HANDLE_SZ / 4];
+    let mut mount_id: libc::c_int = 0;
+    let mut last = io::Error::from_raw_os_error(libc::EINVAL);
+    for flags in [AT_HANDLE_FID | libc::AT_EMPTY_PATH, libc::AT_EMPTY_PATH] {
+        words[0] = MAX_HANDLE_SZ as u32;
+        let fh: *mut libc::file_handle = words.as_mut_ptr().cast();
+        // SAFETY: as in `key_of_path`; the empty path with AT_EMPTY_PATH
+        // names `file` itself, which is open.
+        let ret = unsafe {
+            libc::name_to_handle_at(file.as_raw_fd(), c"".as_ptr(), fh, &mut mount_id, flags)
+        };
+        if ret == 0 {
+            let len = (words[0] as usize).min(MAX_HANDLE_SZ);
+            out.clear();
+            out.extend_from_slice(&fsid[0].to_ne_bytes());
+            out.extend_from_slice(&fsid[1].to_ne_bytes());
+            out.extend_from_slice(&(words[1] as i32).to_ne_bytes());
+            for w in &words[2..] {
+                if out.len() >= 12 + len {
+                    break;
+                }
+                out.extend_from_slice(&w.to_ne_bytes());
+            }
+            out.truncate(12 + len);
+            return Ok(());
+        }
+        last = io::Error::last_os_error();
+    }
+    Err(last)
+}
