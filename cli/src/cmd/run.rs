@@ -10,11 +10,20 @@ use anyhow::Result;
 pub struct Args {
     /// Policy source (.pol, compiled here for linux) or compiled image (.fpi).
     policy: PathBuf,
-    /// Audit log to write (rotated files continue as LOG.1, LOG.2, ...).
-    /// An existing log is continued: its tail is checked (a torn record is
-    /// cut off and recorded as lost) and the chain goes on in the next file.
+    /// Audit log to write (rotated files continue as LOG.1, LOG.2, ...);
+    /// a directory means DIR/audit.fplog. An existing log is continued: its
+    /// tail is checked (a torn record is cut off and recorded as lost) and
+    /// the chain goes on in the next file.
     #[arg(long)]
     log: PathBuf,
+    /// Keep at most this many MiB of log files: at each rotation the
+    /// oldest files are removed (never the one being written).
+    #[arg(long, value_name = "MIB")]
+    retain_mib: Option<u64>,
+    /// Remove log files last written more than this many days ago (at
+    /// rotation).
+    #[arg(long, value_name = "DAYS")]
+    retain_days: Option<u64>,
     /// Size of the audit queue in MiB (split over 16 rings; each ring a
     /// power of two of at least 8 KiB). Bigger absorbs longer bursts.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=4096))]
@@ -63,7 +72,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
     let rules = policy.rule_count();
-    let log = absolute(&args.log);
+    let mut log = absolute(&args.log);
+    if log.is_dir() {
+        log = log.join("audit.fplog");
+    }
+    let retention = (args.retain_mib.is_some() || args.retain_days.is_some()).then(|| {
+        fltpolicy_audit::writer::Retention {
+            max_bytes: args.retain_mib.map_or(u64::MAX, |m| m << 20),
+            max_age: args
+                .retain_days
+                .map(|d| std::time::Duration::from_secs(d * 86_400)),
+        }
+    });
     // Before any thread exists, so every thread inherits the blocked mask
     // and the signals wait for `wait` below.
     let signals = TerminationSignals::block().context("cannot block SIGINT/SIGTERM")?;
@@ -80,6 +100,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         control: args.control.clone(),
         watch: args.watch.clone(),
         flush: Some(flush),
+        retention,
     }) {
         Ok(p) => p,
         Err(PipelineError::Engine(e @ EngineError::MissingCapability(_))) => {

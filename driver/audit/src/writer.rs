@@ -112,6 +112,19 @@ pub struct FileSink {
     /// fsync on every batch (durability against power loss at the cost of
     /// throughput); the default syncs only at rotation and shutdown.
     sync_each_batch: bool,
+    retention: Option<Retention>,
+    /// Files removed by retention so far.
+    removed: Vec<PathBuf>,
+}
+
+/// How much of a log to keep: after each rotation the oldest files are
+/// removed (never the one being written) while the log's files together
+/// exceed `max_bytes`, or the oldest was last written more than `max_age`
+/// ago.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    pub max_bytes: u64,
+    pub max_age: Option<Duration>,
 }
 
 /// I/O failures as a `Copy` value (the core's sink errors must be `Copy`).
@@ -162,6 +175,8 @@ impl FileSink {
             base,
             file,
             sync_each_batch: false,
+            retention: None,
+            removed: Vec::new(),
         })
     }
 
@@ -214,6 +229,8 @@ impl FileSink {
                 path,
                 file,
                 sync_each_batch: false,
+                retention: None,
+                removed: Vec::new(),
             },
             Some(cont),
         ))
@@ -233,6 +250,49 @@ impl FileSink {
     /// The file being written now.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Keeps the log within `r` (applied at each rotation).
+    pub fn retain(mut self, r: Retention) -> FileSink {
+        self.retention = Some(r);
+        self
+    }
+
+    /// Files removed by retention so far, oldest first.
+    pub fn removed(&self) -> &[PathBuf] {
+        &self.removed
+    }
+
+    /// Removes the oldest files beyond the retention limits.
+    fn apply_retention(&mut self) {
+        let Some(r) = self.retention else {
+            return;
+        };
+        let files = rotated_files(&self.base);
+        let sizes: Vec<(PathBuf, u64, Option<std::time::SystemTime>)> = files
+            .into_iter()
+            .filter_map(|p| {
+                let m = std::fs::metadata(&p).ok()?;
+                Some((p, m.len(), m.modified().ok()))
+            })
+            .collect();
+        let mut total: u64 = sizes.iter().map(|(_, n, _)| n).sum();
+        for (p, n, modified) in sizes {
+            if p == self.path {
+                break;
+            }
+            let too_old = match (r.max_age, modified) {
+                (Some(age), Some(m)) => m.elapsed().is_ok_and(|e| e > age),
+                _ => false,
+            };
+            if total <= r.max_bytes && !too_old {
+                break;
+            }
+            if std::fs::remove_file(&p).is_ok() {
+                total -= n;
+                self.removed.push(p);
+            }
+        }
     }
 }
 
@@ -371,6 +431,7 @@ impl Sink for FileSink {
             .open(&path)?;
         self.file = next;
         self.path = path;
+        self.apply_retention();
         Ok(())
     }
 

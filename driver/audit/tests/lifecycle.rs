@@ -255,3 +255,48 @@ fn restart_after_a_kill_without_a_torn_tail() {
     assert_eq!(sizes, (0..25).collect::<Vec<_>>());
     assert_verifies(&base);
 }
+
+#[test]
+fn retention_removes_the_oldest_files_and_the_rest_still_verifies() {
+    use fltpolicy_audit::writer::Retention;
+    use fltpolicy_core::record::writer::MIN_FILE_BYTES;
+    let d = tmp("retain");
+    let base = d.0.join("audit.fplog");
+    let file_bytes = MIN_FILE_BYTES.max(16 << 10);
+    let notices = Arc::new(Mutex::new(Vec::new()));
+    let sink = FileSink::create(&base).unwrap().retain(Retention {
+        max_bytes: 3 * file_bytes,
+        max_age: None,
+    });
+    let ft = FlushThread::start(
+        sink,
+        FlushConfig {
+            max_file_bytes: file_bytes,
+            ..cfg(&notices)
+        },
+    )
+    .unwrap();
+    push(&ft.producer(), 0, 3000);
+    let (sink, stats) = ft.shutdown().unwrap();
+    assert!(stats.files > 5, "rotated {} times", stats.files);
+    assert!(!sink.removed().is_empty());
+    assert!(!base.exists(), "the oldest file went first");
+    let files = rotated_files(&base);
+    let total: u64 = files
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert!(total <= 4 * file_bytes, "{total} bytes in {files:?}");
+    let (sizes, _) = read_all(&files);
+    assert_eq!(*sizes.last().unwrap(), 2999, "the newest records are kept");
+    assert!(sizes.windows(2).all(|w| w[1] == w[0] + 1), "no gap inside");
+    let rep = verify(&files, ReadOptions::default()).unwrap();
+    assert!(rep.ok(), "{:?}", rep.errors);
+    assert!(
+        rep.notes
+            .iter()
+            .any(|n| n.contains("earlier files were not given")),
+        "{:?}",
+        rep.notes
+    );
+}

@@ -101,6 +101,8 @@ pub struct PipelineConfig {
     pub watch: Vec<PathBuf>,
     /// Audit writer settings (queue size, notices); the default when `None`.
     pub flush: Option<FlushConfig>,
+    /// How much of the log to keep (oldest files removed at rotation).
+    pub retention: Option<fltpolicy_audit::writer::Retention>,
 }
 
 /// What a stopped pipeline reports.
@@ -132,6 +134,10 @@ impl Pipeline {
                 path: cfg.log.clone(),
                 source,
             })?;
+        let sink = match cfg.retention {
+            Some(r) => sink.retain(r),
+            None => sink,
+        };
         let log_file = sink.path().to_path_buf();
         let flush = FlushThread::start_at(sink, flush_cfg, continuation.as_ref())?;
         let audit = Arc::new(AuditSink::new(flush.producer()));
