@@ -11,7 +11,7 @@
 //! |---|---|---|---|
 //! | `IO_STACK_LOCATION.Parameters.DeviceIoControl` | InputBufferLength +4, IoControlCode +8 | +8, +16 | microsoft/windows-rs#4404 |
 //! | `FLT_PARAMETERS.SetFileInformation` | FileInformationClass +4, InfoBuffer +24 | +8, +32 | microsoft/windows-rs#3525 |
-//! | `FLT_PARAMETERS.Create` | FileAttributes +12, EaLength +16, AllocationSize +32 | +16, +24, +40 | same defect (POINTER_ALIGNMENT) |
+//! | `FLT_PARAMETERS.Create` | FileAttributes +12, EaLength +16, EaBuffer +20, AllocationSize +28 (the arm is packed to 4) | +16, +24, +32, +40 | same defect (POINTER_ALIGNMENT) |
 //! | `FLT_PARAMETERS.Read` / `.Write` | Key +4, ByteOffset +8, buffer +16 | +8, +16, +24 | same defect |
 //!
 //! The driver reads these arms only through the types below. Each is
@@ -20,8 +20,9 @@
 //! windows-sys arms above still differ), and pinned here by compile-time
 //! assertions so a wrong edit cannot build.
 //!
-//! The simulation fills requests through the same types, so it lays out
-//! parameters the way the I/O manager and Filter Manager do.
+//! The simulation does not use these types: it writes requests at the
+//! headers' byte offsets itself (`sim::wire`, checked by the same test), so
+//! a mistake here is not mirrored there.
 #![allow(non_snake_case)]
 
 use core::ffi::c_void;
@@ -79,54 +80,6 @@ pub struct FltSetInformationParameters {
     pub InfoBuffer: *mut c_void,
 }
 
-impl FltCreateParameters {
-    /// The fields the driver reads; the rest (and the padding) zero.
-    pub const fn new(security: *mut IO_SECURITY_CONTEXT, options: u32, allocation: i64) -> Self {
-        FltCreateParameters {
-            SecurityContext: security,
-            Options: options,
-            _pad0: 0,
-            FileAttributes: 0,
-            ShareAccess: 0,
-            _pad1: 0,
-            EaLength: 0,
-            _pad2: 0,
-            EaBuffer: core::ptr::null_mut(),
-            AllocationSize: allocation,
-        }
-    }
-}
-
-impl FltReadWriteParameters {
-    /// A transfer of `length` bytes; the rest (and the padding) zero.
-    pub const fn new(length: u32) -> Self {
-        FltReadWriteParameters {
-            Length: length,
-            _pad0: 0,
-            Key: 0,
-            _pad1: 0,
-            ByteOffset: 0,
-            Buffer: core::ptr::null_mut(),
-            MdlAddress: core::ptr::null_mut(),
-        }
-    }
-}
-
-impl FltSetInformationParameters {
-    /// Class `class` with `length` bytes at `buffer`; the rest zero.
-    pub const fn new(class: i32, buffer: *mut c_void, length: u32) -> Self {
-        FltSetInformationParameters {
-            Length: length,
-            _pad0: 0,
-            FileInformationClass: class,
-            _pad1: 0,
-            ParentOfTarget: 0,
-            ReplaceIfExistsOrDeleteHandle: 0,
-            InfoBuffer: buffer,
-        }
-    }
-}
-
 /// An arm of `FLT_PARAMETERS` defined here.
 ///
 /// # Safety
@@ -152,15 +105,6 @@ pub unsafe fn arm<T: FltParametersArm>(p: &FLT_PARAMETERS) -> &T {
     unsafe { &*(p as *const FLT_PARAMETERS).cast::<T>() }
 }
 
-/// Mutable [`arm`], for building parameter blocks (simulation).
-///
-/// # Safety
-/// As for [`arm`].
-pub unsafe fn arm_mut<T: FltParametersArm>(p: &mut FLT_PARAMETERS) -> &mut T {
-    // SAFETY: as in `arm`; the borrow of `p` is exclusive.
-    unsafe { &mut *(p as *mut FLT_PARAMETERS).cast::<T>() }
-}
-
 /// `IO_STACK_LOCATION.Parameters.DeviceIoControl` (wdm.h):
 /// `InputBufferLength` and `IoControlCode` are `POINTER_ALIGNMENT`.
 /// Upstream: microsoft/windows-rs#4404.
@@ -174,20 +118,6 @@ pub struct DeviceIoControlParameters {
     pub IoControlCode: u32,
     _pad2: u32,
     pub Type3InputBuffer: *mut c_void,
-}
-
-impl DeviceIoControlParameters {
-    pub const fn new(code: u32, input: u32, output: u32) -> Self {
-        DeviceIoControlParameters {
-            OutputBufferLength: output,
-            _pad0: 0,
-            InputBufferLength: input,
-            _pad1: 0,
-            IoControlCode: code,
-            _pad2: 0,
-            Type3InputBuffer: core::ptr::null_mut(),
-        }
-    }
 }
 
 /// `IO_STACK_LOCATION.Parameters`: only the arm the driver reads, and the
@@ -218,25 +148,6 @@ pub struct IoStackLocation {
     pub FileObject: *mut FILE_OBJECT,
     pub CompletionRoutine: *mut c_void,
     pub Context: *mut c_void,
-}
-
-impl IoStackLocation {
-    /// A zeroed stack location for `major` (simulation).
-    pub const fn new(major: u8) -> Self {
-        IoStackLocation {
-            MajorFunction: major,
-            MinorFunction: 0,
-            Flags: 0,
-            Control: 0,
-            Parameters: IoStackParameters {
-                Others: [core::ptr::null_mut(); 4],
-            },
-            DeviceObject: core::ptr::null_mut(),
-            FileObject: core::ptr::null_mut(),
-            CompletionRoutine: core::ptr::null_mut(),
-            Context: core::ptr::null_mut(),
-        }
-    }
 }
 
 /// `FILE_RENAME_INFORMATION` and `FILE_LINK_INFORMATION` (x64, the same
