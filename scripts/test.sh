@@ -33,10 +33,11 @@ scripts/bench-linux-overhead.sh --smoke
 # the --cfg loom build does not evict the normal one). About 10 s after build.
 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/loom" RUSTFLAGS="--cfg loom" \
   ctest -p fltpolicy-core --release --locked --lib queue_loom
-# Windows driver: loom model of the policy slot's swap on the real code (same
-# loom target dir as above; the model itself runs in well under a second)
+# Windows driver: loom models of the policy slot's swap and of the pid
+# table's seqlock and backward shift, on the real code (same loom target dir
+# as above; the models run in about a second)
 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/loom" RUSTFLAGS="--cfg loom" \
-  ctest -p fltpolicy-driver --release --locked --lib policy_loom
+  ctest -p fltpolicy-driver --release --locked --lib loom_tests
 # Windows CLI (`fltpolicy load/status` over DeviceIoControl): cross-build with mingw-w64 to prove it compiles and links
 cargo build -p fltpolicy --target x86_64-pc-windows-gnu --locked
 # Windows driver under Wine: the real fltpolicy.sys (relocated) with a Filter

@@ -49,10 +49,12 @@
 //!
 //! Must never: allocate, take a lock, or wait unboundedly on the read side.
 
-use core::sync::atomic::{
-    fence, AtomicU32, AtomicU64,
-    Ordering::{Acquire, Relaxed, Release},
-};
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+
+#[cfg(not(loom))]
+use core::sync::atomic::{fence, AtomicU32, AtomicU64};
+#[cfg(loom)]
+use loom::sync::atomic::{fence, AtomicU32, AtomicU64};
 
 use crate::kernel::{self, SpinLock};
 
@@ -62,8 +64,12 @@ use crate::kernel::{self, SpinLock};
 /// server with room. Each image slot costs 528 bytes, the index 16 and
 /// the free list 4 bytes per process, so the table is 4.3 MiB (4,489,264
 /// bytes, [`TABLE_BYTES`]) of non-paged pool. When full, new processes have an empty image
-/// (counted in [`ProcessTable::overflow`]).
+/// (counted in [`ProcessTable::overflow`]). (The loom model, `--cfg loom`,
+/// runs the same code on a 4-process table.)
+#[cfg(not(loom))]
 pub const MAX_PROCESSES: usize = 8192;
+#[cfg(loom)]
+pub const MAX_PROCESSES: usize = 4;
 /// Index words: twice [`MAX_PROCESSES`], so the index is at most half full
 /// (expected probes at load ½: 1.5 for a hit, 2.5 for a miss). A power of
 /// two so the home slot is a shift.
@@ -75,19 +81,31 @@ const MASK: usize = INDEX_SLOTS - 1;
 /// that a given insert needs more than 64 slots is below 10⁻¹⁰, so this
 /// bounds the worst-case lookup (64 words, 8 cache lines) without ever
 /// refusing a process in practice.
+#[cfg(not(loom))]
 pub const MAX_PROBE: usize = 64;
+#[cfg(loom)]
+pub const MAX_PROBE: usize = 4;
 /// Longest image path kept, in UTF-8 bytes. Image paths live under a few
 /// well-known directories; 512 bytes keeps every realistic one (longer ones
 /// are cut at a character boundary).
+#[cfg(not(loom))]
 pub const MAX_IMAGE: usize = 512;
+#[cfg(loom)]
+pub const MAX_IMAGE: usize = 8;
 const WORDS: usize = MAX_IMAGE / 8;
 /// How often a reader probes again after the table changed under it before
 /// it gives up and reports the process as unknown.
+#[cfg(not(loom))]
 pub const READ_ATTEMPTS: usize = 16;
+#[cfg(loom)]
+pub const READ_ATTEMPTS: usize = 3;
 /// How long a reader that finds a writer inside the table spins (pause
 /// instructions) before re-reading the counter. A writer holds the table
 /// for well under a microsecond at DISPATCH_LEVEL.
+#[cfg(not(loom))]
 const SPINS_WHILE_WRITING: usize = 256;
+#[cfg(loom)]
+const SPINS_WHILE_WRITING: usize = 0;
 /// Size of the table in bytes (allocated once at load).
 pub const TABLE_BYTES: usize = core::mem::size_of::<ProcessTable>();
 
@@ -187,7 +205,7 @@ fn entry_image(e: u64) -> usize {
 impl ProcessTable {
     /// An empty table on the host heap (tests, benches). The driver places
     /// the table in zeroed non-paged pool instead (`entry::create_globals`).
-    #[cfg(not(feature = "kernel"))]
+    #[cfg(not(any(feature = "kernel", loom)))]
     pub fn new_boxed() -> std::boxed::Box<ProcessTable> {
         let layout = core::alloc::Layout::new::<ProcessTable>();
         // SAFETY: the layout has a non-zero size.
@@ -199,6 +217,28 @@ impl ProcessTable {
         // layout; all-zero bytes are a valid empty table (every field is an
         // atomic integer or a released KSPIN_LOCK).
         unsafe { std::boxed::Box::from_raw(p) }
+    }
+
+    /// An empty table for the loom model (loom's atomics are not valid
+    /// when zeroed).
+    #[cfg(loom)]
+    pub fn new_loom() -> ProcessTable {
+        ProcessTable {
+            seq: AtomicU64::new(0),
+            lock: SpinLock::default(),
+            live: AtomicU32::new(0),
+            fresh: AtomicU32::new(0),
+            free_top: AtomicU32::new(0),
+            overflow: AtomicU64::new(0),
+            read_conflicts: AtomicU64::new(0),
+            index: core::array::from_fn(|_| AtomicU64::new(0)),
+            free: core::array::from_fn(|_| AtomicU32::new(0)),
+            images: core::array::from_fn(|_| Image {
+                ppid: AtomicU64::new(0),
+                len: AtomicU32::new(0),
+                words: core::array::from_fn(|_| AtomicU64::new(0)),
+            }),
+        }
     }
 
     /// Inserts that found no room (processes without an image).
@@ -599,7 +639,7 @@ pub unsafe fn fill_from_running(table: &ProcessTable) -> Result<FillStats, i32> 
     })
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
@@ -896,5 +936,77 @@ mod tests {
         for r in readers {
             r.join().unwrap();
         }
+    }
+}
+
+/// Model checks of the seqlock and the backward shift on the code above
+/// (`RUSTFLAGS="--cfg loom" cargo test -p fltpolicy-driver --release --lib
+/// pid_table_loom`; the table shrinks to 4 processes, 8 index words, one
+/// image word): loom runs every interleaving of a reader with a writer
+/// under the C11 memory model, so a missing fence or a miss trusted
+/// without the sequence check shows up as a failing interleaving.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+
+    /// Two pids with the same home slot.
+    fn same_home_pair() -> (u64, u64) {
+        let mut it = (1..).map(|i| 4 * i).filter(|&p| home(p as u32) == 2);
+        (it.next().unwrap(), it.next().unwrap())
+    }
+
+    #[test]
+    fn pid_table_loom_a_shift_never_hides_a_present_pid() {
+        loom::model(|| {
+            let t = Arc::new(ProcessTable::new_loom());
+            let (b, s) = same_home_pair();
+            t.insert(b, 1, "B");
+            t.insert(s, 2, "S");
+            // The reader on its own thread (a CPU at DISPATCH_LEVEL), the
+            // exit on this one.
+            let reader = {
+                let t = t.clone();
+                loom::thread::spawn(move || {
+                    let mut info = ProcessInfo::unknown();
+                    let r = t.lookup_detailed(s, &mut info);
+                    (r, info.ppid, info.image() == "S")
+                })
+            };
+            t.remove(b);
+            let (r, ppid, image_ok) = reader.join().unwrap();
+            assert_ne!(r, Lookup::Absent, "s was present throughout");
+            if r == Lookup::Found {
+                assert!(ppid == 2 && image_ok);
+            }
+            let mut info = ProcessInfo::unknown();
+            assert_eq!(t.lookup_detailed(s, &mut info), Lookup::Found);
+            assert_eq!(t.lookup_detailed(b, &mut info), Lookup::Absent);
+        });
+    }
+
+    #[test]
+    fn pid_table_loom_readers_never_see_a_torn_image() {
+        loom::model(|| {
+            let t = Arc::new(ProcessTable::new_loom());
+            t.insert(8, 1, "AAAAAAAA");
+            let w = {
+                let t = t.clone();
+                loom::thread::spawn(move || t.insert(8, 2, "BBBB"))
+            };
+            let mut info = ProcessInfo::unknown();
+            match t.lookup_detailed(8, &mut info) {
+                Lookup::Found => {
+                    let got = (info.ppid, info.image());
+                    assert!(
+                        got == (1, "AAAAAAAA") || got == (2, "BBBB"),
+                        "torn: {got:?}"
+                    );
+                }
+                Lookup::Contended => {}
+                Lookup::Absent => panic!("8 was present throughout"),
+            }
+            w.join().unwrap();
+        });
     }
 }
