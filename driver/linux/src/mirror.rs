@@ -35,6 +35,8 @@ use crate::sys::handle;
 pub const MAX_NODES: usize = 1 << 20;
 /// Most directories one scan of the policy's trees visits.
 pub const MAX_SCAN: usize = 250_000;
+/// Removed directories kept resolvable ([`Mirror::unlink`]).
+pub const GRAVEYARD: usize = 16_384;
 
 #[derive(Debug, Clone)]
 struct Node {
@@ -51,6 +53,9 @@ pub struct Mirror {
     next: u64,
     /// Anchored nodes: id → key (to forget them when an ancestor moves).
     anchors: HashMap<u64, Box<[u8]>>,
+    /// Removed directories, oldest first: kept resolvable for a while
+    /// (see [`Mirror::unlink`]).
+    graveyard: std::collections::VecDeque<Box<[u8]>>,
     /// Every directory under the scanned roots is known.
     complete: bool,
     roots: Vec<Vec<u8>>,
@@ -80,6 +85,7 @@ impl Mirror {
         self.ids.clear();
         self.nodes.clear();
         self.anchors.clear();
+        self.graveyard.clear();
         self.complete = false;
     }
 
@@ -176,8 +182,27 @@ impl Mirror {
         .is_some()
     }
 
-    /// The directory `key` was removed.
+    /// The directory `key` was removed. It stays resolvable for the next
+    /// [`GRAVEYARD`] removals: the kernel merges a directory's create and
+    /// delete into one event at the create's place in the queue (same
+    /// parent, name and handle), *ahead* of the events of the files made
+    /// and removed inside it meanwhile, which must still be placed. A
+    /// removed directory's handle never names another one (handles carry
+    /// a generation), so keeping it is harmless.
     pub fn unlink(&mut self, key: &[u8]) {
+        if !self.ids.contains_key(key) {
+            return;
+        }
+        self.graveyard.push_back(key.into());
+        while self.graveyard.len() > GRAVEYARD {
+            if let Some(old) = self.graveyard.pop_front() {
+                self.forget(&old);
+            }
+        }
+    }
+
+    /// Drops `key` at once (a rename to an unknown place).
+    pub fn forget(&mut self, key: &[u8]) {
         if let Some(id) = self.ids.remove(key) {
             self.nodes.remove(&id);
             self.anchors.remove(&id);
@@ -350,7 +375,15 @@ mod tests {
         // mv /r/a /r/z: one node changes, the child follows.
         assert!(m.link(b"R", b"z", b"A"));
         assert_eq!(p(&m, b"B").as_deref(), Some("/r/z/b"));
+        // A removed directory stays resolvable for events queued before
+        // its removal was processed (merged create+delete), then goes.
         m.unlink(b"B");
+        assert_eq!(p(&m, b"B").as_deref(), Some("/r/z/b"));
+        for i in 0..GRAVEYARD as u32 {
+            let k = i.to_ne_bytes();
+            assert!(m.link(b"R", b"t", &k));
+            m.unlink(&k);
+        }
         assert_eq!(p(&m, b"B"), None);
         assert!(!m.link(b"unknown", b"x", b"X"));
         m.anchor(b"ROOT", b"/");

@@ -541,7 +541,10 @@ fn inherited_descriptors_need_deny_read_not_deny_open() {
         with_open_rule.stdout, b"k\n",
         "deny open does not cover a descriptor another process opened"
     );
-    assert!(!with_read_rule.status.success(), "deny read blocks the read");
+    assert!(
+        !with_read_rule.status.success(),
+        "deny read blocks the read"
+    );
     assert!(status.denied >= 1);
 }
 
@@ -624,5 +627,44 @@ fn mmap_and_overlayfs_behave_as_documented() {
             assert!(!o.status.success(), "opens through the overlay are denied");
         }
         _ => eprintln!("overlay mount not possible here: overlay cases skipped"),
+    }
+}
+
+/// A directory made, filled, emptied and removed before the engine reads:
+/// the kernel merges its create and delete into one event queued *before*
+/// the events of the file inside (same parent, name and handle). Those
+/// file events are still placed (the mirror keeps removed directories
+/// resolvable for a while) — none is lost silently.
+#[test]
+fn files_in_a_directory_removed_before_the_engine_reads_are_placed() {
+    let s = Scratch::new("engine", "merged");
+    std::fs::create_dir_all(s.path("t")).unwrap();
+    let t = p(&s.path("t"));
+    let (engine, sink) = start(
+        compile(&format!("log create, delete under {t} as \"t\"\n")),
+        &s,
+    );
+    const N: usize = 50;
+    // One process (the kernel merges only events of the same pid), as
+    // rustc does with its temporary rmeta directories.
+    assert!(Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(format!(
+            "import os\nfor i in range({N}):\n d='{t}/d%d'%i\n os.mkdir(d)\n open(d+'/f','w').close()\n os.unlink(d+'/f')\n os.rmdir(d)\n"
+        ))
+        .status()
+        .unwrap()
+        .success());
+    let status = engine.stop();
+    let recs = sink.records.lock().unwrap().clone();
+    for i in 0..N {
+        let f = format!("{t}/d{i}/f");
+        for op in [Op::Create, Op::Delete] {
+            assert_eq!(
+                recs.iter().filter(|r| r.op == op && r.path == f).count(),
+                1,
+                "{op:?} {f} (status {status:?})"
+            );
+        }
     }
 }

@@ -185,7 +185,7 @@ impl Resolver {
                     self.mirror.scan_subtree(&obj_key);
                 }
                 if !linked {
-                    self.mirror.unlink(&obj_key);
+                    self.mirror.forget(&obj_key);
                 }
             }
         }
