@@ -395,7 +395,7 @@ impl Core {
             }
             let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
             for p in marks::exec_mount_points(&mountinfo) {
-                if let Ok(fsid) = mounts.add(&p) {
+                if let Ok(fsid) = mounts.add_lazy(&p) {
                     if !wanted.contains_key(&fsid) {
                         exec_only.entry(fsid).or_insert(p);
                     }

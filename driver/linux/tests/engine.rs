@@ -668,3 +668,29 @@ fn files_in_a_directory_removed_before_the_engine_reads_are_placed() {
         }
     }
 }
+
+/// The engine marks every local filesystem for exec events but holds no
+/// descriptor on the ones the policy does not name: they can still be
+/// unmounted while it runs.
+#[test]
+fn other_filesystems_can_be_unmounted_while_the_engine_runs() {
+    let s = Scratch::new("engine", "umount");
+    let other = s.path("other");
+    std::fs::create_dir_all(&other).unwrap();
+    assert!(Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(&other)
+        .status()
+        .unwrap()
+        .success());
+    std::fs::create_dir_all(s.path("w")).unwrap();
+    let w = p(&s.path("w"));
+    let (engine, _) = start(compile(&format!("log create under {w} as \"w\"\n")), &s);
+    let out = Command::new("umount").arg(&other).output().unwrap();
+    engine.stop();
+    assert!(
+        out.status.success(),
+        "umount while the engine runs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -16,10 +16,38 @@ use super::fd;
 /// Largest handle `open_by_handle_at` accepts (`MAX_HANDLE_SZ`).
 pub const MAX_HANDLE_SZ: usize = 128;
 
-/// One `O_PATH` descriptor per marked filesystem, by fsid.
+/// One descriptor per marked filesystem, by fsid; for filesystems marked
+/// only for exec events, just the mount point, opened when needed and
+/// closed again (holding a descriptor on every local filesystem would keep
+/// any of them from being unmounted while the engine runs).
 #[derive(Debug, Default)]
 pub struct MountFds {
     by_fsid: HashMap<[i32; 2], OwnedFd>,
+    lazy: HashMap<[i32; 2], std::path::PathBuf>,
+}
+
+/// A mount descriptor: held by [`MountFds`] or opened for one use.
+#[derive(Debug)]
+pub enum MountRef<'a> {
+    Held(&'a OwnedFd),
+    Opened(OwnedFd),
+}
+
+impl AsRawFd for MountRef<'_> {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        match self {
+            MountRef::Held(f) => f.as_raw_fd(),
+            MountRef::Opened(f) => f.as_raw_fd(),
+        }
+    }
+}
+
+fn open_dir(path: &Path) -> io::Result<OwnedFd> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)?;
+    Ok(OwnedFd::from(file))
 }
 
 impl MountFds {
@@ -27,18 +55,38 @@ impl MountFds {
     /// the fsid. (Not `O_PATH`: `open_by_handle_at` refuses `O_PATH`
     /// descriptors as its mount argument with EBADF.)
     pub fn add(&mut self, path: &Path) -> io::Result<[i32; 2]> {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
-            .open(path)?;
-        let owned = OwnedFd::from(file);
+        let owned = open_dir(path)?;
         let fsid = fsid_of(&owned)?;
+        self.lazy.remove(&fsid);
         self.by_fsid.entry(fsid).or_insert(owned);
         Ok(fsid)
     }
 
-    pub fn get(&self, fsid: [i32; 2]) -> Option<&OwnedFd> {
-        self.by_fsid.get(&fsid)
+    /// Records `path`'s filesystem without keeping a descriptor on it
+    /// (see [`MountFds`]). Returns the fsid.
+    pub fn add_lazy(&mut self, path: &Path) -> io::Result<[i32; 2]> {
+        let fsid = fsid_of(&open_dir(path)?)?;
+        if !self.by_fsid.contains_key(&fsid) {
+            self.lazy.entry(fsid).or_insert_with(|| path.to_path_buf());
+        }
+        Ok(fsid)
+    }
+
+    /// Whether a descriptor is held for `fsid`.
+    pub fn holds(&self, fsid: [i32; 2]) -> bool {
+        self.by_fsid.contains_key(&fsid)
+    }
+
+    /// A descriptor on filesystem `fsid`, if it is marked. (For a lazily
+    /// recorded one, the mount point is opened now; if it is no longer
+    /// that filesystem, `None`.)
+    pub fn get(&self, fsid: [i32; 2]) -> Option<MountRef<'_>> {
+        if let Some(f) = self.by_fsid.get(&fsid) {
+            return Some(MountRef::Held(f));
+        }
+        let path = self.lazy.get(&fsid)?;
+        let fd = open_dir(path).ok()?;
+        (fsid_of(&fd).ok()? == fsid).then_some(MountRef::Opened(fd))
     }
 }
 
