@@ -939,19 +939,29 @@ impl Iterator for LogReader {
 }
 
 impl LogReader {
-    /// Live mode, after the last file ended with `End(rotated)`: finds the
-    /// file that continues it (same session and next index) among the
-    /// files of its directory whose names start with the same stem, and
-    /// adds it. True if one was found.
+    /// Live mode, after the last file ended: finds the file that continues
+    /// it — after `End(rotated)` the same session's next index, after
+    /// `End(shutdown)` a restarted writer's first file (next index, the
+    /// previous chain value in its header) — among the files of its
+    /// directory whose names start with the same stem, and adds it. True
+    /// if one was found.
     fn discover_next(&mut self) -> bool {
         let Some(last) = self.files.last() else {
             return false;
         };
-        if last.summary.end != Some(EndReason::Rotated) {
-            return false;
-        }
         let Some(lh) = last.header.clone() else {
             return false;
+        };
+        // After `End(rotated)` the session's next file; after
+        // `End(shutdown)` a restarted writer's first file, which continues
+        // the chain value and the sequence numbers.
+        let restart = match last.summary.end {
+            Some(EndReason::Rotated) => None,
+            Some(EndReason::Shutdown) => match (last.summary.end_chain, last.summary.last_seq) {
+                (Some(c), Some(q)) => Some((c, q)),
+                _ => return false,
+            },
+            None => return false,
         };
         let dir = match last.path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -996,7 +1006,18 @@ impl LogReader {
             let Ok((h, _)) = decode_header(&head[..n]) else {
                 continue;
             };
-            if h.session_id == lh.session_id && h.file_index == lh.file_index.wrapping_add(1) {
+            let continues = match restart {
+                None => {
+                    h.session_id == lh.session_id && h.file_index == lh.file_index.wrapping_add(1)
+                }
+                Some((chain, last_seq)) => {
+                    h.session_id != lh.session_id
+                        && h.prev_chain == chain
+                        && h.first_seq > last_seq
+                        && h.file_index == lh.file_index.wrapping_add(1)
+                }
+            };
+            if continues {
                 self.files.push(FileInfo {
                     path,
                     header: Some(HeaderInfo::from_header(&h)),

@@ -300,3 +300,32 @@ fn retention_removes_the_oldest_files_and_the_rest_still_verifies() {
         rep.notes
     );
 }
+
+/// A viewer (or forwarder) following the log keeps following it when the
+/// service is restarted: the restarted writer's file is found by its
+/// header (it continues the chain value and the sequence numbers).
+#[test]
+fn a_live_reader_follows_the_log_across_a_restart() {
+    use fltpolicy_audit::reader::LogReader;
+    let d = tmp("live-restart");
+    let base = d.0.join("audit.fplog");
+    let notices = Arc::new(Mutex::new(Vec::new()));
+    let ft = FlushThread::start(FileSink::create(&base).unwrap(), cfg(&notices)).unwrap();
+    push(&ft.producer(), 0, 5);
+    ft.shutdown().unwrap();
+    let mut live = LogReader::open_live(&[&base], ReadOptions::default()).unwrap();
+    let first: Vec<_> = live.by_ref().collect::<Result<_, _>>().unwrap();
+    assert_eq!(first.len(), 6, "5 events and the end record");
+    assert!(live.next().is_none(), "nothing more yet");
+    let (sink, cont) = FileSink::open_log(&base, None).unwrap();
+    let ft = FlushThread::start_at(sink, cfg(&notices), cont.as_ref()).unwrap();
+    push(&ft.producer(), 5, 3);
+    ft.shutdown().unwrap();
+    let more: Vec<_> = live.by_ref().collect::<Result<_, _>>().unwrap();
+    let sizes: Vec<u64> = more
+        .iter()
+        .filter_map(|r| r.event().map(|e| e.size))
+        .collect();
+    assert_eq!(sizes, [5, 6, 7], "{more:?}");
+    assert_eq!(live.files().len(), 2);
+}
