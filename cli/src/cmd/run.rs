@@ -37,6 +37,11 @@ pub struct Args {
     /// local log was not cut or rewritten.
     #[arg(long, default_value_t = 60, value_name = "SECS")]
     anchor_every: u64,
+    /// With --syslog: write journald's native protocol (each record field
+    /// a journal field) instead of RFC 5424; give the journal's socket
+    /// (`--syslog /run/systemd/journal/socket`).
+    #[arg(long)]
+    journald: bool,
     /// Control socket for `fltpolicy load` and `fltpolicy status` (root only).
     #[arg(long)]
     control: Option<PathBuf>,
@@ -179,6 +184,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     anchor_every: std::time::Duration::from_secs(args.anchor_every),
                     poll: std::time::Duration::from_millis(200),
                     key: None,
+                    protocol: if args.journald {
+                        fltpolicy_audit::forward::Protocol::Journald
+                    } else {
+                        fltpolicy_audit::forward::Protocol::Rfc5424
+                    },
                 },
             )
             .with_context(|| format!("cannot forward to syslog at {}", sock.display()))?;

@@ -40,6 +40,19 @@ pub struct ForwardConfig {
     pub poll: Duration,
     /// Key of a sealed log (to verify its chain while following).
     pub key: Option<[u8; 32]>,
+    /// Message format on the socket.
+    pub protocol: Protocol,
+}
+
+/// How messages are written to the socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// RFC 5424 (`/dev/log`, rsyslog, syslog-ng).
+    Rfc5424,
+    /// journald's native protocol (`/run/systemd/journal/socket`): every
+    /// record field becomes a journal field (`FLTPOLICY_PATH=...`), so
+    /// `journalctl FLTPOLICY_ACTION=deny` selects on it.
+    Journald,
 }
 
 /// What a forwarder did.
@@ -97,9 +110,13 @@ fn run(log: &Path, cfg: &ForwardConfig, sock: &UnixDatagram, stop: &AtomicBool) 
         let stopping = stop.load(Ordering::Acquire);
         let items = f.poll().unwrap_or_else(|e| vec![Err(e)]);
         for item in items {
-            let msg = match item {
-                Ok(rec) => record_message(&rec, &cfg.hostname),
-                Err(e) => message(3, now_ns(), &cfg.hostname, "damage", "", &e.to_string()),
+            let msg = match (&item, cfg.protocol) {
+                (Ok(rec), Protocol::Rfc5424) => record_message(rec, &cfg.hostname).into_bytes(),
+                (Ok(rec), Protocol::Journald) => journal_record(rec),
+                (Err(e), Protocol::Rfc5424) => {
+                    message(3, now_ns(), &cfg.hostname, "damage", "", &e.to_string()).into_bytes()
+                }
+                (Err(e), Protocol::Journald) => journal(3, "damage", &[], &e.to_string()),
             };
             send(sock, &msg, &mut st);
         }
@@ -108,11 +125,18 @@ fn run(log: &Path, cfg: &ForwardConfig, sock: &UnixDatagram, stop: &AtomicBool) 
             if let Some(a) = f.head().filter(|a| Some(a.seq) != anchored_seq) {
                 let sd = format!("seq=\"{}\" chain=\"{}\"", a.seq, to_hex(&a.chain));
                 let text = format!("anchor {a} (fltpolicy log verify --anchor {a})");
-                send(
-                    sock,
-                    &message(5, now_ns(), &cfg.hostname, "anchor", &sd, &text),
-                    &mut st,
-                );
+                let msg = match cfg.protocol {
+                    Protocol::Rfc5424 => {
+                        message(5, now_ns(), &cfg.hostname, "anchor", &sd, &text).into_bytes()
+                    }
+                    Protocol::Journald => journal(
+                        5,
+                        "anchor",
+                        &[("SEQ", a.seq.to_string()), ("CHAIN", to_hex(&a.chain))],
+                        &text,
+                    ),
+                };
+                send(sock, &msg, &mut st);
                 st.anchors += 1;
                 anchored_seq = Some(a.seq);
             }
@@ -125,8 +149,8 @@ fn run(log: &Path, cfg: &ForwardConfig, sock: &UnixDatagram, stop: &AtomicBool) 
     }
 }
 
-fn send(sock: &UnixDatagram, msg: &str, st: &mut ForwardStats) {
-    match sock.send(msg.as_bytes()) {
+fn send(sock: &UnixDatagram, msg: &[u8], st: &mut ForwardStats) {
+    match sock.send(msg) {
         Ok(_) => st.sent += 1,
         Err(_) => st.send_failed += 1,
     }
@@ -183,8 +207,58 @@ fn message(severity: u8, time_ns: u64, host: &str, msgid: &str, sd: &str, text: 
     )
 }
 
+/// A journald native message: `KEY=value` lines, or for a value holding a
+/// newline `KEY`, newline, its length (u64 LE), the bytes, newline.
+pub fn journal(severity: u8, msgid: &str, fields: &[(&str, String)], text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut field = |k: &str, v: &str| {
+        if v.contains('\n') {
+            out.extend_from_slice(k.as_bytes());
+            out.push(b'\n');
+            out.extend_from_slice(&(v.len() as u64).to_le_bytes());
+            out.extend_from_slice(v.as_bytes());
+            out.push(b'\n');
+        } else {
+            out.extend_from_slice(format!("{k}={v}\n").as_bytes());
+        }
+    };
+    field("MESSAGE", text);
+    field("PRIORITY", &severity.to_string());
+    field("SYSLOG_FACILITY", &FACILITY_LOG_AUDIT.to_string());
+    field("SYSLOG_IDENTIFIER", "fltpolicy");
+    field("FLTPOLICY_MSGID", msgid);
+    for (k, v) in fields {
+        field(&format!("FLTPOLICY_{k}"), v);
+    }
+    out
+}
+
+/// One record as a journald native message.
+pub fn journal_record(r: &DecodedRecord) -> Vec<u8> {
+    let (severity, msgid, fields, text) = record_fields(r);
+    let fields: Vec<(String, String)> = fields
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_uppercase(), v))
+        .collect();
+    let refs: Vec<(&str, String)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    journal(severity, msgid, &refs, &text)
+}
+
 /// One record as an RFC 5424 message.
 pub fn record_message(r: &DecodedRecord, host: &str) -> String {
+    let (severity, msgid, sd, text) = record_fields(r);
+    let sd: Vec<String> = sd
+        .into_iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", sd_escape(&v)))
+        .collect();
+    message(severity, r.time_ns, host, msgid, &sd.join(" "), &text)
+}
+
+/// Severity, MSGID, fields and text of a record.
+fn record_fields(r: &DecodedRecord) -> (u8, &'static str, Vec<(&'static str, String)>, String) {
     let mut sd = vec![("seq", r.seq.to_string())];
     let (severity, msgid, text) = match &r.body {
         RecordBody::Event(e) => {
@@ -244,9 +318,5 @@ pub fn record_message(r: &DecodedRecord, host: &str) -> String {
             ),
         ),
     };
-    let sd: Vec<String> = sd
-        .into_iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", sd_escape(&v)))
-        .collect();
-    message(severity, r.time_ns, host, msgid, &sd.join(" "), &text)
+    (severity, msgid, sd, text)
 }

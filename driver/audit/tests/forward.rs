@@ -7,7 +7,7 @@
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
-use fltpolicy_audit::forward::{ForwardConfig, Forwarder, SD_ID};
+use fltpolicy_audit::forward::{ForwardConfig, Forwarder, Protocol, SD_ID};
 use fltpolicy_audit::verify::verify;
 use fltpolicy_audit::writer::{rotated_files, FileSink, FlushConfig, FlushThread};
 use fltpolicy_audit::ReadOptions;
@@ -84,6 +84,7 @@ fn records_and_anchors_reach_syslog_as_rfc5424() {
             anchor_every: Duration::from_millis(50),
             poll: Duration::from_millis(10),
             key: None,
+            protocol: Protocol::Rfc5424,
         },
     )
     .unwrap();
@@ -147,4 +148,73 @@ fn records_and_anchors_reach_syslog_as_rfc5424() {
     let get = |k: &str| anchor.2.iter().find(|(key, _)| key == k).unwrap().1.clone();
     assert_eq!(format!("{}:{}", get("seq"), get("chain")), head.to_string());
     assert_eq!(anchor.0, 13 * 8 + 5);
+}
+
+/// journald's native protocol: each record field is a journal field; a
+/// value holding a newline uses the length-prefixed form.
+#[test]
+fn records_reach_journald_as_native_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("journal-socket");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let base = dir.path().join("j.fplog");
+    let ft = FlushThread::start(FileSink::create(&base).unwrap(), FlushConfig::default()).unwrap();
+    let fw = Forwarder::start(
+        &base,
+        ForwardConfig {
+            socket: sock_path.clone(),
+            hostname: "h1".into(),
+            anchor_every: Duration::ZERO,
+            poll: Duration::from_millis(10),
+            key: None,
+            protocol: Protocol::Journald,
+        },
+    )
+    .unwrap();
+    ft.producer()
+        .push(&EventData {
+            op: Some(Op::Delete),
+            action: Action::Deny.into(),
+            pid: 7,
+            path: "/srv/two\nlines",
+            ..Default::default()
+        })
+        .unwrap();
+    ft.shutdown().unwrap();
+    let st = fw.stop();
+    let mut buf = vec![0u8; 65536];
+    let n = sock.recv(&mut buf).unwrap();
+    let msg = &buf[..n];
+    // Parse KEY=value lines and binary fields.
+    let mut fields = std::collections::HashMap::new();
+    let mut i = 0;
+    while i < msg.len() {
+        let nl = msg[i..].iter().position(|&b| b == b'\n').unwrap() + i;
+        let line = &msg[i..nl];
+        if let Some(eq) = line.iter().position(|&b| b == b'=') {
+            fields.insert(
+                String::from_utf8(line[..eq].to_vec()).unwrap(),
+                String::from_utf8(line[eq + 1..].to_vec()).unwrap(),
+            );
+            i = nl + 1;
+        } else {
+            let key = String::from_utf8(line.to_vec()).unwrap();
+            let len = u64::from_le_bytes(msg[nl + 1..nl + 9].try_into().unwrap()) as usize;
+            let val = String::from_utf8(msg[nl + 9..nl + 9 + len].to_vec()).unwrap();
+            assert_eq!(msg[nl + 9 + len], b'\n');
+            fields.insert(key, val);
+            i = nl + 10 + len;
+        }
+    }
+    assert_eq!(fields["FLTPOLICY_PATH"], "/srv/two\nlines", "{fields:?}");
+    assert_eq!(fields["FLTPOLICY_OP"], "delete");
+    assert_eq!(fields["FLTPOLICY_ACTION"], "deny");
+    assert_eq!(fields["FLTPOLICY_SEQ"], "1");
+    assert_eq!(fields["PRIORITY"], "4");
+    assert_eq!(fields["SYSLOG_FACILITY"], "13");
+    assert_eq!(fields["SYSLOG_IDENTIFIER"], "fltpolicy");
+    assert!(fields["MESSAGE"].starts_with("deny delete "));
+    assert!(st.sent >= 2, "event and end record");
 }
