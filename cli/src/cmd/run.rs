@@ -137,6 +137,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
             status.watching.join(", ")
         );
     }
+    for m in &status.unwatched {
+        eprintln!(
+            "fltpolicy: warning: {m} is a filesystem mounted inside a policy tree that cannot be watched (fanotify refused its mark): its activity is not seen"
+        );
+    }
     eprintln!(
         "fltpolicy: in-kernel enforcement (BPF LSM, not built yet; docs/linux-engine.md): {}",
         fltpolicy_linux::engine::bpf_lsm_support()

@@ -133,6 +133,9 @@ pub struct EngineStatus {
     pub watching: Vec<String>,
     /// Whether permission events are requested (the policy can deny).
     pub blocking: bool,
+    /// Filesystems mounted inside a policy tree that could not be marked
+    /// (their activity is not seen).
+    pub unwatched: Vec<String>,
     /// Event records lost because the log could not be written (disk
     /// full, I/O error): counted as they happen, written as a
     /// `write_failed` drop record once writing works again.
@@ -155,6 +158,8 @@ struct Marker {
     /// fsid → (mark point, notification bits, permission bits).
     marked: HashMap<[i32; 2], (PathBuf, u64, u64)>,
     rename_bit: u64,
+    /// Filesystems mounted inside a policy tree that could not be marked.
+    unwatched: Vec<String>,
 }
 
 /// The running engine. Dropping it without [`Engine::stop`] also stops it.
@@ -217,6 +222,7 @@ impl Engine {
                 watch: config.watch,
                 marked: HashMap::new(),
                 rename_bit: mask::RENAME,
+                unwatched: Vec::new(),
             }),
             notify_wake: Arc::new(Wake::new().map_err(EngineError::Init)?),
             perm_wake: Arc::new(Wake::new().map_err(EngineError::Init)?),
@@ -337,6 +343,7 @@ impl Core {
                 .map(|(p, _, _)| p.display().to_string())
                 .collect(),
             blocking: marker.marked.values().any(|(_, _, pm)| *pm != 0),
+            unwatched: marker.unwatched.clone(),
             write_failed: health.write_failed_records,
             write_failed_bytes: health.write_failed_bytes,
             write_failures: health.write_failures,
@@ -377,6 +384,22 @@ impl Core {
                 notify_ops = notify_ops.with(op);
             }
         }
+        // Filesystems mounted inside a policy tree are watched too (best
+        // effort: one that refuses the marks is reported in `status` as
+        // `unwatched`, and `run` warns).
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut nested: Vec<PathBuf> = Vec::new();
+        marker.unwatched.clear();
+        if marker.watch.is_empty() {
+            if let Some(roots) = &facts.roots {
+                for m in marks::exec_mount_points(&mountinfo) {
+                    let ms = m.to_string_lossy();
+                    if roots.iter().any(|r| ms != *r && marks::is_under(&ms, r)) {
+                        nested.push(m);
+                    }
+                }
+            }
+        }
         let mut wanted: HashMap<[i32; 2], PathBuf> = HashMap::new();
         // Filesystems marked only for FAN_OPEN_EXEC (exec-time images).
         let mut exec_only: HashMap<[i32; 2], PathBuf> = HashMap::new();
@@ -393,7 +416,14 @@ impl Core {
                 })?;
                 wanted.entry(fsid).or_insert(p);
             }
-            let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            for p in &nested {
+                match mounts.add(p) {
+                    Ok(fsid) => {
+                        wanted.entry(fsid).or_insert_with(|| p.clone());
+                    }
+                    Err(_) => marker.unwatched.push(p.display().to_string()),
+                }
+            }
             for p in marks::exec_mount_points(&mountinfo) {
                 if let Ok(fsid) = mounts.add_lazy(&p) {
                     if !wanted.contains_key(&fsid) {
@@ -402,14 +432,25 @@ impl Core {
                 }
             }
         }
+        // A nested filesystem that refuses a mark is reported, not fatal.
+        let is_nested = |point: &PathBuf| nested.contains(point);
+        let mut refused: Vec<[i32; 2]> = Vec::new();
         // Permission bits.
         for (fsid, point) in &wanted {
             let old_perm = marker.marked.get(fsid).map_or(0, |m| m.2);
             if perm_mask & !old_perm != 0 {
-                self.responder
-                    .group()
-                    .mark_filesystem(point, perm_mask)
-                    .map_err(|source| mark_error(point, source))?;
+                if let Err(source) = self.responder.group().mark_filesystem(point, perm_mask) {
+                    if is_nested(point) {
+                        refused.push(*fsid);
+                        continue;
+                    }
+                    return Err(mark_error(point, source));
+                }
+            }
+        }
+        for fsid in &refused {
+            if let Some(point) = wanted.remove(fsid) {
+                marker.unwatched.push(point.display().to_string());
             }
         }
         self.shared.perm_ops.store(perm_ops.0, Ordering::Release);
@@ -431,6 +472,10 @@ impl Core {
                         self.notify
                             .mark_filesystem(point, bits)
                             .map_err(|source| mark_error(point, source))?;
+                    }
+                    Err(_) if is_nested(point) => {
+                        marker.unwatched.push(point.display().to_string());
+                        continue;
                     }
                     Err(source) => return Err(mark_error(point, source)),
                 }

@@ -140,17 +140,13 @@ impl Mirror {
     /// when it cannot be read entirely.
     pub fn scan_subtree(&mut self, key: &[u8]) {
         let mut path = Vec::new();
-        if !self.path_of(key, &mut path) || key.len() < 8 {
+        if !self.path_of(key, &mut path) {
             self.complete = false;
             return;
         }
-        let fsid = [
-            i32::from_ne_bytes([key[0], key[1], key[2], key[3]]),
-            i32::from_ne_bytes([key[4], key[5], key[6], key[7]]),
-        ];
         let mut budget = MAX_SCAN;
         let p = Path::new(std::ffi::OsStr::from_bytes(&path)).to_path_buf();
-        if !self.scan_below(&p, key, fsid, &mut budget) {
+        if !self.scan_below(&p, key, &mut budget) {
             self.complete = false;
         }
     }
@@ -301,7 +297,7 @@ impl Mirror {
             }
             // Then the tree below.
             if let Some(top) = parent_key {
-                ok &= self.scan_below(&start, &top, fsid, &mut budget);
+                ok &= self.scan_below(&start, &top, &mut budget);
             } else {
                 ok = false;
             }
@@ -309,13 +305,7 @@ impl Mirror {
         self.complete = ok;
     }
 
-    fn scan_below(
-        &mut self,
-        dir: &Path,
-        dir_key: &[u8],
-        fsid: [i32; 2],
-        budget: &mut usize,
-    ) -> bool {
+    fn scan_below(&mut self, dir: &Path, dir_key: &[u8], budget: &mut usize) -> bool {
         let mut stack: Vec<(std::path::PathBuf, Vec<u8>)> =
             vec![(dir.to_path_buf(), dir_key.to_vec())];
         let mut key = Vec::new();
@@ -336,11 +326,13 @@ impl Mirror {
                 let Ok(c) = CString::new(p.as_os_str().as_bytes()) else {
                     continue;
                 };
-                // Another filesystem mounted here: not this mark's events.
-                if !handle::fsid_of_path(&c).is_ok_and(|f| f == fsid) {
+                // Another filesystem mounted here (the engine marks those
+                // under a policy tree too): its directories carry their
+                // own fsid in their keys.
+                let Ok(here) = handle::fsid_of_path(&c) else {
                     continue;
-                }
-                if handle::key_of_path(&c, fsid, &mut key).is_err() {
+                };
+                if handle::key_of_path(&c, here, &mut key).is_err() {
                     ok = false;
                     continue;
                 }

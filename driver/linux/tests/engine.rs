@@ -694,3 +694,42 @@ fn other_filesystems_can_be_unmounted_while_the_engine_runs() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A filesystem mounted inside a policy tree is watched too (its own mark,
+/// its directories in the mirror): files made there are recorded.
+#[test]
+fn a_filesystem_mounted_inside_the_tree_is_watched() {
+    let s = Scratch::new("engine", "nested");
+    let inner = s.path("w/inner");
+    std::fs::create_dir_all(&inner).unwrap();
+    assert!(Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(&inner)
+        .status()
+        .unwrap()
+        .success());
+    std::fs::create_dir_all(inner.join("d")).unwrap();
+    let w = p(&s.path("w"));
+    let image = compile(&format!("log create under {w} as \"w\"\n"));
+    // Started on the policy's own paths (no --watch), as `run` does.
+    let sink = Arc::new(MemorySink::default());
+    let engine = Engine::start(EngineConfig {
+        image,
+        watch: Vec::new(),
+        sink: Arc::clone(&sink) as Arc<dyn Sink>,
+    })
+    .unwrap();
+    assert!(Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("echo > {}/d/f", p(&inner)))
+        .status()
+        .unwrap()
+        .success());
+    let f = format!("{}/d/f", p(&inner));
+    eventually("the nested create", || {
+        sink.records.lock().unwrap().iter().any(|r| r.path == f)
+    });
+    let status = engine.stop();
+    let _ = Command::new("umount").arg(&inner).status();
+    assert!(status.unwatched.is_empty(), "{status:?}");
+}

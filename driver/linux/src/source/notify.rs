@@ -220,8 +220,8 @@ fn scan_files(
     let Ok(fsid) = handle::fsid_of_path(&c) else {
         return;
     };
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
+    let mut stack = vec![(dir.to_path_buf(), fsid)];
+    while let Some((d, fsid)) = stack.pop() {
         let Ok(rd) = std::fs::read_dir(&d) else {
             continue;
         };
@@ -235,8 +235,10 @@ fn scan_files(
                 continue;
             };
             if e.file_type().is_ok_and(|t| t.is_dir()) {
-                if handle::fsid_of_path(&c).is_ok_and(|f| f == fsid) {
-                    stack.push(p);
+                // A filesystem mounted inside the tree is scanned too
+                // (the engine marks it), with its own fsid.
+                if let Ok(here) = handle::fsid_of_path(&c) {
+                    stack.push((p, here));
                 }
                 continue;
             }
