@@ -49,6 +49,11 @@ pub enum EngineError {
     KernelTooOld,
     #[error("this kernel has no fanotify (CONFIG_FANOTIFY)")]
     NoFanotify,
+    #[error(
+        "cannot watch {}: it is on a btrfs subvolume (or another filesystem whose subvolumes report their own fsid), where the kernel refuses a filesystem-wide fanotify mark because the subvolume's fsid differs from its filesystem's (EXDEV); try --watch with the filesystem's top-level mount, or keep the policy's trees on a filesystem without subvolumes",
+        path.display()
+    )]
+    Subvolume { path: PathBuf },
     #[error("cannot watch the filesystem of {}: {source}", path.display())]
     Mark {
         path: PathBuf,
@@ -539,8 +544,36 @@ fn mark_error(point: &Path, source: io::Error) -> EngineError {
     if source.raw_os_error() == Some(libc::EPERM) {
         return EngineError::MissingCapability(Capability::SysAdmin);
     }
+    // fanotify_mark(FAN_MARK_FILESYSTEM) on a btrfs subvolume that is not
+    // the filesystem's root: "Invalid cross-device link" means nothing to
+    // an operator.
+    if source.raw_os_error() == Some(libc::EXDEV) {
+        return EngineError::Subvolume {
+            path: point.to_path_buf(),
+        };
+    }
     EngineError::Mark {
         path: point.to_path_buf(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mark_errors_are_explained() {
+        let p = Path::new("/srv/sub");
+        let e = mark_error(p, io::Error::from_raw_os_error(libc::EXDEV)).to_string();
+        assert!(
+            e.contains("btrfs subvolume") && e.contains("--watch"),
+            "{e}"
+        );
+        assert!(!e.contains("cross-device"), "{e}");
+        let e = mark_error(p, io::Error::from_raw_os_error(libc::EPERM)).to_string();
+        assert!(e.contains("CAP_SYS_ADMIN"), "{e}");
+        let e = mark_error(p, io::Error::from_raw_os_error(libc::ENOENT)).to_string();
+        assert!(e.contains("/srv/sub"), "{e}");
     }
 }
