@@ -65,13 +65,22 @@ pub fn record(
     status: Option<i32>,
 ) {
     let b = guard.block();
-    record_decided(g, PolicyId::new(&b.hash, b.generation), ev, verdict, status);
+    record_decided(
+        g,
+        PolicyId::new(&b.hash, b.generation),
+        ev,
+        verdict,
+        status,
+        kernel::system_time_ns(),
+    );
 }
 
 /// Queues the record of `ev` decided by `verdict` under the policy
 /// `policy` — a decision carried from pre-op to post-op
 /// ([`crate::completion`]), recorded without holding that policy. Any
-/// IRQL <= DISPATCH_LEVEL; never waits, never allocates.
+/// IRQL <= DISPATCH_LEVEL; never waits, never allocates. `time_ns` is
+/// when the operation happened (pre-op's clock for a carried decision),
+/// not when it completed.
 #[inline(never)]
 pub fn record_decided(
     g: &Globals,
@@ -79,11 +88,12 @@ pub fn record_decided(
     ev: &EventView<'_>,
     verdict: &Verdict<'_>,
     status: Option<i32>,
+    time_ns: u64,
 ) {
     if !g.producers.enter() {
         return;
     }
-    push(g, policy, ev, verdict, status, None);
+    push(g, policy, ev, verdict, status, None, time_ns);
     g.producers.exit();
 }
 
@@ -110,6 +120,7 @@ pub fn record_target(
         verdict,
         status,
         Some(target),
+        kernel::system_time_ns(),
     );
     g.producers.exit();
 }
@@ -121,8 +132,9 @@ fn push(
     verdict: &Verdict<'_>,
     status: Option<i32>,
     target: Option<&str>,
+    time_ns: u64,
 ) {
-    let mut data = EventData::from_view(ev, verdict, policy, kernel::system_time_ns(), status);
+    let mut data = EventData::from_view(ev, verdict, policy, time_ns, status);
     if let Some(t) = target {
         data = data.with_target(t);
         data.flags |= fltpolicy_core::record::flags::TARGET_MATCHED;

@@ -105,6 +105,9 @@ pub struct Completion {
     pub size: u64,
     pub pid: u64,
     pub paging: bool,
+    /// When pre-op saw the operation (the record's time: when the
+    /// operation happened, not when it completed).
+    pub time_ns: u64,
     /// Whether `verdict` is to be recorded in post-op.
     pub record: bool,
     pub verdict: CarriedVerdict,
@@ -123,6 +126,7 @@ impl Completion {
         self.size = 0;
         self.pid = 0;
         self.paging = false;
+        self.time_ns = 0;
         self.record = false;
         self.verdict.action = Action::None;
         self.verdict.rule = None;
@@ -137,6 +141,7 @@ impl Completion {
         size: 0,
         pid: 0,
         paging: false,
+        time_ns: 0,
         record: false,
         verdict: CarriedVerdict::EMPTY,
         deferred_ops: 0,

@@ -310,6 +310,7 @@ fn carry(
     c.size = ev.size;
     c.pid = ev.pid;
     c.paging = ev.paging;
+    c.time_ns = kernel::system_time_ns();
     c.record = true;
     c.verdict.fill(v, guard);
     Some(c)
@@ -600,7 +601,14 @@ fn record_carried(g: &Globals, c: &completion::Completion, name: &NameRef, statu
         size: c.size,
         paging: c.paging,
     };
-    audit::record_decided(g, c.verdict.policy, &ev, &c.verdict.verdict(), Some(status));
+    audit::record_decided(
+        g,
+        c.verdict.policy,
+        &ev,
+        &c.verdict.verdict(),
+        Some(status),
+        c.time_ns,
+    );
 }
 
 crate::kernel_callback! {

@@ -430,3 +430,57 @@ fn the_simulation_never_calls_a_pre_op_above_apc() {
     };
     sim.write(h, 1, io);
 }
+
+// ---- issue 14: a record's time is when the operation happened ----
+
+/// Event times of the default log, in file order.
+fn event_times(sim: &Sim) -> Vec<u64> {
+    use fltpolicy_core::record::frame::{decode_body, decode_header, parse_frame, FrameParse};
+    use fltpolicy_core::record::Record;
+    let bytes = sim.file_contents(LOG).unwrap_or_default();
+    let (_h, mut off) = decode_header(&bytes).expect("log header decodes");
+    let mut out = Vec::new();
+    while off < bytes.len() {
+        let FrameParse::Frame(f) = parse_frame(&bytes[off..]) else {
+            panic!("bad frame at {off}")
+        };
+        if let Ok(Record::Event(e)) = decode_body(f.body) {
+            out.push(e.data.time_ns);
+        }
+        off += f.total;
+    }
+    out
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+#[test]
+fn a_carried_record_is_timed_at_pre_op_not_at_completion() {
+    let mut sim = started(r"log write under C:\Data");
+    let h = sim
+        .open(1234, r"C:\Data\t.txt", access::WRITE, access::OPEN_IF)
+        .unwrap();
+    let pre_op_done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mark = pre_op_done.clone();
+    // The I/O takes 200 ms between pre-op and completion.
+    sim.between_pre_and_post(move |_| {
+        mark.store(now_ns(), std::sync::atomic::Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    });
+    assert_eq!(sim.write(h, 7, Io::from(1234)), 0);
+    sim.unload();
+    let times = event_times(&sim);
+    let t = *times.last().expect("the write was recorded");
+    let pre = pre_op_done.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(pre > 0, "the hook ran between pre- and post-op");
+    assert!(
+        t <= pre,
+        "record time {t} is after pre-op ended ({pre}): timed at completion, {} ms late",
+        (t - pre) / 1_000_000
+    );
+}
