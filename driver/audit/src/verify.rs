@@ -14,6 +14,7 @@ use std::path::Path;
 
 use crate::reader::{Anchor, FileInfo, LogReader, ReadError, ReadOptions, RecordBody};
 use fltpolicy_core::record::chain::Sealing;
+use fltpolicy_core::record::DropReason;
 
 /// What `verify` found.
 #[derive(Debug)]
@@ -22,7 +23,11 @@ pub struct VerifyReport {
     pub records: u64,
     pub events: u64,
     pub drop_records: u64,
+    /// Events lost (drop records of every reason but retention).
     pub dropped: u64,
+    /// Records removed by the retention limit, as the writer declared
+    /// ([`DropReason::Retention`]): written, then deliberately deleted.
+    pub retired: u64,
     /// Every problem, in file order.
     pub errors: Vec<ReadError>,
     /// Observations that do not fail verification.
@@ -31,6 +36,9 @@ pub struct VerifyReport {
     pub unchecked: Vec<std::path::PathBuf>,
     /// Chain value after the last verified record (an anchor to keep).
     pub head: Option<Anchor>,
+    /// The last record retention records declare removed, to explain a
+    /// set that starts after a session's first file.
+    retention_end: u64,
 }
 
 impl VerifyReport {
@@ -60,10 +68,12 @@ pub fn verify<P: AsRef<Path>>(paths: &[P], opts: ReadOptions) -> Result<VerifyRe
         events: 0,
         drop_records: 0,
         dropped: 0,
+        retired: 0,
         errors: Vec::new(),
         notes: Vec::new(),
         unchecked: Vec::new(),
         head: None,
+        retention_end: 0,
     };
     for item in reader.by_ref() {
         match item {
@@ -71,10 +81,22 @@ pub fn verify<P: AsRef<Path>>(paths: &[P], opts: ReadOptions) -> Result<VerifyRe
                 report.records += 1;
                 match rec.body {
                     RecordBody::Event(_) => report.events += 1,
+                    RecordBody::Dropped(d) if d.reason == DropReason::Retention => {
+                        report.drop_records += 1;
+                        report.retired += d.count;
+                        report.retention_end = report.retention_end.max(d.after_seq + d.count);
+                        report.notes.push(format!(
+                            "seq {}..{}: {} records removed with their files by the log's retention limit, declared by the writer at seq {}",
+                            d.after_seq + 1,
+                            d.after_seq + d.count,
+                            d.count,
+                            d.seq
+                        ));
+                    }
                     RecordBody::Dropped(d) => {
                         report.drop_records += 1;
                         report.dropped += d.count;
-                        if d.reason == fltpolicy_core::record::DropReason::LogLost {
+                        if d.reason == DropReason::LogLost {
                             report.notes.push(format!(
                                 "seq {}..{}: {} records lost with a log file (deleted, renamed or replaced while written, or a torn tail cut on restart), declared by the writer at seq {}",
                                 d.after_seq + 1,
@@ -132,6 +154,19 @@ pub fn verify<P: AsRef<Path>>(paths: &[P], opts: ReadOptions) -> Result<VerifyRe
             && f.summary.errors == 0
             && f.summary.declared_loss.is_none()
         {
+            // Retention records declare each removal in the file that
+            // follows it (earlier declarations may be gone with later
+            // removals): the last one must end right before this file.
+            let declared =
+                i == 0 && report.retention_end > 0 && report.retention_end + 1 == h.first_seq;
+            if declared {
+                report.notes.push(format!(
+                    "{}: the files before it were removed by the log's retention limit, as the writer declared (records up to seq {})",
+                    f.path.display(),
+                    report.retention_end
+                ));
+                continue;
+            }
             report.notes.push(format!(
                 "{}: starts at rotation {} of its session; earlier files were not given, so its link to them is not checked",
                 f.path.display(),

@@ -115,6 +115,9 @@ pub struct FileSink {
     retention: Option<Retention>,
     /// Files removed by retention so far.
     removed: Vec<PathBuf>,
+    /// Records removed by retention not yet declared in the log:
+    /// `(first removed, first kept)` ([`Sink::take_retired`]).
+    retired: Option<(u64, Option<u64>)>,
 }
 
 /// How much of a log to keep: after each rotation the oldest files are
@@ -177,6 +180,7 @@ impl FileSink {
             sync_each_batch: false,
             retention: None,
             removed: Vec::new(),
+            retired: None,
         })
     }
 
@@ -231,6 +235,7 @@ impl FileSink {
                 sync_each_batch: false,
                 retention: None,
                 removed: Vec::new(),
+                retired: None,
             },
             Some(cont),
         ))
@@ -277,7 +282,10 @@ impl FileSink {
             })
             .collect();
         let mut total: u64 = sizes.iter().map(|(_, n, _)| n).sum();
-        for (p, n, modified) in sizes {
+        // First sequence number of each file (from its header), to declare
+        // which records go with the files removed.
+        let first_seqs: Vec<Option<u64>> = sizes.iter().map(|(p, _, _)| first_seq_of(p)).collect();
+        for (i, (p, n, modified)) in sizes.into_iter().enumerate() {
             if p == self.path {
                 break;
             }
@@ -291,6 +299,18 @@ impl FileSink {
             if std::fs::remove_file(&p).is_ok() {
                 total -= n;
                 self.removed.push(p);
+                // The records from this file's first up to the next file's
+                // first are gone (the next file may be the one just
+                // created, whose first the writer knows). A file whose
+                // header cannot be read (torn at creation) adds nothing
+                // it cannot prove.
+                if let Some(Some(from)) = first_seqs.get(i) {
+                    let next = first_seqs.get(i + 1).copied().flatten();
+                    self.retired = Some(match self.retired {
+                        Some((first, _)) => (first, next),
+                        None => (*from, next),
+                    });
+                }
             }
         }
     }
@@ -401,8 +421,30 @@ fn continuation(last: &Path, key: Option<[u8; 32]>) -> Result<Continuation, Open
     })
 }
 
+/// The first sequence number a log file's header declares, if readable.
+fn first_seq_of(path: &Path) -> Option<u64> {
+    use std::io::Read;
+    let mut head = vec![0u8; fltpolicy_core::record::frame::MAX_HEADER];
+    let mut f = File::open(path).ok()?;
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(_) => return None,
+        }
+    }
+    fltpolicy_core::record::frame::decode_header(&head[..n])
+        .ok()
+        .map(|(h, _)| h.first_seq)
+}
+
 impl Sink for FileSink {
     type Error = SinkError;
+
+    fn take_retired(&mut self) -> Option<(u64, Option<u64>)> {
+        self.retired.take()
+    }
 
     fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<(), SinkError> {
         write_all_at(&self.file, bytes, offset)?;

@@ -287,18 +287,48 @@ fn retention_removes_the_oldest_files_and_the_rest_still_verifies() {
         .map(|p| std::fs::metadata(p).unwrap().len())
         .sum();
     assert!(total <= 4 * file_bytes, "{total} bytes in {files:?}");
-    let (sizes, _) = read_all(&files);
+    let (sizes, drops) = read_all(&files);
     assert_eq!(*sizes.last().unwrap(), 2999, "the newest records are kept");
     assert!(sizes.windows(2).all(|w| w[1] == w[0] + 1), "no gap inside");
+    // The removal is recorded in the chain: the retention records in the
+    // kept files declare contiguous ranges ending right before the first
+    // record still on disk.
+    let declared: Vec<(u64, u64)> = drops
+        .iter()
+        .filter(|d| d.0 == DropReason::Retention)
+        .map(|d| (d.1, d.2))
+        .collect();
+    assert!(!declared.is_empty(), "no retention record in {drops:?}");
+    assert!(
+        declared.windows(2).all(|w| w[0].0 + w[0].1 == w[1].0),
+        "contiguous: {declared:?}"
+    );
+    let first_kept = LogReader::open(&files)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .seq;
+    let (after, count) = *declared.last().unwrap();
+    assert_eq!(after + count + 1, first_kept, "{declared:?}");
     let rep = verify(&files, ReadOptions::default()).unwrap();
     assert!(rep.ok(), "{:?}", rep.errors);
     assert!(
         rep.notes
             .iter()
-            .any(|n| n.contains("earlier files were not given")),
+            .any(|n| n.contains("removed by the log's retention limit, as the writer declared")),
         "{:?}",
         rep.notes
     );
+    assert!(
+        !rep.notes
+            .iter()
+            .any(|n| n.contains("earlier files were not given")),
+        "the gap is explained, not merely noted: {:?}",
+        rep.notes
+    );
+    assert_eq!(rep.dropped, 0, "retention is not a loss of events");
+    assert_eq!(rep.retired, declared.iter().map(|d| d.1).sum::<u64>());
 }
 
 /// A viewer (or forwarder) following the log keeps following it when the

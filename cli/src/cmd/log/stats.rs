@@ -147,6 +147,12 @@ fn print(out: &mut impl Write, s: &Stats, n_top: usize) -> std::io::Result<()> {
                     out,
                     "  {reason:<16} {count} overflow notices in {records} drop records (each notice: the kernel discarded one or more events; it does not say how many)"
                 )?;
+            } else if reason == DropReason::Retention.name() {
+                // Written, then deliberately removed with their files.
+                writeln!(
+                    out,
+                    "  {reason:<16} {count} records removed with their files by the retention limit ({records} drop records; not lost events)"
+                )?;
             } else {
                 writeln!(
                     out,

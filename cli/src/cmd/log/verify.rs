@@ -61,12 +61,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if rep.ok() {
         writeln!(
             out,
-            "ok: {} file(s), {} records ({} events, {} drop records covering {} lost events), {}, chain {}",
+            "ok: {} file(s), {} records ({} events, {} drop records covering {} lost events{}), {}, chain {}",
             rep.files.len(),
             rep.records,
             rep.events,
             rep.drop_records,
             rep.dropped,
+            if rep.retired > 0 {
+                format!(", {} records removed by retention", rep.retired)
+            } else {
+                String::new()
+            },
             range,
             sealing
         )?;

@@ -330,17 +330,26 @@ pub enum DropReason {
     /// chain, with `after_seq` the last record before the lost ones, so
     /// readers can tell a declared gap from a removed file.
     LogLost = 5,
+    /// Records deliberately removed from disk by the log's retention limit
+    /// (by size or age, oldest files first): the records `after_seq + 1
+    /// ..= after_seq + count` were in the files removed. Written by the
+    /// writer right after the header of the file whose rotation removed
+    /// them, so the chain itself says why the oldest records are gone. Not
+    /// a loss of events that were never written: readers report it apart
+    /// from the other reasons.
+    Retention = 6,
 }
 
 impl DropReason {
     /// Every reason, in code order.
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 7] = [
         DropReason::QueueFull,
         DropReason::QueueBusy,
         DropReason::WriteFailed,
         DropReason::KernelOverflow,
         DropReason::Unresolved,
         DropReason::LogLost,
+        DropReason::Retention,
     ];
     /// Number of reasons (size of per-reason counter arrays).
     pub const COUNT: usize = Self::ALL.len();
@@ -353,6 +362,7 @@ impl DropReason {
             DropReason::KernelOverflow => "kernel_overflow",
             DropReason::Unresolved => "unresolved",
             DropReason::LogLost => "log_lost",
+            DropReason::Retention => "retention",
         }
     }
 }

@@ -54,6 +54,17 @@ pub trait Sink {
     fn is_current(&mut self) -> bool {
         true
     }
+    /// Records removed from disk by a retention limit since the last call,
+    /// as `(first_removed, first_kept)`: the records from `first_removed`
+    /// up to (not including) `first_kept` are gone with their files;
+    /// `first_kept` is `None` when the oldest file left is the one just
+    /// created (its first record is the writer's next). Asked after each
+    /// rotation; the writer declares them in the new file
+    /// ([`DropReason::Retention`]). Sinks without retention keep the
+    /// default.
+    fn take_retired(&mut self) -> Option<(u64, Option<u64>)> {
+        None
+    }
 }
 
 /// Where a writer continues an existing log (a restart): the file index
@@ -588,6 +599,20 @@ impl<'b, S: Sink> LogWriter<'b, S> {
                 self.file_first_seq = self.next_seq;
                 self.stats.files += 1;
                 self.begin_file(now_ns);
+                if let Some((first, kept)) = self.sink.take_retired() {
+                    let end = kept.unwrap_or(self.file_first_seq);
+                    if end > first {
+                        self.append_small(&Record::Dropped(DropRecord {
+                            seq: self.next_seq,
+                            time_ns: now_ns,
+                            since_ns: now_ns,
+                            after_seq: first.saturating_sub(1),
+                            count: end - first,
+                            reason: DropReason::Retention,
+                        }));
+                        self.next_seq += 1;
+                    }
+                }
                 Ok(())
             }
             Err(e) => {
