@@ -432,6 +432,10 @@ pub struct App {
     jump_error: Option<String>,
     /// Screen row of the table's first record row (set when drawn).
     table_top: u16,
+    /// Rows shown in the order their operations happened (record time),
+    /// not in file order (`o` toggles). Records from different CPUs' rings
+    /// reach the log in flush order, so the two can differ.
+    by_time: bool,
 }
 
 impl fmt::Debug for App {
@@ -504,6 +508,7 @@ impl App {
             jump: String::new(),
             jump_error: None,
             table_top: 0,
+            by_time: false,
         }
     }
 
@@ -613,6 +618,10 @@ impl App {
         }
         if retarget {
             self.rebuild_visible();
+        } else if self.by_time {
+            // The new rows are mostly in time order already: the stable
+            // sort merges the runs in about linear time.
+            self.sort_visible_by_time();
         }
         if self.visible.is_empty() {
             self.selected = None;
@@ -685,12 +694,19 @@ impl App {
         self.visible = visible;
         self.filter_epoch += 1;
         // Keep the selected record if it survived, else the nearest one
-        // after it, else the last.
+        // after it (in file order), else the last.
+        let keep_pos = keep.map(|key| self.visible.partition_point(|&i| self.rows.pos(i) < key));
+        let keep_row = keep_pos.and_then(|p| self.visible.get(p).copied());
+        if self.by_time {
+            self.sort_visible_by_time();
+        }
         self.selected = if self.visible.is_empty() {
             None
-        } else if let Some(key) = keep {
-            let pos = self.visible.partition_point(|&i| self.rows.pos(i) < key);
-            Some(pos.min(self.visible.len() - 1))
+        } else if keep.is_some() {
+            let pos = keep_row
+                .and_then(|r| self.visible.iter().position(|&i| i == r))
+                .unwrap_or(self.visible.len() - 1);
+            Some(pos)
         } else {
             Some(0)
         };
@@ -698,6 +714,36 @@ impl App {
             self.selected = Some(self.visible.len() - 1);
         }
         self.keep_selection_on_screen();
+    }
+
+    /// Whether rows are shown in time order.
+    pub fn by_time(&self) -> bool {
+        self.by_time
+    }
+
+    /// `o`: shows rows in the order their operations happened (record
+    /// time, ties in file order) or back in file order; the selected
+    /// record stays selected.
+    pub fn toggle_order(&mut self) {
+        self.by_time = !self.by_time;
+        let keep = self.selected.and_then(|i| self.visible.get(i).copied());
+        if self.by_time {
+            self.sort_visible_by_time();
+        } else {
+            let rows = &self.rows;
+            self.visible.sort_by_key(|&i| rows.pos(i));
+        }
+        self.filter_epoch += 1;
+        if let Some(r) = keep {
+            self.selected = self.visible.iter().position(|&i| i == r);
+        }
+        self.keep_selection_on_screen();
+    }
+
+    fn sort_visible_by_time(&mut self) {
+        let rows = &self.rows;
+        self.visible
+            .sort_by_key(|&i| (rows.time_ns(i), rows.pos(i)));
     }
 
     // ---- filter --------------------------------------------------------
@@ -1158,6 +1204,43 @@ pub(crate) mod tests {
                 flags: 0,
             }),
         }
+    }
+
+    #[test]
+    fn o_orders_rows_by_the_time_their_operations_happened() {
+        let mut a = App::new(test_parse, None, false);
+        // Flush order differs from time order (records of two rings).
+        a.append(vec![
+            ev(1, 10, "/usr/bin/a", Op::Write, "/d/1"),
+            ev(2, 30, "/usr/bin/a", Op::Write, "/d/3"),
+            ev(3, 20, "/usr/bin/b", Op::Write, "/d/2"),
+        ]);
+        let paths = |a: &App| -> Vec<String> {
+            (0..a.visible_len())
+                .map(|i| match &a.visible_row(i).unwrap().body {
+                    RowBody::Event(e) => e.path.clone(),
+                    _ => String::new(),
+                })
+                .collect()
+        };
+        assert_eq!(paths(&a), ["/d/1", "/d/3", "/d/2"], "file order first");
+        a.select(1); // /d/3
+        a.toggle_order();
+        assert!(a.by_time());
+        assert_eq!(paths(&a), ["/d/1", "/d/2", "/d/3"]);
+        assert_eq!(a.selected(), Some(2), "the selected record stays selected");
+        // New rows and a filter keep the order.
+        a.append(vec![ev(4, 15, "/usr/bin/b", Op::Write, "/d/15")]);
+        assert_eq!(paths(&a), ["/d/1", "/d/15", "/d/2", "/d/3"]);
+        a.apply_filter("process == b").unwrap();
+        assert_eq!(paths(&a), ["/d/15", "/d/2"]);
+        a.apply_filter("").unwrap();
+        a.toggle_order();
+        assert_eq!(
+            paths(&a),
+            ["/d/1", "/d/3", "/d/2", "/d/15"],
+            "file order again"
+        );
     }
 
     pub(crate) fn drop_row(seq: u64, t_s: u64, count: u64) -> Row {

@@ -87,6 +87,7 @@ fn list_key(app: &mut App, code: KeyCode, ctrl: bool) {
         KeyCode::Char('f') => app.open_filter(),
         KeyCode::Char('/') => app.open_search(),
         KeyCode::Char('t') => app.open_jump(),
+        KeyCode::Char('o') => app.toggle_order(),
         KeyCode::Char('F') => app.toggle_follow(),
         KeyCode::Char('n') => app.search_next(true),
         KeyCode::Char('N') => app.search_next(false),

@@ -259,7 +259,12 @@ fn end_cells(e: &EndRow, time_ns: u64) -> (Vec<Cell<'static>>, Style) {
 }
 
 fn draw_table(frame: &mut Frame<'_>, app: &mut App, area: Rect) {
-    let title = format!(" Records {}/{} ", app.visible_len(), app.total());
+    let title = format!(
+        " Records {}/{}{} ",
+        app.visible_len(),
+        app.total(),
+        if app.by_time() { " by time" } else { "" }
+    );
     let block = Block::bordered().title(title);
     // One line for the header.
     let page = block.inner(area).height.saturating_sub(1) as usize;
@@ -626,6 +631,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("/", "search as you type; Enter keeps, Esc goes back"),
     ("n  N", "next/previous match; no search: next drop"),
     ("t", "jump to a time (HH:MM[:SS] UTC, or RFC 3339)"),
+    ("o", "order by file / by time of the operation"),
     ("mouse", "wheel scrolls, click selects"),
     ("F", "follow mode on/off (watch the log grow)"),
     ("d", "show/hide the detail pane"),
