@@ -35,6 +35,11 @@ pub struct PolicyFacts {
     /// record, so the engine tells the kernel to stop asking (ignore
     /// marks). `None`: some such rule has no `under`.
     pub perm_roots: Option<Vec<String>>,
+    /// Some recording rule tests the process (`image`, `process`, `user`
+    /// or `ppid`): an event whose process could not be identified may then
+    /// have been decided wrongly, and a non-match is reported as an
+    /// `unattributed` drop rather than passing in silence.
+    pub process_fields: bool,
 }
 
 impl PolicyFacts {
@@ -51,6 +56,7 @@ impl PolicyFacts {
             },
             roots: None,
             perm_roots: None,
+            process_fields: true,
         }
     }
 
@@ -66,6 +72,7 @@ impl PolicyFacts {
             deny_ops: OpSet::EMPTY,
             roots: Some(Vec::new()),
             perm_roots: Some(Vec::new()),
+            process_fields: false,
         };
         for chunk in body.rules.chunks_exact(RULE_LEN) {
             let rule = RuleRec::decode(chunk.try_into().ok()?);
@@ -75,6 +82,9 @@ impl PolicyFacts {
             }
             let ops = OpSet(rule.ops);
             facts.recording_ops = facts.recording_ops.union(ops);
+            if !facts.process_fields {
+                facts.process_fields = reads_process(policy, &rule)?;
+            }
             if action == Action::Deny {
                 facts.deny_ops = facts.deny_ops.union(ops);
             }
@@ -105,6 +115,24 @@ impl PolicyFacts {
     pub fn needs_permission_events(&self) -> bool {
         self.deny_ops.contains(Op::Open) || self.deny_ops.contains(Op::Read)
     }
+}
+
+/// Whether `rule`'s program reads a field of the process: a string test
+/// (opcodes below 0x10) of `image`, `process` or `user`, or a number test
+/// of `ppid`.
+fn reads_process(policy: &Policy<'_>, rule: &RuleRec) -> Option<bool> {
+    use fltpolicy_core::image::format::{nfield, op, sfield};
+    for pc in rule.code_start..rule.code_start.checked_add(rule.code_len)? {
+        let insn = policy.insn(pc)?;
+        let string_test = (op::STREQ..op::EQ).contains(&insn.opcode);
+        let number_test = (op::EQ..=op::NUMIN).contains(&insn.opcode);
+        if (string_test && matches!(insn.field, sfield::IMAGE | sfield::PROCESS | sfield::USER))
+            || (number_test && insn.field == nfield::PPID)
+        {
+            return Some(true);
+        }
+    }
+    Some(false)
 }
 
 fn node(policy: &Policy<'_>, id: u32) -> Option<NodeRec> {
@@ -161,6 +189,30 @@ mod tests {
             .unwrap()
             .image;
         PolicyFacts::of(&Policy::from_bytes(&image).unwrap())
+    }
+
+    #[test]
+    fn recording_rules_that_test_the_process_are_known() {
+        for (src, want) in [
+            ("log write under /d\n", false),
+            ("log write under /d where size > 10 and pid == 4\n", false),
+            ("log write under /d where image == \"/usr/bin/x\"\n", true),
+            ("log write under /d where process == \"x\"\n", true),
+            ("log write under /d where user == \"root\"\n", true),
+            ("log write under /d where ppid == 1\n", true),
+            (
+                "deny open under /d unless image startswith \"/usr\"\n",
+                true,
+            ),
+            // An allow rule's test does not make a non-match silent: a
+            // later recording rule still decides (and records).
+            (
+                "allow write under /d where process == \"x\"\nlog write under /d\n",
+                false,
+            ),
+        ] {
+            assert_eq!(facts(src).process_fields, want, "{src}");
+        }
     }
 
     #[test]

@@ -54,6 +54,9 @@ impl Sink for AuditSink {
             UpstreamLoss::UnresolvedPath => {
                 self.queue.count_upstream_drop(DropReason::Unresolved, 1)
             }
+            UpstreamLoss::Unattributed => {
+                self.queue.count_upstream_drop(DropReason::Unattributed, 1)
+            }
         }
         self.upstream.fetch_add(1, Ordering::Relaxed);
     }
@@ -231,10 +234,12 @@ mod tests {
         sink.lost_upstream(UpstreamLoss::UnresolvedPath);
         sink.lost_upstream(UpstreamLoss::UnresolvedPath);
         sink.lost_upstream(UpstreamLoss::KernelQueueOverflow);
-        assert_eq!(sink.dropped(), 3);
+        sink.lost_upstream(UpstreamLoss::Unattributed);
+        assert_eq!(sink.dropped(), 4);
         let (_, stats) = flush.shutdown().map_err(|(_, _, e)| e).unwrap();
         assert_eq!(stats.drops_recorded[DropReason::Unresolved as usize], 2);
         assert_eq!(stats.drops_recorded[DropReason::KernelOverflow as usize], 1);
+        assert_eq!(stats.drops_recorded[DropReason::Unattributed as usize], 1);
 
         let mut per_reason = [0u64; DropReason::COUNT];
         for r in LogReader::open(&rotated_files(&base)).unwrap() {
@@ -245,6 +250,7 @@ mod tests {
         let mut want = [0u64; DropReason::COUNT];
         want[DropReason::Unresolved as usize] = 2;
         want[DropReason::KernelOverflow as usize] = 1;
+        want[DropReason::Unattributed as usize] = 1;
         assert_eq!(per_reason, want);
         std::fs::remove_dir_all(&dir).unwrap();
     }

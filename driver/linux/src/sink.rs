@@ -18,6 +18,10 @@ pub enum UpstreamLoss {
     /// resolved (e.g. its directory was removed before the event was read),
     /// so the policy could not be applied to it.
     UnresolvedPath,
+    /// One event whose process could not be identified matched no rule
+    /// while a recording rule tests the process: its verdict may have been
+    /// different with the identity.
+    Unattributed,
 }
 
 /// The audit pipeline as the event threads see it.

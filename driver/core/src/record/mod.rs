@@ -338,11 +338,18 @@ pub enum DropReason {
     /// a loss of events that were never written: readers report it apart
     /// from the other reasons.
     Retention = 6,
+    /// The process behind an event could not be identified (no image: it
+    /// exited before the engine learnt it) while a recording rule tests
+    /// the process (`image`, `process`, `user`, `ppid`), and the event
+    /// matched no rule: the verdict may have been different with the
+    /// identity, so the non-match is counted here instead of passing in
+    /// silence.
+    Unattributed = 7,
 }
 
 impl DropReason {
     /// Every reason, in code order.
-    pub const ALL: [DropReason; 7] = [
+    pub const ALL: [DropReason; 8] = [
         DropReason::QueueFull,
         DropReason::QueueBusy,
         DropReason::WriteFailed,
@@ -350,6 +357,7 @@ impl DropReason {
         DropReason::Unresolved,
         DropReason::LogLost,
         DropReason::Retention,
+        DropReason::Unattributed,
     ];
     /// Number of reasons (size of per-reason counter arrays).
     pub const COUNT: usize = Self::ALL.len();
@@ -363,6 +371,7 @@ impl DropReason {
             DropReason::Unresolved => "unresolved",
             DropReason::LogLost => "log_lost",
             DropReason::Retention => "retention",
+            DropReason::Unattributed => "unattributed",
         }
     }
 }

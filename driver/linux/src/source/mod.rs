@@ -18,7 +18,7 @@ use fltpolicy_core::record::EventData;
 use crate::facts::PolicyFacts;
 use crate::marks;
 use crate::procinfo::{ProcessTable, Users};
-use crate::sink::Sink;
+use crate::sink::{Sink, UpstreamLoss};
 use crate::slot::{LoadedPolicy, PolicySlot};
 use crate::stats::Counters;
 use crate::sys::handle::MountFds;
@@ -124,6 +124,16 @@ impl BatchProcs {
     }
 }
 
+/// Whether an event's verdict must be reported as an `unattributed` loss:
+/// its process could not be identified (no image: it exited before the
+/// engine learnt it, and no exec event named it), some recording rule
+/// tests the process, and the event matched nothing — with the identity
+/// it might have matched. A matched event is recorded as usual (its
+/// record shows the empty image).
+pub fn unattributed(facts: &PolicyFacts, info: &crate::procinfo::ProcInfo, action: Action) -> bool {
+    action == Action::None && facts.process_fields && info.image.is_empty()
+}
+
 /// Both paths of a rename, as recorded (`path` = source, `target_path` =
 /// destination), whichever of them the policy was evaluated on.
 #[derive(Clone, Copy, Debug)]
@@ -169,6 +179,9 @@ pub fn decide_and_record(
     };
     let verdict: Verdict<'_> = policy.policy().evaluate(&view);
     let status = enforce(verdict.action);
+    if unattributed(&policy.facts, &info, verdict.action) {
+        shared.sink.lost_upstream(UpstreamLoss::Unattributed);
+    }
     if verdict.action != Action::None {
         Counters::inc(&shared.counters.matched);
     }
@@ -200,4 +213,48 @@ pub fn decide_and_record(
         }
     }
     verdict.action
+}
+
+#[cfg(test)]
+mod unattributed_tests {
+    use super::*;
+    use crate::procinfo::ProcInfo;
+    use fltpolicy_core::event::Target;
+    use fltpolicy_core::image::Policy;
+
+    fn facts(src: &str) -> PolicyFacts {
+        let image = fltpolicy_compiler::compile(src, "t.pol", Target::Linux)
+            .unwrap()
+            .image;
+        PolicyFacts::of(&Policy::from_bytes(&image).unwrap())
+    }
+
+    #[test]
+    fn a_non_match_without_the_process_identity_is_reported_only_when_a_rule_needed_it() {
+        let needs = facts("log create under /d where process == \"touch\"\n");
+        let path_only = facts("log create under /d\n");
+        let unknown = ProcInfo {
+            image: String::new(),
+            ppid: 0,
+            user: String::new(),
+        };
+        let known = ProcInfo {
+            image: "/usr/bin/touch".into(),
+            ppid: 1,
+            user: "root".into(),
+        };
+        assert!(unattributed(&needs, &unknown, Action::None));
+        assert!(
+            !unattributed(&needs, &unknown, Action::Log),
+            "recorded anyway"
+        );
+        assert!(
+            !unattributed(&needs, &known, Action::None),
+            "a real non-match"
+        );
+        assert!(
+            !unattributed(&path_only, &unknown, Action::None),
+            "identity not needed"
+        );
+    }
 }
