@@ -211,6 +211,62 @@ fn program_errors_name_the_instruction() {
     assert_eq!(err(&m), VerifyError::ReservedBits { insn: 0 });
 }
 
+/// The RET that ends the program holding `pc` (programs are contiguous and
+/// each ends with its only RET).
+fn ret_after(t: &Tables, pc: usize) -> usize {
+    (pc..t.code.len() / INSN_LEN)
+        .find(|&i| insn(t, i).opcode == op::RET)
+        .expect("program ends with RET")
+}
+
+#[test]
+fn a_jump_one_past_the_rules_ret_is_rejected() {
+    let img = image();
+    let mut at = 0;
+    let m = edit(&img, |t| {
+        let pc = find(t, op::JF);
+        let ret = ret_after(t, pc);
+        at = pc;
+        let mut i = insn(t, pc);
+        // Target = pc + 1 + operand = ret + 1: exactly one past the RET.
+        i.operand = u32::try_from(ret - pc).unwrap();
+        set_insn(t, pc, i);
+    });
+    assert_eq!(
+        err(&m),
+        VerifyError::JumpOutOfRange {
+            insn: u32::try_from(at).unwrap()
+        }
+    );
+    // The same jump landing exactly on the RET is legal.
+    let ok = edit(&img, |t| {
+        let pc = find(t, op::JF);
+        let ret = ret_after(t, pc);
+        let mut i = insn(t, pc);
+        i.operand = u32::try_from(ret - pc - 1).unwrap();
+        set_insn(t, pc, i);
+    });
+    Policy::from_bytes(&ok).expect("a jump onto the RET verifies");
+}
+
+#[test]
+fn a_ret_before_the_end_of_the_rule_is_rejected() {
+    let img = image();
+    let mut at = 0;
+    let m = edit(&img, |t| {
+        let pc = find(t, op::JF);
+        let ret = ret_after(t, pc);
+        at = ret - 1;
+        set_insn(t, ret - 1, Insn::new(op::RET, 0, 0));
+    });
+    assert_eq!(
+        err(&m),
+        VerifyError::Return {
+            insn: u32::try_from(at).unwrap()
+        }
+    );
+}
+
 #[test]
 fn cost_and_list_errors() {
     let img = image();
