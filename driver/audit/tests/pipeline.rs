@@ -354,6 +354,57 @@ fn write_failures_become_drop_records_and_the_chain_survives() {
     }
 }
 
+/// Two (and three) failing writes in a row: the second failed batch carries
+/// the drop record made for the first; its count must be carried forward
+/// again, not lost with the batch.
+#[test]
+fn consecutive_write_failures_keep_every_drop_counted() {
+    for partial in [false, true] {
+        let sink = FlakySink {
+            partial,
+            ..FlakySink::default()
+        };
+        let q = new_queue(MIN_RING_WORDS).unwrap();
+        let mut buf = vec![0u8; 256 << 10];
+        let wcfg = WriterConfig {
+            host: "h",
+            boot_id: [0; 16],
+            session_id: [1; 16],
+            key: None,
+            max_file_bytes: MIN_FILE_BYTES * 3,
+            first_seq: 1,
+        };
+        let mut w = LogWriter::new(sink.clone(), &mut buf, &wcfg, 1)
+            .map_err(|e| e.0)
+            .unwrap();
+        let mut c = q.consumer().unwrap();
+        let mut produced = 0u64;
+        for round in 0..10u64 {
+            sink.fail
+                .store(matches!(round, 1 | 2 | 5 | 6 | 7), Ordering::Relaxed);
+            for i in 0..20 {
+                produced += 1;
+                let _ = q.push(0, &event(round, i, "/data/x"));
+            }
+            w.drain(&mut c, 10 + round);
+        }
+        sink.fail.store(false, Ordering::Relaxed);
+        let (_, stats) = w.finish(&mut c, 1_000).map_err(|e| e.2).unwrap();
+        let dropped: u64 = stats.drops_recorded.iter().sum();
+        assert!(stats.write_failures >= 5, "{stats:?}");
+        assert_eq!(
+            stats.events_written + dropped,
+            produced,
+            "partial={partial}: {stats:?}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let paths = write_files(dir.path(), &sink.files.lock().unwrap());
+        let rep = verify(&paths, ReadOptions::default()).unwrap();
+        assert!(rep.ok(), "partial={partial}: {:?}", rep.errors);
+        assert_eq!(rep.events + rep.dropped, produced);
+    }
+}
+
 #[test]
 fn keyed_chain_needs_the_key_and_catches_a_recomputed_chain() {
     let dir = tempfile::tempdir().unwrap();
