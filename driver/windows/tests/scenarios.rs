@@ -630,3 +630,40 @@ fn records_wait_in_the_queue_while_no_log_can_be_opened() {
     assert_eq!(events(&recs).len(), 20);
     assert!(!recs.iter().any(|r| matches!(r, Rec::Dropped { .. })));
 }
+
+/// Paging I/O is never failed, even under `deny write`: it carries data the
+/// cache already accepted. A paging write with its pre-op at APC_LEVEL and
+/// one at DISPATCH_LEVEL both succeed and their bytes reach the file, while
+/// an ordinary write on the same handle is denied.
+#[test]
+fn paging_writes_under_deny_write_succeed_and_land_their_data() {
+    // The file is opened for write first (a mapped view's writes come from
+    // an open made earlier), then `deny write` is loaded.
+    let mut sim = started(r"log create under C:\Data");
+    let path = r"C:\Data\mapped.bin";
+    let h = sim
+        .open(1234, path, access::WRITE, access::OPEN_IF)
+        .unwrap();
+    load_policy(&sim, r"deny write under C:\Data");
+    let len = |sim: &Sim| sim.file_contents(path).map_or(0, |b| b.len());
+    assert_eq!(len(&sim), 0);
+    // An ordinary write is denied (0xC0000022, STATUS_ACCESS_DENIED in
+    // ntstatus.h) and writes nothing.
+    assert_eq!(sim.write(h, 10, Io::from(1234)) as u32, 0xC000_0022);
+    assert_eq!(len(&sim), 0);
+    let at_apc = Io {
+        pid: 4,
+        irql: APC_LEVEL,
+        post_irql: DISPATCH_LEVEL,
+        paging: true,
+    };
+    assert_eq!(sim.write(h, 4096, at_apc), 0, "paging write at APC_LEVEL");
+    assert_eq!(len(&sim), 4096);
+    assert_eq!(
+        sim.write(h, 8192, Io::paging_at_dispatch()),
+        0,
+        "paging write at DISPATCH_LEVEL"
+    );
+    assert_eq!(len(&sim), 4096 + 8192);
+    assert_eq!(sim.unload(), 0);
+}
