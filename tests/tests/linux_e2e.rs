@@ -785,3 +785,64 @@ fn record_times_keep_the_order_of_the_operations() {
     }
     cleanup(&log);
 }
+
+/// SIGTERM while events are still queued: the engine is frozen (SIGSTOP)
+/// while a writer makes its files, so they wait in the kernel queue; then
+/// SIGTERM and SIGCONT. Every event must reach the log before the exit.
+#[test]
+fn sigterm_while_events_are_queued_drains_them_all() {
+    let s = Scratch::new("e2e", "queued");
+    std::fs::create_dir_all(s.path("d")).unwrap();
+    let run = Running::start(
+        &format!("log create under {} as \"q\"\n", s.s("d")),
+        &s,
+        &s.dir,
+    );
+    // Log-only: no permission events, so a frozen engine blocks no writer.
+    assert_eq!(run.status_json()["linux"]["blocking"], false);
+    let pid = run.child.id().to_string();
+    let signal = |sig: &str| {
+        assert!(Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success());
+    };
+    signal("-STOP");
+    const N: usize = 300;
+    let ok = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!(
+            "i=0; while [ $i -lt {N} ]; do : > {}/f$i; i=$((i+1)); done",
+            s.s("d")
+        ))
+        .status()
+        .unwrap()
+        .success();
+    // Nothing has been read yet; the stop is taken while all N wait.
+    signal("-TERM");
+    signal("-CONT");
+    assert!(ok);
+    let mut run = run;
+    let status = run.child.wait().unwrap();
+    while let Ok(l) = run.stderr.recv_timeout(Duration::from_millis(200)) {
+        run.lines.push(l);
+    }
+    assert!(
+        status.success(),
+        "engine exit: {status:?}\n{}",
+        run.lines.join("\n")
+    );
+    let log = run.log.clone();
+    verify_ok(&log);
+    let evs = events(&log);
+    let mut paths: Vec<_> = evs
+        .iter()
+        .filter(|e| e.op == Some(Op::Create))
+        .map(|e| e.path.clone())
+        .collect();
+    paths.sort();
+    paths.dedup();
+    assert_eq!(paths.len(), N, "every queued create reaches the log");
+    cleanup(&log);
+}
