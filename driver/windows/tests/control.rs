@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use fltpolicy_core::control::{
-    self, ControlError, Kind, IOCTL_LOAD_POLICY, IOCTL_QUERY_STATUS, IOCTL_SET_LOG_PATH,
-    LOAD_REPLY_LEN, STATUS_LEN,
+    self, Kind, IOCTL_LOAD_POLICY, IOCTL_QUERY_STATUS, IOCTL_SET_LOG_PATH, LOAD_REPLY_LEN,
+    STATUS_LEN,
 };
 use fltpolicy_driver::control::STATUS_BUFFER_TOO_SMALL;
 use fltpolicy_driver::kernel::status::*;
@@ -19,6 +19,16 @@ fn loaded() -> Sim {
     assert_eq!(sim.load(), 0);
     sim
 }
+
+// Expected statuses from ntstatus.h (Wine's copy, wine/windows/ntstatus.h),
+// not from the driver's own `ControlError::ntstatus()`.
+const NT_INFO_LENGTH_MISMATCH: i32 = 0xC000_0004_u32 as i32;
+const NT_INVALID_PARAMETER_1: i32 = 0xC000_00EF_u32 as i32;
+const NT_INVALID_PARAMETER_2: i32 = 0xC000_00F0_u32 as i32;
+const NT_INVALID_PARAMETER_3: i32 = 0xC000_00F1_u32 as i32;
+const NT_REVISION_MISMATCH: i32 = 0xC000_0059_u32 as i32;
+const NT_INVALID_BUFFER_SIZE: i32 = 0xC000_0206_u32 as i32;
+const NT_OBJECT_PATH_SYNTAX_BAD: i32 = 0xC000_003B_u32 as i32;
 
 #[test]
 fn only_administrators_open_and_use_the_device() {
@@ -50,21 +60,12 @@ fn malformed_load_requests_get_precise_statuses() {
     let mut sim = loaded();
     let good = control::request(Kind::Load, &compile(POLICY));
     let cases: Vec<(&str, Vec<u8>, usize, i32)> = vec![
-        (
-            "empty",
-            vec![],
-            LOAD_REPLY_LEN,
-            ControlError::TooShort { needed: 16, got: 0 }.ntstatus(),
-        ),
+        ("empty", vec![], LOAD_REPLY_LEN, NT_INFO_LENGTH_MISMATCH),
         (
             "short header",
             good[..10].to_vec(),
             LOAD_REPLY_LEN,
-            ControlError::TooShort {
-                needed: 16,
-                got: 10,
-            }
-            .ntstatus(),
+            NT_INFO_LENGTH_MISMATCH,
         ),
         (
             "bad magic",
@@ -74,7 +75,7 @@ fn malformed_load_requests_get_precise_statuses() {
                 b
             },
             LOAD_REPLY_LEN,
-            ControlError::BadMagic.ntstatus(),
+            NT_INVALID_PARAMETER_1,
         ),
         (
             "wrong version",
@@ -84,17 +85,13 @@ fn malformed_load_requests_get_precise_statuses() {
                 b
             },
             LOAD_REPLY_LEN,
-            ControlError::UnsupportedVersion(9).ntstatus(),
+            NT_REVISION_MISMATCH,
         ),
         (
             "wrong kind",
             control::request(Kind::Status, &[]),
             LOAD_REPLY_LEN,
-            ControlError::WrongKind {
-                expected: 1,
-                found: 2,
-            }
-            .ntstatus(),
+            NT_INVALID_PARAMETER_2,
         ),
         (
             "length lies (longer)",
@@ -104,11 +101,7 @@ fn malformed_load_requests_get_precise_statuses() {
                 b
             },
             LOAD_REPLY_LEN,
-            ControlError::LengthMismatch {
-                claimed: 0,
-                actual: 0,
-            }
-            .ntstatus(),
+            NT_INFO_LENGTH_MISMATCH,
         ),
         (
             "length lies (shorter)",
@@ -118,11 +111,7 @@ fn malformed_load_requests_get_precise_statuses() {
                 b
             },
             LOAD_REPLY_LEN,
-            ControlError::LengthMismatch {
-                claimed: 0,
-                actual: 0,
-            }
-            .ntstatus(),
+            NT_INFO_LENGTH_MISMATCH,
         ),
         (
             "length lies (huge)",
@@ -132,21 +121,13 @@ fn malformed_load_requests_get_precise_statuses() {
                 b
             },
             LOAD_REPLY_LEN,
-            ControlError::LengthMismatch {
-                claimed: 0,
-                actual: 0,
-            }
-            .ntstatus(),
+            NT_INFO_LENGTH_MISMATCH,
         ),
         (
             "truncated body",
             good[..good.len() - 3].to_vec(),
             LOAD_REPLY_LEN,
-            ControlError::LengthMismatch {
-                claimed: 0,
-                actual: 0,
-            }
-            .ntstatus(),
+            NT_INFO_LENGTH_MISMATCH,
         ),
         (
             "reserved set",
@@ -156,13 +137,13 @@ fn malformed_load_requests_get_precise_statuses() {
                 b
             },
             LOAD_REPLY_LEN,
-            ControlError::ReservedNotZero.ntstatus(),
+            NT_INVALID_PARAMETER_3,
         ),
         (
             "empty image",
             control::request(Kind::Load, &[]),
             LOAD_REPLY_LEN,
-            ControlError::Empty.ntstatus(),
+            NT_INVALID_BUFFER_SIZE,
         ),
         (
             "garbage image",
@@ -229,23 +210,13 @@ fn malformed_status_and_log_path_requests() {
         &control::request(Kind::Status, b"x"),
         STATUS_LEN,
     );
-    assert_eq!(
-        st,
-        ControlError::LengthMismatch {
-            claimed: 0,
-            actual: 1
-        }
-        .ntstatus()
-    );
+    assert_eq!(st, NT_INFO_LENGTH_MISMATCH);
     for (path, want) in [
-        (&b"relative\\x.log"[..], ControlError::BadPath.ntstatus()),
-        (&br"C:\a\..\b.log"[..], ControlError::BadPath.ntstatus()),
-        (&[0xC3, 0x28][..], ControlError::BadPath.ntstatus()),
-        (&b""[..], ControlError::Empty.ntstatus()),
-        (
-            &[b'a'; 2000][..],
-            ControlError::TooLarge { limit: 0, got: 0 }.ntstatus(),
-        ),
+        (&b"relative\\x.log"[..], NT_OBJECT_PATH_SYNTAX_BAD),
+        (&br"C:\a\..\b.log"[..], NT_OBJECT_PATH_SYNTAX_BAD),
+        (&[0xC3, 0x28][..], NT_OBJECT_PATH_SYNTAX_BAD),
+        (&b""[..], NT_INVALID_BUFFER_SIZE),
+        (&[b'a'; 2000][..], NT_INVALID_BUFFER_SIZE),
     ] {
         let (st, _) = sim.ioctl(
             IOCTL_SET_LOG_PATH,
