@@ -26,7 +26,7 @@ sets=(
   "queue|fltpolicy-core|driver/core/src/queue/mod.rs"
   "record|fltpolicy-core|driver/core/src/record/writer.rs driver/core/src/record/frame.rs driver/core/src/record/chain.rs driver/core/src/record/mod.rs"
   "audit|fltpolicy-audit|driver/audit/src/writer.rs driver/audit/src/reader.rs driver/audit/src/verify.rs"
-  "lowering|fltpolicy-compiler|compiler/src/lower*.rs compiler/src/lower/**/*.rs"
+  "lowering|fltpolicy-compiler|compiler/src/lower*.rs"
   "windows|fltpolicy-driver|driver/windows/src/ops.rs driver/windows/src/control.rs driver/windows/src/policy.rs driver/windows/src/process.rs"
 )
 
